@@ -1,0 +1,29 @@
+# tinyhnsw: PGXS build.  `make && make install`, then `make installcheck`
+# (pg_regress over sql/) and `make prove_installcheck` (TAP over test/t/).
+# test/run does all of it on a throw-away cluster.
+
+MODULE_big = tinyhnsw
+EXTENSION = tinyhnsw
+DATA_built = tinyhnsw--0.1.0.sql
+
+OBJS = \
+	src/distance.o \
+	src/vector.o
+
+REGRESS =
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+# Only the SQL-callable functions, _PG_init and the module magic are exported:
+# PostgreSQL 15 loads modules globally, so a helper of ours must never be able
+# to replace (or be replaced by) another library's symbol of the same name.
+PG_CPPFLAGS = -fvisibility=hidden '-DPGDLLEXPORT=__attribute__((visibility("default")))'
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The install script is assembled from the SQL of each part, kept beside its C.
+tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql
+	cat $^ > $@
