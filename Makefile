@@ -8,6 +8,7 @@ DATA_built = tinyhnsw--0.1.0.sql
 
 OBJS = \
 	src/distance.o \
+	src/hnsw.o \
 	src/vector.o
 
 REGRESS =

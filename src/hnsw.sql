@@ -1,0 +1,1 @@
+-- hnsw index access method: added with the index
