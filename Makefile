@@ -1,5 +1,5 @@
 # tinyhnsw: PGXS build.  `make && make install`, then `make installcheck`
-# (pg_regress over sql/) and `make prove_installcheck` (TAP over test/t/).
+# (pg_regress over sql/, then TAP over test/t/ against clusters of its own).
 # test/run does all of it on a throw-away cluster.
 
 MODULE_big = tinyhnsw
@@ -9,6 +9,13 @@ DATA_built = tinyhnsw--0.1.0.sql
 OBJS = \
 	src/distance.o \
 	src/hnsw.o \
+	src/hnswbuild.o \
+	src/hnswgraph.o \
+	src/hnswinsert.o \
+	src/hnswmem.o \
+	src/hnswpage.o \
+	src/hnswscan.o \
+	src/hnswvacuum.o \
 	src/vector.o
 
 REGRESS =

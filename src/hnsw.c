@@ -1,27 +1,487 @@
 /*-------------------------------------------------------------------------
  *
  * hnsw.c
- *	  Module entry point.  (The hnsw access method handler, reloptions and
- *	  the hnsw.* settings are added here as the index lands.)
+ *	  Module entry point and the hnsw access method's catalogue side: the
+ *	  handler, reloptions (m, ef_construction), settings (hnsw.*), the
+ *	  metrics that opclasses name, amvalidate and amcostestimate.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
+#include <float.h>
+#include <math.h>
 
-#include "distance.h"
+#include "access/amvalidate.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_opfamily.h"
+#include "catalog/pg_type.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "fmgr.h"
+#include "optimizer/optimizer.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+#include "utils/selfuncs.h"
+#include "utils/spccache.h"
+#include "utils/syscache.h"
+
+#include "hnsw.h"
+#include "vector.h"
 
 PG_MODULE_MAGIC;
 
 extern PGDLLEXPORT void _PG_init(void);
 
 /*
+ * PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function; the
+ * library is built with hidden visibility, so export the functions too.
+ */
+extern PGDLLEXPORT Datum tinyhnsw_l2_metric(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum tinyhnsw_ip_metric(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum tinyhnsw_cosine_metric(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum tinyhnsw_l1_metric(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum tinyhnsw_hnswhandler(PG_FUNCTION_ARGS);
+
+int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+
+static relopt_kind hnsw_relopt_kind;
+
+/*
  * Called once when the library is loaded: pick the distance kernels for
- * this CPU.
+ * this CPU, register the reloptions and settings.
  */
 void
 _PG_init(void)
 {
 	DistanceInit();
+
+	hnsw_relopt_kind = add_reloption_kind();
+	add_int_reloption(hnsw_relopt_kind, "m",
+					  "Maximum number of neighbours of an element per layer (twice this on layer 0)",
+					  HNSW_DEFAULT_M, HNSW_MIN_M, HNSW_MAX_M,
+					  AccessExclusiveLock);
+	add_int_reloption(hnsw_relopt_kind, "ef_construction",
+					  "Size of the candidate list while building the graph",
+					  HNSW_DEFAULT_EF_CONSTRUCTION, HNSW_MIN_EF_CONSTRUCTION,
+					  HNSW_MAX_EF_CONSTRUCTION, AccessExclusiveLock);
+
+	DefineCustomIntVariable("hnsw.ef_search",
+							"Sets the size of the candidate list of an hnsw index scan.",
+							"Larger values find more of the true nearest neighbours, more slowly.",
+							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
+							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("hnsw");
+}
+
+/* Metrics ----------------------------------------------------------------- */
+
+static float
+neg_inner_product(const float *a, const float *b, int dim)
+{
+	return -DistInnerProduct(a, b, dim);
+}
+
+static const HnswMetric hnsw_l2_metric = {"l2", &DistL2Squared, false, false};
+static const HnswMetric hnsw_ip_metric = {"ip", &DistInnerProduct, true, false};
+static const HnswMetric hnsw_cosine_metric = {"cosine", &DistInnerProduct, true, true};
+static const HnswMetric hnsw_l1_metric = {"l1", &DistL1, false, false};
+
+/*
+ * Support function 1 of each opclass: hands the index its metric.  The
+ * index orders by a monotone stand-in for the operator's distance:
+ * squared L2, negative inner product (also for cosine, on unit vectors),
+ * L1.
+ */
+PG_FUNCTION_INFO_V1(tinyhnsw_l2_metric);
+Datum
+tinyhnsw_l2_metric(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(&hnsw_l2_metric);
+}
+
+PG_FUNCTION_INFO_V1(tinyhnsw_ip_metric);
+Datum
+tinyhnsw_ip_metric(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(&hnsw_ip_metric);
+}
+
+PG_FUNCTION_INFO_V1(tinyhnsw_cosine_metric);
+Datum
+tinyhnsw_cosine_metric(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(&hnsw_cosine_metric);
+}
+
+PG_FUNCTION_INFO_V1(tinyhnsw_l1_metric);
+Datum
+tinyhnsw_l1_metric(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(&hnsw_l1_metric);
+}
+
+/* The kernel the graph compares stored vectors with */
+DistanceKernel
+HnswMetricKernel(const HnswMetric *metric)
+{
+	return metric->negate ? neg_inner_product : *metric->kernel;
+}
+
+/*
+ * The index's dimensions, options and metric, cached in rd_amcache.  The
+ * cache may be rebuilt at any relcache invalidation: callers that keep it
+ * across lock acquisitions copy it.
+ */
+const HnswIndexInfo *
+HnswGetIndexInfo(Relation index)
+{
+	if (index->rd_amcache == NULL)
+	{
+		HnswIndexInfo *info = MemoryContextAlloc(index->rd_indexcxt,
+												 sizeof(HnswIndexInfo));
+		HnswOptions *opts = (HnswOptions *) index->rd_options;
+		FmgrInfo   *proc = index_getprocinfo(index, 1, HNSW_METRIC_PROC);
+
+		info->dimensions = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
+		info->m = opts ? opts->m : HNSW_DEFAULT_M;
+		info->efConstruction = opts ? opts->efConstruction :
+			HNSW_DEFAULT_EF_CONSTRUCTION;
+		info->metric = (const HnswMetric *)
+			DatumGetPointer(FunctionCall1(proc, PointerGetDatum(NULL)));
+		index->rd_amcache = info;
+	}
+	return (const HnswIndexInfo *) index->rd_amcache;
+}
+
+/*
+ * Copy a vector datum into out as the index stores and searches it
+ * (normalized for cosine).  Returns false if it has no place in the
+ * index: a zero vector under cosine, whose distance to anything is NaN.
+ */
+bool
+HnswPrepareVector(const HnswIndexInfo *info, Datum value, float *out)
+{
+	Vector	   *v = DatumGetVector(value);
+
+	if (v->dim != info->dimensions)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d",
+						info->dimensions, v->dim)));
+	memcpy(out, v->x, sizeof(float) * v->dim);
+	if (info->metric->normalize)
+	{
+		double		norm = sqrt((double) DistInnerProduct(out, out, v->dim));
+
+		if (norm == 0 || !isfinite(norm))
+			return false;
+		for (int i = 0; i < v->dim; i++)
+			out[i] = (float) (out[i] / norm);
+	}
+	if ((Pointer) v != DatumGetPointer(value))
+		pfree(v);
+	return true;
+}
+
+/* amoptions */
+static bytea *
+hnswoptions(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
+		{"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, efConstruction)},
+	};
+
+	return (bytea *) build_reloptions(reloptions, validate, hnsw_relopt_kind,
+									  sizeof(HnswOptions), tab, lengthof(tab));
+}
+
+/* ambuildphasename */
+static char *
+hnswbuildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case HNSW_PHASE_LOAD:
+			return "loading tuples";
+		case HNSW_PHASE_WRITE:
+			return "writing index pages";
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * amcostestimate.  The index only serves ORDER BY its distance operator:
+ * without one it is never chosen.  A search reads about ef_search
+ * elements' neighbourhoods on layer 0 (up to 2m each) plus a few per upper
+ * layer, all before the first row comes back, so that is startup cost;
+ * each row returned after it costs a tuple.
+ */
+static void
+hnswcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+				 Cost *indexStartupCost, Cost *indexTotalCost,
+				 Selectivity *indexSelectivity, double *indexCorrelation,
+				 double *indexPages)
+{
+	IndexOptInfo *index = path->indexinfo;
+	GenericCosts costs;
+	Relation	rel;
+	int			m;
+	double		tuples;
+	double		visited;
+	double		pages;
+	double		spc_random_page_cost;
+
+	if (path->indexorderbys == NIL)
+	{
+		*indexStartupCost = get_float8_infinity();
+		*indexTotalCost = get_float8_infinity();
+		*indexSelectivity = 0;
+		*indexCorrelation = 0;
+		*indexPages = 0;
+		return;
+	}
+
+	MemSet(&costs, 0, sizeof(costs));
+	genericcostestimate(root, path, loop_count, &costs);
+
+	rel = index_open(index->indexoid, NoLock);
+	m = HnswGetIndexInfo(rel)->m;
+	index_close(rel, NoLock);
+
+	tuples = Max(index->tuples, 1.0);
+	visited = Min(tuples, hnsw_ef_search * 2.0 * m + m * log(tuples));
+	pages = Max(1.0, ceil(index->pages * visited / tuples));
+	get_tablespace_page_costs(index->reltablespace, &spc_random_page_cost,
+							  NULL);
+
+	*indexStartupCost = pages * spc_random_page_cost +
+		visited * (cpu_index_tuple_cost + cpu_operator_cost);
+	*indexTotalCost = *indexStartupCost + tuples * cpu_index_tuple_cost;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0;
+	*indexPages = pages;
+}
+
+/* The access method of an operator family, for sort families */
+static Oid
+opfamily_method(Oid opfamily)
+{
+	HeapTuple	tup = SearchSysCache1(OPFAMILYOID, ObjectIdGetDatum(opfamily));
+	Oid			method;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	method = ((Form_pg_opfamily) GETSTRUCT(tup))->opfmethod;
+	ReleaseSysCache(tup);
+	return method;
+}
+
+/*
+ * amvalidate: an hnsw opfamily holds only ORDER BY operators (strategy 1,
+ * returning float8, ordered by a btree float opfamily) and support
+ * function 1, (internal) -> internal; every opclass has both.
+ */
+static bool
+hnswvalidate(Oid opclassoid)
+{
+	bool		result = true;
+	HeapTuple	classtup;
+	Form_pg_opclass classform;
+	Oid			opfamilyoid;
+	Oid			opcintype;
+	char	   *opclassname;
+	HeapTuple	familytup;
+	char	   *opfamilyname;
+	CatCList   *proclist;
+	CatCList   *oprlist;
+	bool		hasproc = false;
+	bool		hasopr = false;
+
+	classtup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+	if (!HeapTupleIsValid(classtup))
+		elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+	classform = (Form_pg_opclass) GETSTRUCT(classtup);
+	opfamilyoid = classform->opcfamily;
+	opcintype = classform->opcintype;
+	opclassname = NameStr(classform->opcname);
+
+	familytup = SearchSysCache1(OPFAMILYOID, ObjectIdGetDatum(opfamilyoid));
+	if (!HeapTupleIsValid(familytup))
+		elog(ERROR, "cache lookup failed for operator family %u", opfamilyoid);
+	opfamilyname = NameStr(((Form_pg_opfamily) GETSTRUCT(familytup))->opfname);
+
+	proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
+	for (int i = 0; i < proclist->n_members; i++)
+	{
+		Form_pg_amproc procform =
+			(Form_pg_amproc) GETSTRUCT(&proclist->members[i]->tuple);
+
+		if (procform->amprocnum != HNSW_METRIC_PROC)
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("operator family \"%s\" of access method %s contains function %s with invalid support number %d",
+							opfamilyname, "hnsw",
+							format_procedure(procform->amproc),
+							procform->amprocnum)));
+			result = false;
+			continue;
+		}
+		if (!check_amproc_signature(procform->amproc, INTERNALOID, true,
+									1, 1, INTERNALOID))
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("operator family \"%s\" of access method %s contains function %s with wrong signature for support number %d",
+							opfamilyname, "hnsw",
+							format_procedure(procform->amproc),
+							procform->amprocnum)));
+			result = false;
+			continue;
+		}
+		if (procform->amproclefttype == opcintype &&
+			procform->amprocrighttype == opcintype)
+			hasproc = true;
+	}
+
+	oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(opfamilyoid));
+	for (int i = 0; i < oprlist->n_members; i++)
+	{
+		Form_pg_amop oprform =
+			(Form_pg_amop) GETSTRUCT(&oprlist->members[i]->tuple);
+
+		if (oprform->amopstrategy != HNSW_DISTANCE_STRATEGY)
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("operator family \"%s\" of access method %s contains operator %s with invalid strategy number %d",
+							opfamilyname, "hnsw",
+							format_operator(oprform->amopopr),
+							oprform->amopstrategy)));
+			result = false;
+			continue;
+		}
+		if (oprform->amoppurpose != AMOP_ORDER ||
+			!OidIsValid(oprform->amopsortfamily) ||
+			opfamily_method(oprform->amopsortfamily) != BTREE_AM_OID)
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("operator family \"%s\" of access method %s contains operator %s that is not an ORDER BY operator with a btree sort family",
+							opfamilyname, "hnsw",
+							format_operator(oprform->amopopr))));
+			result = false;
+			continue;
+		}
+		if (!check_amop_signature(oprform->amopopr, FLOAT8OID,
+								  oprform->amoplefttype,
+								  oprform->amoprighttype))
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("operator family \"%s\" of access method %s contains operator %s with wrong signature",
+							opfamilyname, "hnsw",
+							format_operator(oprform->amopopr))));
+			result = false;
+			continue;
+		}
+		if (oprform->amoplefttype == opcintype &&
+			oprform->amoprighttype == opcintype)
+			hasopr = true;
+	}
+
+	if (!hasproc)
+	{
+		ereport(INFO,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("operator class \"%s\" of access method %s is missing support function %d",
+						opclassname, "hnsw", HNSW_METRIC_PROC)));
+		result = false;
+	}
+	if (!hasopr)
+	{
+		ereport(INFO,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("operator class \"%s\" of access method %s is missing an ORDER BY operator for strategy %d",
+						opclassname, "hnsw", HNSW_DISTANCE_STRATEGY)));
+		result = false;
+	}
+
+	ReleaseCatCacheList(oprlist);
+	ReleaseCatCacheList(proclist);
+	ReleaseSysCache(familytup);
+	ReleaseSysCache(classtup);
+	return result;
+}
+
+/*
+ * The access method handler.  Each flag is checked against its comment in
+ * access/amapi.h.
+ */
+PG_FUNCTION_INFO_V1(tinyhnsw_hnswhandler);
+Datum
+tinyhnsw_hnswhandler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
+
+	amroutine->amstrategies = 0;	/* no fixed strategy assignments */
+	amroutine->amsupport = HNSW_NPROC;
+	amroutine->amoptsprocnum = 0;
+	amroutine->amcanorder = false;
+	amroutine->amcanorderbyop = true;	/* ORDER BY emb <-> $1 */
+	amroutine->amcanbackward = false;
+	amroutine->amcanunique = false;
+	amroutine->amcanmulticol = false;
+	amroutine->amoptionalkey = true;	/* no WHERE qual on the column */
+	amroutine->amsearcharray = false;
+	amroutine->amsearchnulls = false;
+	amroutine->amstorage = false;
+	amroutine->amclusterable = false;
+	amroutine->ampredlocks = false;
+	amroutine->amcanparallel = false;
+	amroutine->amcaninclude = false;
+	amroutine->amusemaintenanceworkmem = false;	/* vacuum needs none */
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	amroutine->amkeytype = InvalidOid;
+
+	amroutine->ambuild = hnswbuild;
+	amroutine->ambuildempty = hnswbuildempty;
+	amroutine->aminsert = hnswinsert;
+	amroutine->ambulkdelete = hnswbulkdelete;
+	amroutine->amvacuumcleanup = hnswvacuumcleanup;
+	amroutine->amcanreturn = NULL;
+	amroutine->amcostestimate = hnswcostestimate;
+	amroutine->amoptions = hnswoptions;
+	amroutine->amproperty = NULL;
+	amroutine->ambuildphasename = hnswbuildphasename;
+	amroutine->amvalidate = hnswvalidate;
+	amroutine->amadjustmembers = NULL;
+	amroutine->ambeginscan = hnswbeginscan;
+	amroutine->amrescan = hnswrescan;
+	amroutine->amgettuple = hnswgettuple;
+	amroutine->amgetbitmap = NULL;
+	amroutine->amendscan = hnswendscan;
+	amroutine->ammarkpos = NULL;
+	amroutine->amrestrpos = NULL;
+	amroutine->amestimateparallelscan = NULL;
+	amroutine->aminitparallelscan = NULL;
+	amroutine->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(amroutine);
 }

@@ -1,0 +1,386 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw.h
+ *	  The map of the hnsw index: disk format, locking protocol, WAL, the
+ *	  graph interface shared by the in-memory build and the on-page index,
+ *	  and every tunable constant.
+ *
+ * DESIGN NOTE
+ * -----------
+ * The index is an HNSW graph (Malkov & Yashunin, "Efficient and robust
+ * approximate nearest neighbor search using Hierarchical Navigable Small
+ * World graphs").  The algorithm lives once, in hnswgraph.c, and works on
+ * any storage that implements HnswGraphOps: hnswmem.c (the graph built in
+ * memory by CREATE INDEX) and hnswpage.c (the graph in buffer pages, used
+ * by inserts, scans and vacuum).
+ *
+ * Page layout.  Block 0 is the metapage (HnswMetaPageData in the page
+ * contents).  Every other block is a data page whose special space is
+ * HnswPageOpaqueData and whose items are tuples of two kinds, told apart by
+ * their first byte:
+ *
+ *	 element tuple (HNSW_ELEMENT_TUPLE): level, flags, up to HNSW_HEAPTIDS
+ *		heap TIDs (rows sharing the same vector share one element), the TID
+ *		of the element's neighbour tuple, and the vector (dimensions floats).
+ *	 neighbour tuple (HNSW_NEIGHBOR_TUPLE): (level + 2) * m slots of index
+ *		TIDs of element tuples; layer 0 owns slots [0, 2m), layer l >= 1 owns
+ *		[2m + (l - 1) m, 2m + l m).  A layer's list is packed at the front of
+ *		its slots and ends at the first invalid TID.
+ *
+ * An element is named by the TID of its element tuple (HnswRef packs block
+ * and offset).  Its neighbour tuple is written on the same page when both
+ * fit, which is always the case below about 1900 dimensions; a neighbour
+ * tuple is never moved, and both tuples keep their size for life, so all
+ * later changes are in-place overwrites.
+ *
+ * Inserts append: the metapage names the last data page (insertPage); a new
+ * element goes there, or to a page added at the end of the relation.
+ *
+ * WAL.  Every change to an existing page goes through GenericXLog.  CREATE
+ * INDEX writes its pages through shared buffers without WAL and then logs
+ * them all at once with log_newpage_range(); if the build outgrows
+ * maintenance_work_mem it logs what it has written before continuing with
+ * ordinary (logged) inserts.  Unlogged indexes get an init fork holding an
+ * empty metapage (ambuildempty).
+ *
+ * Locking protocol.
+ *	 1. A backend holds at most one buffer content lock at a time, for as
+ *		long as it takes to copy a tuple out or write one in, with two
+ *		exceptions: adding a new element may hold the insert page together
+ *		with pages it has just added to the relation (nobody else can know
+ *		of those yet), and log_newpage_range in build.  So content locks
+ *		can never deadlock.
+ *	 2. Inserts hold the heavyweight page lock HNSW_UPDATE_LOCK in share
+ *		mode for their whole duration; an insert that will become the new
+ *		entry point (the index is empty, or its level is above the current
+ *		top) takes it in exclusive mode instead, so that two such inserts
+ *		cannot both believe they are the top and orphan one another.
+ *		Vacuum takes it in exclusive mode while it unlinks elements.
+ *	 3. Linking a new element into a full neighbour list is optimistic: the
+ *		list is read under a share lock, the pruned list is computed with no
+ *		lock held (it reads other elements), and it is written under an
+ *		exclusive lock only if the list did not change meanwhile; otherwise
+ *		the update is retried a few times and then dropped (the new element
+ *		keeps its own links, so it stays reachable through its neighbours'
+ *		remaining links and the layer above).
+ *	 4. The metapage is updated last, after the new element is fully linked,
+ *		so a scan never starts from an element that is not yet in the graph.
+ *	 5. Relation extension happens under the relation extension lock, which
+ *		is never held while waiting for a buffer content lock.
+ *	 Scans take no heavyweight lock; they read one page at a time under a
+ *	 share lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TINYHNSW_HNSW_H
+#define TINYHNSW_HNSW_H
+
+#include "access/amapi.h"
+#include "access/genam.h"
+#include "access/itup.h"
+#include "common/relpath.h"
+#include "nodes/execnodes.h"
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+#include "utils/relcache.h"
+
+#include "distance.h"
+
+/* Option ranges and defaults (reloptions and settings) */
+#define HNSW_DEFAULT_M				16
+#define HNSW_MIN_M					2
+#define HNSW_MAX_M					100
+#define HNSW_DEFAULT_EF_CONSTRUCTION	64
+#define HNSW_MIN_EF_CONSTRUCTION	4
+#define HNSW_MAX_EF_CONSTRUCTION	1000
+#define HNSW_DEFAULT_EF_SEARCH		40
+#define HNSW_MIN_EF_SEARCH			1
+#define HNSW_MAX_EF_SEARCH			1000
+
+/* Largest indexable dimension count: an element tuple must fit a page */
+#define HNSW_MAX_DIM				2000
+
+/* Highest layer an element may be assigned (its neighbour tuple must fit) */
+#define HNSW_MAX_LEVEL				16
+
+/* Heap TIDs an element tuple holds (rows with equal vectors share it) */
+#define HNSW_HEAPTIDS				10
+
+/* Support function and strategy numbers */
+#define HNSW_METRIC_PROC			1	/* (internal) -> internal: HnswMetric */
+#define HNSW_NPROC					1
+#define HNSW_DISTANCE_STRATEGY		1	/* the ORDER BY distance operator */
+
+/* Heavyweight page lock taken by inserts and vacuum (see protocol above) */
+#define HNSW_UPDATE_LOCK			0
+
+/* Page identification */
+#define HNSW_MAGIC_NUMBER			0x484E5357	/* "HNSW" */
+#define HNSW_FORMAT_VERSION			1
+#define HNSW_PAGE_ID				0xFF91
+#define HNSW_METAPAGE_BLKNO			0
+
+/* Build progress subphases (PROGRESS_CREATEIDX_SUBPHASE) */
+#define HNSW_PHASE_LOAD				2
+#define HNSW_PHASE_WRITE			3
+
+/* Tuple type bytes */
+#define HNSW_ELEMENT_TUPLE			1
+#define HNSW_NEIGHBOR_TUPLE			2
+
+/* Element flags */
+#define HNSW_ELEMENT_DELETED		0x01	/* no heap TIDs left */
+
+typedef struct HnswMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dimensions;
+	uint16		m;
+	uint16		efConstruction;
+	BlockNumber entryBlkno;		/* entry point, InvalidBlockNumber if empty */
+	OffsetNumber entryOffno;
+	int16		entryLevel;		/* -1 if empty */
+	BlockNumber insertPage;		/* last data page: new elements go here */
+} HnswMetaPageData;
+
+typedef HnswMetaPageData *HnswMetaPage;
+
+typedef struct HnswPageOpaqueData
+{
+	uint16		flags;			/* none yet */
+	uint16		page_id;		/* HNSW_PAGE_ID, for tools */
+} HnswPageOpaqueData;
+
+typedef HnswPageOpaqueData *HnswPageOpaque;
+
+typedef struct HnswElementTupleData
+{
+	uint8		type;			/* HNSW_ELEMENT_TUPLE */
+	uint8		level;			/* top layer of this element */
+	uint8		flags;			/* HNSW_ELEMENT_* */
+	uint8		ntids;			/* heap TIDs in use (packed at the front) */
+	ItemPointerData heaptids[HNSW_HEAPTIDS];
+	ItemPointerData neighbortid;	/* this element's neighbour tuple */
+	uint16		unused;
+	float		vec[FLEXIBLE_ARRAY_MEMBER];
+} HnswElementTupleData;
+
+typedef HnswElementTupleData *HnswElementTuple;
+
+typedef struct HnswNeighborTupleData
+{
+	uint8		type;			/* HNSW_NEIGHBOR_TUPLE */
+	uint8		unused;
+	uint16		nslots;			/* (level + 2) * m */
+	ItemPointerData slots[FLEXIBLE_ARRAY_MEMBER];
+} HnswNeighborTupleData;
+
+typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+#define HNSW_ELEMENT_TUPLE_SIZE(dim) \
+	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dim))
+#define HNSW_NEIGHBOR_TUPLE_SIZE(level, m) \
+	MAXALIGN(offsetof(HnswNeighborTupleData, slots) + \
+			 sizeof(ItemPointerData) * ((level) + 2) * (m))
+/* Room for tuples on an empty data page */
+#define HNSW_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - \
+	 MAXALIGN(sizeof(HnswPageOpaqueData)))
+
+/* Slots of a layer within a neighbour tuple */
+#define HnswLayerCapacity(m, layer)	((layer) == 0 ? 2 * (m) : (m))
+#define HnswLayerStart(m, layer)	((layer) == 0 ? 0 : 2 * (m) + ((layer) - 1) * (m))
+
+#define HnswPageGetOpaque(page) ((HnswPageOpaque) PageGetSpecialPointer(page))
+#define HnswPageGetMeta(page)	((HnswMetaPage) PageGetContents(page))
+
+/*
+ * Graph interface (hnswgraph.c calls it; hnswmem.c and hnswpage.c implement it)
+ */
+
+/* An element: in memory an array index, on pages its element tuple's TID */
+typedef uint64 HnswRef;
+
+#define HNSW_INVALID_REF		PG_UINT64_MAX
+#define HnswRefFromTid(blk, off)	(((uint64) (blk) << 16) | (uint64) (off))
+#define HnswRefBlock(ref)		((BlockNumber) ((ref) >> 16))
+#define HnswRefOffset(ref)		((OffsetNumber) ((ref) & 0xFFFF))
+
+/* An element met during a search, with its distance to the query */
+typedef struct HnswCandidate
+{
+	HnswRef		ref;
+	uint64		loc;			/* storage's handle on the neighbour lists */
+	float		dist;
+} HnswCandidate;
+
+typedef struct HnswGraph HnswGraph;
+
+typedef struct HnswGraphOps
+{
+	/*
+	 * Distance from q to c->ref's vector; also fills c->loc.  A storage
+	 * errors out on a damaged element rather than return garbage.
+	 */
+	float		(*distance) (HnswGraph *g, const float *q, HnswCandidate *c);
+
+	/*
+	 * Copy c's neighbours on a layer into out (room for 2m refs); return
+	 * how many.
+	 */
+	int			(*neighbours) (HnswGraph *g, const HnswCandidate *c, int layer,
+							   HnswRef *out);
+
+	/* c's vector, valid until the caller's memory context is reset */
+	const float *(*vector) (HnswGraph *g, const HnswCandidate *c);
+
+	/* Make q (at distance q->dist from e) a neighbour of e on a layer */
+	void		(*add_link) (HnswGraph *g, const HnswCandidate *e, int layer,
+							 const HnswCandidate *q);
+} HnswGraphOps;
+
+/* Visited set: open addressing over refs, cleared by bumping a generation */
+typedef struct HnswVisited
+{
+	uint64	   *keys;
+	uint32	   *gens;
+	uint32		mask;			/* capacity - 1 (capacity a power of 2) */
+	uint32		used;
+	uint32		gen;
+} HnswVisited;
+
+/* Binary heap of candidates (min- or max-heap by dist) */
+typedef struct HnswHeap
+{
+	HnswCandidate *items;
+	int			count;
+	int			capacity;
+	bool		max;
+} HnswHeap;
+
+struct HnswGraph
+{
+	const HnswGraphOps *ops;
+	DistanceKernel dist;		/* distance between two stored vectors */
+	int			dim;
+	int			m;
+	int			efConstruction;
+	int			maxLevel;		/* highest layer a neighbour tuple fits */
+	double		ml;				/* level multiplier 1/ln(m) */
+	HnswVisited visited;
+	HnswHeap	cand;			/* search scratch space, reused */
+	HnswHeap	found;
+};
+
+/* New element's neighbours, per layer (paper Algorithm 1, first half) */
+typedef struct HnswNeighbourhood
+{
+	int			level;
+	int			count[HNSW_MAX_LEVEL + 1];
+	HnswCandidate *lists[HNSW_MAX_LEVEL + 1];
+	HnswCandidate *layer0;		/* all layer-0 search results, ascending */
+	int			nlayer0;
+} HnswNeighbourhood;
+
+/* The metric an opclass's support function 1 hands the index */
+typedef struct HnswMetric
+{
+	const char *name;
+	DistanceKernel *kernel;		/* points at a dispatched kernel in distance.c */
+	bool		negate;			/* order by -kernel (inner product) */
+	bool		normalize;		/* store and query unit vectors (cosine) */
+} HnswMetric;
+
+/* What a relation's rd_amcache holds: the options and the metric */
+typedef struct HnswIndexInfo
+{
+	int			dimensions;
+	int			m;
+	int			efConstruction;
+	const HnswMetric *metric;
+} HnswIndexInfo;
+
+/* Reloptions */
+typedef struct HnswOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			m;
+	int			efConstruction;
+} HnswOptions;
+
+/* hnsw.c */
+extern int	hnsw_ef_search;
+extern const HnswIndexInfo *HnswGetIndexInfo(Relation index);
+extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
+							  float *out);
+extern DistanceKernel HnswMetricKernel(const HnswMetric *metric);
+
+/* hnswgraph.c: the algorithm */
+extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
+						  DistanceKernel dist, int dim, int m,
+						  int efConstruction);
+extern int	HnswRandomLevel(HnswGraph *g);
+extern int	HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep,
+							int nep, int ef, int layer, HnswCandidate **out);
+extern int	HnswSearch(HnswGraph *g, const float *q, HnswRef entry,
+					   int entryLevel, int ef, HnswCandidate **out);
+extern void HnswFindNeighbours(HnswGraph *g, const float *q, int level,
+							   HnswRef entry, int entryLevel,
+							   HnswNeighbourhood *nb);
+extern void HnswLinkBack(HnswGraph *g, const HnswCandidate *q,
+						 const HnswNeighbourhood *nb);
+extern int	HnswFindDuplicate(HnswGraph *g, const float *q,
+							  const HnswNeighbourhood *nb);
+extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
+						  const HnswRef *cur, int ncur,
+						  const HnswCandidate *q, HnswRef *out);
+
+/* hnswmem.c: the graph in memory (CREATE INDEX) */
+typedef struct HnswMemGraph HnswMemGraph;
+extern HnswMemGraph *HnswMemCreate(Relation index);
+extern void HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid);
+extern Size HnswMemUsed(HnswMemGraph *mg);
+extern int64 HnswMemCount(HnswMemGraph *mg);
+extern BlockNumber HnswMemWritePages(HnswMemGraph *mg, Relation index);
+extern void HnswMemFree(HnswMemGraph *mg);
+
+/* hnswpage.c: the graph in buffer pages */
+typedef struct HnswPageGraph HnswPageGraph;
+extern void HnswInitPage(Page page);
+extern void HnswWriteMetaPage(Relation index, ForkNumber fork, int dimensions,
+							  int m, int efConstruction, bool logit);
+extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
+extern HnswElementTuple HnswGetElement(Relation index, Page page,
+									   BlockNumber blkno, OffsetNumber offno,
+									   int dim);
+extern HnswNeighborTuple HnswGetNeighbors(Relation index, Page page,
+										  BlockNumber blkno,
+										  OffsetNumber offno, int m);
+extern Buffer HnswNewBuffer(Relation index);
+extern HnswPageGraph *HnswPageGraphCreate(Relation index);
+extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
+extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
+						   ItemPointer heaptid);
+
+/* AM callbacks */
+extern IndexBuildResult *hnswbuild(Relation heap, Relation index,
+								   IndexInfo *indexInfo);
+extern void hnswbuildempty(Relation index);
+extern bool hnswinsert(Relation index, Datum *values, bool *isnull,
+					   ItemPointer heap_tid, Relation heap,
+					   IndexUniqueCheck checkUnique, bool indexUnchanged,
+					   IndexInfo *indexInfo);
+extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
+											 IndexBulkDeleteResult *stats,
+											 IndexBulkDeleteCallback callback,
+											 void *callback_state);
+extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
+												IndexBulkDeleteResult *stats);
+extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
+extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+					   ScanKey orderbys, int norderbys);
+extern bool hnswgettuple(IndexScanDesc scan, ScanDirection dir);
+extern void hnswendscan(IndexScanDesc scan);
+
+#endif							/* TINYHNSW_HNSW_H */

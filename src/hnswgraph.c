@@ -1,0 +1,501 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswgraph.c
+ *	  The HNSW algorithm, once, for any storage that implements
+ *	  HnswGraphOps (hnswmem.c in memory, hnswpage.c on buffer pages).
+ *
+ * Function comments cite the algorithm numbers of Malkov & Yashunin,
+ * "Efficient and robust approximate nearest neighbor search using
+ * Hierarchical Navigable Small World graphs" (2016/2018).  Nothing here
+ * knows about buffers, WAL or locks: whatever the storage needs is behind
+ * the ops.  Memory comes from the caller's current context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "common/pg_prng.h"
+#include "utils/memutils.h"
+
+#include "hnsw.h"
+
+/*
+ * Neighbours chosen for a new element on a layer.  hnswlib's choice: m on
+ * every layer; layer 0 lists still grow to 2m through links made by later
+ * elements.
+ */
+#define HnswSelectCount(m, layer)	(m)
+
+/* Visited set ----------------------------------------------------------- */
+
+static void
+visited_init(HnswVisited *v, MemoryContext cxt, uint32 capacity)
+{
+	v->mask = capacity - 1;
+	v->keys = MemoryContextAlloc(cxt, sizeof(uint64) * capacity);
+	v->gens = MemoryContextAllocZero(cxt, sizeof(uint32) * capacity);
+	v->used = 0;
+	v->gen = 1;
+}
+
+/* Forget everything, in O(1) (a full sweep only when the counter wraps) */
+static void
+visited_clear(HnswVisited *v)
+{
+	v->used = 0;
+	if (++v->gen == 0)
+	{
+		memset(v->gens, 0, sizeof(uint32) * (v->mask + 1));
+		v->gen = 1;
+	}
+}
+
+static inline uint32
+visited_hash(uint64 key)
+{
+	/* splitmix64 finalizer: refs are very regular, so mix well */
+	key ^= key >> 30;
+	key *= UINT64CONST(0xbf58476d1ce4e5b9);
+	key ^= key >> 27;
+	key *= UINT64CONST(0x94d049bb133111eb);
+	key ^= key >> 31;
+	return (uint32) key;
+}
+
+static void visited_grow(HnswVisited *v);
+
+/* Mark ref visited; return true if it was not visited before */
+static inline bool
+visited_add(HnswVisited *v, uint64 key)
+{
+	uint32		i = visited_hash(key) & v->mask;
+
+	while (v->gens[i] == v->gen)
+	{
+		if (v->keys[i] == key)
+			return false;
+		i = (i + 1) & v->mask;
+	}
+	v->keys[i] = key;
+	v->gens[i] = v->gen;
+	if (++v->used * 2 > v->mask)
+		visited_grow(v);
+	return true;
+}
+
+/* Double the table, keeping the keys of the current generation */
+static void
+visited_grow(HnswVisited *v)
+{
+	uint64	   *oldkeys = v->keys;
+	uint32	   *oldgens = v->gens;
+	uint32		oldcap = v->mask + 1;
+	uint32		oldgen = v->gen;
+
+	/* searches run in short-lived contexts: stay in the graph's own */
+	visited_init(v, GetMemoryChunkContext(oldkeys), oldcap * 2);
+	for (uint32 i = 0; i < oldcap; i++)
+	{
+		if (oldgens[i] == oldgen)
+			visited_add(v, oldkeys[i]);
+	}
+	pfree(oldkeys);
+	pfree(oldgens);
+}
+
+/* Candidate heaps --------------------------------------------------------- */
+
+static void
+heap_init(HnswHeap *h, int capacity, bool max)
+{
+	h->items = palloc(sizeof(HnswCandidate) * capacity);
+	h->count = 0;
+	h->capacity = capacity;
+	h->max = max;
+}
+
+/* Does a belong above b? */
+static inline bool
+heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
+{
+	return h->max ? a->dist > b->dist : a->dist < b->dist;
+}
+
+static void
+heap_push(HnswHeap *h, const HnswCandidate *c)
+{
+	int			i;
+
+	if (h->count == h->capacity)
+	{
+		h->capacity *= 2;
+		h->items = repalloc(h->items, sizeof(HnswCandidate) * h->capacity);
+	}
+	i = h->count++;
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!heap_before(h, c, &h->items[parent]))
+			break;
+		h->items[i] = h->items[parent];
+		i = parent;
+	}
+	h->items[i] = *c;
+}
+
+static void
+heap_pop(HnswHeap *h, HnswCandidate *out)
+{
+	HnswCandidate last;
+	int			i = 0;
+
+	Assert(h->count > 0);
+	if (out)
+		*out = h->items[0];
+	last = h->items[--h->count];
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= h->count)
+			break;
+		if (child + 1 < h->count &&
+			heap_before(h, &h->items[child + 1], &h->items[child]))
+			child++;
+		if (!heap_before(h, &h->items[child], &last))
+			break;
+		h->items[i] = h->items[child];
+		i = child;
+	}
+	if (h->count > 0)
+		h->items[i] = last;
+}
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const HnswCandidate *ca = a;
+	const HnswCandidate *cb = b;
+
+	if (ca->dist != cb->dist)
+		return ca->dist < cb->dist ? -1 : 1;
+	/* equal distances: a fixed order keeps results deterministic */
+	if (ca->ref != cb->ref)
+		return ca->ref < cb->ref ? -1 : 1;
+	return 0;
+}
+
+/* The graph ------------------------------------------------------------- */
+
+/* Set up a graph over some storage */
+void
+HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops, DistanceKernel dist,
+			  int dim, int m, int efConstruction)
+{
+	g->ops = ops;
+	g->dist = dist;
+	g->dim = dim;
+	g->m = m;
+	g->efConstruction = efConstruction;
+	g->ml = 1.0 / log((double) m);
+	g->maxLevel = HNSW_MAX_LEVEL;
+	while (g->maxLevel > 0 &&
+		   HNSW_NEIGHBOR_TUPLE_SIZE(g->maxLevel, m) + sizeof(ItemIdData) >
+		   HNSW_PAGE_CAPACITY)
+		g->maxLevel--;
+	visited_init(&g->visited, CurrentMemoryContext, 1024);
+	heap_init(&g->cand, 256, false);
+	heap_init(&g->found, 256, true);
+}
+
+/* A new element's top layer: floor(-ln(U) * mL), capped (paper, 4.1) */
+int
+HnswRandomLevel(HnswGraph *g)
+{
+	double		u = pg_prng_double(&pg_global_prng_state);
+	int			level;
+
+	/* pg_prng_double is in [0, 1): avoid log(0) */
+	level = (int) floor(-log(1.0 - u) * g->ml);
+	return Min(level, g->maxLevel);
+}
+
+/*
+ * Algorithm 2, SEARCH-LAYER: the ef nearest elements to q on a layer,
+ * starting from the entry points ep (whose distances are filled in).
+ * Returns how many were found, ascending by distance, in *out (palloc'd).
+ */
+int
+HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
+				int ef, int layer, HnswCandidate **out)
+{
+	HnswHeap   *cand = &g->cand;	/* C: min-heap of elements to expand */
+	HnswHeap   *found = &g->found;	/* W: max-heap of the ef best */
+	HnswRef    *nbrs = palloc(sizeof(HnswRef) * 2 * g->m);
+	HnswCandidate *result;
+	int			n;
+
+	visited_clear(&g->visited);
+	cand->count = 0;
+	found->count = 0;
+	for (int i = 0; i < nep; i++)
+	{
+		if (!visited_add(&g->visited, ep[i].ref))
+			continue;
+		heap_push(cand, &ep[i]);
+		heap_push(found, &ep[i]);
+		if (found->count > ef)
+			heap_pop(found, NULL);
+	}
+
+	while (cand->count > 0)
+	{
+		HnswCandidate c;
+		int			nn;
+
+		heap_pop(cand, &c);
+		/* every element left is farther than the worst of a full W */
+		if (found->count >= ef && c.dist > found->items[0].dist)
+			break;
+
+		nn = g->ops->neighbours(g, &c, layer, nbrs);
+		for (int i = 0; i < nn; i++)
+		{
+			HnswCandidate e;
+
+			if (!visited_add(&g->visited, nbrs[i]))
+				continue;
+			e.ref = nbrs[i];
+			e.dist = g->ops->distance(g, q, &e);
+			if (found->count < ef || e.dist < found->items[0].dist)
+			{
+				heap_push(cand, &e);
+				heap_push(found, &e);
+				if (found->count > ef)
+					heap_pop(found, NULL);
+			}
+		}
+	}
+
+	n = found->count;
+	result = palloc(sizeof(HnswCandidate) * Max(n, 1));
+	memcpy(result, found->items, sizeof(HnswCandidate) * n);
+	qsort(result, n, sizeof(HnswCandidate), candidate_cmp);
+	pfree(nbrs);
+	*out = result;
+	return n;
+}
+
+/*
+ * Greedy descent from the entry point down to (not into) a layer: the
+ * nearest element found, as the entry point for that layer.
+ */
+static HnswCandidate
+descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
+		int toLayer)
+{
+	HnswCandidate ep;
+
+	ep.ref = entry;
+	ep.dist = g->ops->distance(g, q, &ep);
+	for (int lc = entryLevel; lc > toLayer; lc--)
+	{
+		HnswCandidate *w;
+
+		if (HnswSearchLayer(g, q, &ep, 1, 1, lc, &w) > 0)
+			ep = w[0];
+		pfree(w);
+	}
+	return ep;
+}
+
+/*
+ * Algorithm 5, K-NN-SEARCH: the ef nearest elements to q, ascending.
+ */
+int
+HnswSearch(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
+		   int ef, HnswCandidate **out)
+{
+	HnswCandidate ep = descend(g, q, entry, entryLevel, 0);
+
+	return HnswSearchLayer(g, q, &ep, 1, ef, 0, out);
+}
+
+/*
+ * Algorithm 4, SELECT-NEIGHBORS-HEURISTIC: from candidates sorted
+ * ascending by distance to a base element, keep up to max of them, each
+ * closer to the base than to any already kept.  Keeping diverse directions
+ * rather than the plain nearest is what keeps clustered data navigable.
+ * Returns how many were kept; they are moved to the front of c.
+ */
+static int
+select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max)
+{
+	const float **vecs;
+	int			nkept = 0;
+
+	if (nc <= max && nc <= 1)
+		return nc;
+
+	vecs = palloc(sizeof(float *) * max);
+	for (int i = 0; i < nc && nkept < max; i++)
+	{
+		const float *v = g->ops->vector(g, &c[i]);
+		bool		good = true;
+
+		for (int j = 0; j < nkept; j++)
+		{
+			if (g->dist(v, vecs[j], g->dim) < c[i].dist)
+			{
+				good = false;
+				break;
+			}
+		}
+		if (good)
+		{
+			vecs[nkept] = v;
+			c[nkept++] = c[i];
+		}
+	}
+	pfree(vecs);
+	return nkept;
+}
+
+/*
+ * Algorithm 1, INSERT, first half: find the neighbours a new element
+ * with vector q and top layer `level` gets on each layer, without changing
+ * the graph.  The storage then writes the element once, with its lists,
+ * and calls HnswLinkBack.  With an empty graph (entry invalid) there are
+ * no neighbours.
+ */
+void
+HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
+				   int entryLevel, HnswNeighbourhood *nb)
+{
+	HnswCandidate *ep;
+	int			nep = 1;
+
+	memset(nb, 0, sizeof(HnswNeighbourhood));
+	nb->level = level;
+	if (entry == HNSW_INVALID_REF)
+		return;
+
+	ep = palloc(sizeof(HnswCandidate));
+	ep[0] = descend(g, q, entry, entryLevel, level);
+
+	for (int lc = Min(level, entryLevel); lc >= 0; lc--)
+	{
+		HnswCandidate *w;
+		int			nw;
+		int			nsel;
+
+		nw = HnswSearchLayer(g, q, ep, nep, g->efConstruction, lc, &w);
+		if (lc == 0)
+		{
+			/* keep the full result: the caller looks for duplicates */
+			nb->layer0 = palloc(sizeof(HnswCandidate) * Max(nw, 1));
+			memcpy(nb->layer0, w, sizeof(HnswCandidate) * nw);
+			nb->nlayer0 = nw;
+		}
+		/* W itself is the entry set for the next layer down */
+		pfree(ep);
+		ep = palloc(sizeof(HnswCandidate) * Max(nw, 1));
+		memcpy(ep, w, sizeof(HnswCandidate) * nw);
+		nep = nw;
+
+		nsel = select_neighbours(g, w, nw, HnswSelectCount(g->m, lc));
+		nb->lists[lc] = w;
+		nb->count[lc] = nsel;
+	}
+	pfree(ep);
+}
+
+/*
+ * Algorithm 1, INSERT, second half: add the new element q to the lists of
+ * the neighbours it chose.
+ */
+void
+HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighbourhood *nb)
+{
+	for (int lc = nb->level; lc >= 0; lc--)
+	{
+		for (int i = 0; i < nb->count[lc]; i++)
+		{
+			HnswCandidate qe = *q;
+
+			/* the distance seen from the neighbour's side is the same */
+			qe.dist = nb->lists[lc][i].dist;
+			g->ops->add_link(g, &nb->lists[lc][i], lc, &qe);
+		}
+	}
+}
+
+/*
+ * Among the layer-0 results of HnswFindNeighbours, an element whose vector
+ * is q itself, or -1.  A kernel applied to two bitwise-equal vectors gives
+ * exactly kernel(q, q), so only candidates at that distance are compared.
+ */
+int
+HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
+{
+	float		self = g->dist(q, q, g->dim);
+
+	for (int i = 0; i < nb->nlayer0; i++)
+	{
+		if (nb->layer0[i].dist != self)
+			continue;
+		if (memcmp(g->ops->vector(g, &nb->layer0[i]), q,
+				   sizeof(float) * g->dim) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * A neighbour list of e on a layer (cur, ncur refs) after adding q: q is
+ * appended while there is room; a full list is shrunk back to capacity
+ * with the heuristic over its members and q (paper Algorithm 1, lines
+ * 13-16).  Returns the new count, with the list in out; q may be absent
+ * from it when e has better neighbours.  Storages call this from add_link.
+ */
+int
+HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
+			  const HnswRef *cur, int ncur, const HnswCandidate *q,
+			  HnswRef *out)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswCandidate *c;
+	const float *ev;
+	int			n;
+
+	for (int i = 0; i < ncur; i++)
+	{
+		out[i] = cur[i];
+		if (cur[i] == q->ref)
+			return ncur;
+	}
+	if (ncur < cap)
+	{
+		out[ncur] = q->ref;
+		return ncur + 1;
+	}
+
+	ev = g->ops->vector(g, e);
+	c = palloc(sizeof(HnswCandidate) * (ncur + 1));
+	for (int i = 0; i < ncur; i++)
+	{
+		c[i].ref = cur[i];
+		c[i].loc = 0;
+		c[i].dist = g->ops->distance(g, ev, &c[i]);
+	}
+	c[ncur] = *q;
+	qsort(c, ncur + 1, sizeof(HnswCandidate), candidate_cmp);
+	n = select_neighbours(g, c, ncur + 1, cap);
+	for (int i = 0; i < n; i++)
+		out[i] = c[i].ref;
+	pfree(c);
+	return n;
+}

@@ -1,0 +1,404 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswmem.c
+ *	  The HNSW graph in backend memory, as CREATE INDEX builds it, and the
+ *	  one pass that writes it to pages.
+ *
+ * Elements are carved out of large chunks (no per-element palloc header),
+ * so HnswMemUsed() is an honest measure to hold against
+ * maintenance_work_mem.  An element is named by its insertion number; its
+ * neighbour lists are slots of element numbers laid out as in a neighbour
+ * tuple (see hnsw.h), each layer's list ended by HNSW_MEM_NONE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+
+#include "hnsw.h"
+
+#define HNSW_MEM_NONE		PG_UINT32_MAX
+#define HNSW_MEM_CHUNK		(1024 * 1024)
+
+typedef struct HnswMemElement
+{
+	uint32	   *slots;			/* (level + 2) * m neighbour numbers */
+	uint8		level;
+	uint8		ntids;
+	ItemPointerData heaptids[HNSW_HEAPTIDS];
+	float		vec[FLEXIBLE_ARRAY_MEMBER];
+} HnswMemElement;
+
+struct HnswMemGraph
+{
+	HnswGraph	g;				/* must be first */
+	MemoryContext cxt;			/* everything below lives here */
+	HnswMemElement **elems;
+	int64		nelems;
+	int64		maxelems;
+	char	   *chunk;			/* current chunk and what is left of it */
+	Size		chunkFree;
+	Size		used;			/* bytes of chunks and arrays */
+	HnswRef		entry;
+	int			entryLevel;
+};
+
+static inline HnswMemElement *
+mem_element(HnswMemGraph *mg, HnswRef ref)
+{
+	Assert(ref < (HnswRef) mg->nelems);
+	return mg->elems[ref];
+}
+
+/* Bump allocation from the current chunk */
+static void *
+mem_alloc(HnswMemGraph *mg, Size size)
+{
+	void	   *p;
+
+	size = MAXALIGN(size);
+	if (size > mg->chunkFree)
+	{
+		Size		chunkSize = Max(HNSW_MEM_CHUNK, size);
+
+		mg->chunk = MemoryContextAlloc(mg->cxt, chunkSize);
+		mg->chunkFree = chunkSize;
+		mg->used += chunkSize;
+	}
+	p = mg->chunk;
+	mg->chunk += size;
+	mg->chunkFree -= size;
+	return p;
+}
+
+/* HnswGraphOps ----------------------------------------------------------- */
+
+static float
+mem_distance(HnswGraph *g, const float *q, HnswCandidate *c)
+{
+	HnswMemElement *e = mem_element((HnswMemGraph *) g, c->ref);
+
+	c->loc = 0;
+	return g->dist(q, e->vec, g->dim);
+}
+
+static int
+mem_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
+{
+	HnswMemElement *e = mem_element((HnswMemGraph *) g, c->ref);
+	uint32	   *slots = e->slots + HnswLayerStart(g->m, layer);
+	int			cap = HnswLayerCapacity(g->m, layer);
+	int			n;
+
+	Assert(layer <= e->level);
+	for (n = 0; n < cap && slots[n] != HNSW_MEM_NONE; n++)
+		out[n] = slots[n];
+	return n;
+}
+
+static const float *
+mem_vector(HnswGraph *g, const HnswCandidate *c)
+{
+	return mem_element((HnswMemGraph *) g, c->ref)->vec;
+}
+
+static void
+mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
+			 const HnswCandidate *q)
+{
+	HnswMemElement *el = mem_element((HnswMemGraph *) g, e->ref);
+	uint32	   *slots = el->slots + HnswLayerStart(g->m, layer);
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswRef		cur[2 * HNSW_MAX_M];
+	HnswRef		out[2 * HNSW_MAX_M];
+	int			ncur;
+	int			n;
+
+	cur[0] = HNSW_INVALID_REF;	/* quiets a false "uninitialized" */
+	for (ncur = 0; ncur < cap && slots[ncur] != HNSW_MEM_NONE; ncur++)
+		cur[ncur] = slots[ncur];
+	n = HnswMergeLink(g, e, layer, cur, ncur, q, out);
+	for (int i = 0; i < cap; i++)
+		slots[i] = i < n ? (uint32) out[i] : HNSW_MEM_NONE;
+}
+
+static const HnswGraphOps hnsw_mem_ops = {
+	.distance = mem_distance,
+	.neighbours = mem_neighbours,
+	.vector = mem_vector,
+	.add_link = mem_add_link,
+};
+
+/* The graph ------------------------------------------------------------- */
+
+/* An empty in-memory graph for an index, in a context of its own */
+HnswMemGraph *
+HnswMemCreate(Relation index)
+{
+	const HnswIndexInfo *info = HnswGetIndexInfo(index);
+	MemoryContext cxt;
+	MemoryContext old;
+	HnswMemGraph *mg;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw build graph",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	mg = palloc0(sizeof(HnswMemGraph));
+	mg->cxt = cxt;
+	HnswGraphInit(&mg->g, &hnsw_mem_ops, HnswMetricKernel(info->metric),
+				  info->dimensions, info->m, info->efConstruction);
+	mg->maxelems = 1024;
+	mg->elems = palloc(sizeof(HnswMemElement *) * mg->maxelems);
+	mg->entry = HNSW_INVALID_REF;
+	mg->entryLevel = -1;
+	MemoryContextSwitchTo(old);
+	return mg;
+}
+
+/*
+ * Add one vector (already prepared for the metric) with its heap TID
+ * (paper Algorithm 1).  Scratch memory comes from the caller's context,
+ * which the caller resets per tuple.
+ */
+void
+HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
+{
+	HnswGraph  *g = &mg->g;
+	HnswNeighbourhood nb;
+	HnswMemElement *e;
+	HnswCandidate self;
+	int			level = HnswRandomLevel(g);
+	int			nslots = (level + 2) * g->m;
+	int			dup;
+
+	HnswFindNeighbours(g, vec, level, mg->entry, mg->entryLevel, &nb);
+
+	/* rows with the same vector share an element while it has room */
+	dup = HnswFindDuplicate(g, vec, &nb);
+	if (dup >= 0)
+	{
+		e = mem_element(mg, nb.layer0[dup].ref);
+		if (e->ntids < HNSW_HEAPTIDS)
+		{
+			e->heaptids[e->ntids++] = *tid;
+			return;
+		}
+	}
+
+	if (mg->nelems == mg->maxelems)
+	{
+		mg->used += sizeof(HnswMemElement *) * mg->maxelems;
+		mg->maxelems *= 2;
+		mg->elems = repalloc_huge(mg->elems,
+								  sizeof(HnswMemElement *) * mg->maxelems);
+	}
+	e = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim);
+	e->slots = mem_alloc(mg, sizeof(uint32) * nslots);
+	e->level = level;
+	e->ntids = 1;
+	e->heaptids[0] = *tid;
+	memcpy(e->vec, vec, sizeof(float) * g->dim);
+	for (int i = 0; i < nslots; i++)
+		e->slots[i] = HNSW_MEM_NONE;
+	for (int lc = 0; lc <= level; lc++)
+	{
+		uint32	   *slots = e->slots + HnswLayerStart(g->m, lc);
+
+		for (int i = 0; i < nb.count[lc]; i++)
+			slots[i] = (uint32) nb.lists[lc][i].ref;
+	}
+	self.ref = mg->nelems;
+	self.loc = 0;
+	self.dist = 0;
+	mg->elems[mg->nelems++] = e;
+
+	HnswLinkBack(g, &self, &nb);
+
+	if (level > mg->entryLevel)
+	{
+		mg->entry = self.ref;
+		mg->entryLevel = level;
+	}
+}
+
+Size
+HnswMemUsed(HnswMemGraph *mg)
+{
+	return mg->used;
+}
+
+int64
+HnswMemCount(HnswMemGraph *mg)
+{
+	return mg->nelems;
+}
+
+/* Where an element's two tuples go, decided before any page is written */
+typedef struct HnswMemPlace
+{
+	ItemPointerData etid;
+	ItemPointerData ntid;
+} HnswMemPlace;
+
+/*
+ * Lay the elements out in insertion order, filling the last page and
+ * adding pages at the end, the way inserts do (hnswpage.c): an element's
+ * neighbour tuple goes on the same page when both fit.  Block 0 is the
+ * metapage.  Returns the last block used.
+ */
+static BlockNumber
+mem_place(HnswMemGraph *mg, HnswMemPlace *place)
+{
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(mg->g.dim) + sizeof(ItemIdData);
+	BlockNumber blk = HNSW_METAPAGE_BLKNO + 1;
+	OffsetNumber off = 0;
+	Size		free = HNSW_PAGE_CAPACITY;
+
+	for (int64 i = 0; i < mg->nelems; i++)
+	{
+		HnswMemElement *e = mg->elems[i];
+		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, mg->g.m) +
+			sizeof(ItemIdData);
+
+		if (esize > free)
+		{
+			blk++;
+			off = 0;
+			free = HNSW_PAGE_CAPACITY;
+		}
+		ItemPointerSet(&place[i].etid, blk, ++off);
+		free -= esize;
+		if (nsize > free)
+		{
+			blk++;
+			off = 0;
+			free = HNSW_PAGE_CAPACITY;
+		}
+		ItemPointerSet(&place[i].ntid, blk, ++off);
+		free -= nsize;
+	}
+	return blk;
+}
+
+/* Add a tuple where mem_place said it goes, moving to a new page if so */
+static void
+mem_put(Relation index, Buffer *buf, ItemPointer where, Item tuple, Size size)
+{
+	BlockNumber blk = ItemPointerGetBlockNumber(where);
+
+	if (*buf == InvalidBuffer || BufferGetBlockNumber(*buf) != blk)
+	{
+		if (*buf != InvalidBuffer)
+		{
+			MarkBufferDirty(*buf);
+			UnlockReleaseBuffer(*buf);
+		}
+		*buf = HnswNewBuffer(index);
+		if (BufferGetBlockNumber(*buf) != blk)
+			elog(ERROR, "index \"%s\" grew unexpectedly during build: block %u, expected %u",
+				 RelationGetRelationName(index), BufferGetBlockNumber(*buf), blk);
+		HnswInitPage(BufferGetPage(*buf));
+	}
+	if (PageAddItem(BufferGetPage(*buf), tuple, size,
+					ItemPointerGetOffsetNumber(where), false, false) !=
+		ItemPointerGetOffsetNumber(where))
+		elog(ERROR, "failed to add tuple to index \"%s\" block %u",
+			 RelationGetRelationName(index), blk);
+}
+
+/*
+ * Write the whole graph into an index that holds only its metapage, each
+ * page once and without WAL (the caller logs the range afterwards), and
+ * point the metapage at the entry point.  Returns the number of blocks.
+ */
+BlockNumber
+HnswMemWritePages(HnswMemGraph *mg, Relation index)
+{
+	HnswGraph  *g = &mg->g;
+	HnswMemPlace *place;
+	HnswElementTuple etup;
+	HnswNeighborTuple ntup;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
+	Buffer		buf = InvalidBuffer;
+	BlockNumber last;
+	Page		metapage;
+	HnswMetaPage meta;
+
+	place = palloc_extended(sizeof(HnswMemPlace) * Max(mg->nelems, 1),
+							MCXT_ALLOC_HUGE);
+	last = mem_place(mg, place);
+	etup = palloc0(esize);
+	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(g->maxLevel, g->m));
+
+	for (int64 i = 0; i < mg->nelems; i++)
+	{
+		HnswMemElement *e = mg->elems[i];
+		int			nslots = (e->level + 2) * g->m;
+		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, g->m);
+
+		CHECK_FOR_INTERRUPTS();
+
+		memset(etup, 0, esize);
+		etup->type = HNSW_ELEMENT_TUPLE;
+		etup->level = e->level;
+		etup->ntids = e->ntids;
+		for (int t = 0; t < HNSW_HEAPTIDS; t++)
+		{
+			if (t < e->ntids)
+				etup->heaptids[t] = e->heaptids[t];
+			else
+				ItemPointerSetInvalid(&etup->heaptids[t]);
+		}
+		etup->neighbortid = place[i].ntid;
+		memcpy(etup->vec, e->vec, sizeof(float) * g->dim);
+		mem_put(index, &buf, &place[i].etid, (Item) etup, esize);
+
+		memset(ntup, 0, nsize);
+		ntup->type = HNSW_NEIGHBOR_TUPLE;
+		ntup->nslots = nslots;
+		for (int s = 0; s < nslots; s++)
+		{
+			if (e->slots[s] == HNSW_MEM_NONE)
+				ItemPointerSetInvalid(&ntup->slots[s]);
+			else
+				ntup->slots[s] = place[e->slots[s]].etid;
+		}
+		mem_put(index, &buf, &place[i].ntid, (Item) ntup, nsize);
+	}
+	if (buf != InvalidBuffer)
+	{
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+	}
+
+	/* the metapage last: the graph is complete before it is reachable */
+	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	metapage = BufferGetPage(buf);
+	meta = HnswPageGetMeta(metapage);
+	if (mg->entry != HNSW_INVALID_REF)
+	{
+		meta->entryBlkno = ItemPointerGetBlockNumber(&place[mg->entry].etid);
+		meta->entryOffno = ItemPointerGetOffsetNumber(&place[mg->entry].etid);
+		meta->entryLevel = mg->entryLevel;
+		meta->insertPage = last;
+	}
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+
+	pfree(place);
+	pfree(etup);
+	pfree(ntup);
+	return mg->nelems > 0 ? last + 1 : HNSW_METAPAGE_BLKNO + 1;
+}
+
+/* Release all the graph's memory */
+void
+HnswMemFree(HnswMemGraph *mg)
+{
+	MemoryContextDelete(mg->cxt);
+}

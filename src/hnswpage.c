@@ -1,0 +1,672 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswpage.c
+ *	  The HNSW graph in buffer pages: reading and checking element and
+ *	  neighbour tuples, the metapage, adding pages, and HnswGraphOps over
+ *	  pages with the insert path that inserts (and a build that outgrew
+ *	  memory) share.
+ *
+ * Every change to an existing page is WAL-logged with GenericXLog.  The
+ * lock protocol these functions follow is written down in hnsw.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnsw.h"
+
+/* How often a link into a concurrently changing list is recomputed */
+#define HNSW_LINK_RETRIES	3
+
+struct HnswPageGraph
+{
+	HnswGraph	g;				/* must be first */
+	Relation	index;
+};
+
+/* Initialize an empty data page */
+void
+HnswInitPage(Page page)
+{
+	HnswPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, sizeof(HnswPageOpaqueData));
+	opaque = HnswPageGetOpaque(page);
+	opaque->flags = 0;
+	opaque->page_id = HNSW_PAGE_ID;
+}
+
+/* Fill a page with an empty metapage */
+static void
+init_metapage(Page page, int dimensions, int m, int efConstruction)
+{
+	HnswMetaPage meta;
+
+	HnswInitPage(page);
+	meta = HnswPageGetMeta(page);
+	meta->magic = HNSW_MAGIC_NUMBER;
+	meta->version = HNSW_FORMAT_VERSION;
+	meta->dimensions = dimensions;
+	meta->m = m;
+	meta->efConstruction = efConstruction;
+	meta->entryBlkno = InvalidBlockNumber;
+	meta->entryOffno = InvalidOffsetNumber;
+	meta->entryLevel = -1;
+	meta->insertPage = InvalidBlockNumber;
+	((PageHeader) page)->pd_lower =
+		((char *) meta + sizeof(HnswMetaPageData)) - (char *) page;
+}
+
+/*
+ * Create the metapage of an empty index in block 0 of a fork.  The init
+ * fork's is WAL-logged here; the main fork's is logged with the rest of
+ * the build.
+ */
+void
+HnswWriteMetaPage(Relation index, ForkNumber fork, int dimensions, int m,
+				  int efConstruction, bool logit)
+{
+	Buffer		buf;
+
+	buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+	if (BufferGetBlockNumber(buf) != HNSW_METAPAGE_BLKNO)
+		elog(ERROR, "index \"%s\" is not empty", RelationGetRelationName(index));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	START_CRIT_SECTION();
+	init_metapage(BufferGetPage(buf), dimensions, m, efConstruction);
+	MarkBufferDirty(buf);
+	if (logit)
+		log_newpage_buffer(buf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(buf);
+}
+
+/* Check that a page is ours, or fail naming it */
+static void
+check_page(Relation index, Page page, BlockNumber blkno)
+{
+	if (PageIsNew(page) ||
+		PageGetSpecialSize(page) != MAXALIGN(sizeof(HnswPageOpaqueData)) ||
+		HnswPageGetOpaque(page)->page_id != HNSW_PAGE_ID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" contains unexpected page at block %u",
+						RelationGetRelationName(index), blkno)));
+}
+
+/* Copy out the metapage, checking it */
+void
+HnswReadMeta(Relation index, HnswMetaPageData *meta)
+{
+	Buffer		buf;
+	Page		page;
+	HnswMetaPage m;
+
+	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	check_page(index, page, HNSW_METAPAGE_BLKNO);
+	m = HnswPageGetMeta(page);
+	if (m->magic != HNSW_MAGIC_NUMBER)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not an hnsw index",
+						RelationGetRelationName(index))));
+	if (m->version != HNSW_FORMAT_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has format version %u, expected %u",
+						RelationGetRelationName(index), m->version,
+						HNSW_FORMAT_VERSION),
+				 errhint("REINDEX the index.")));
+	*meta = *m;
+	UnlockReleaseBuffer(buf);
+}
+
+/* Report a damaged tuple */
+static void
+tuple_corrupted(Relation index, BlockNumber blkno, OffsetNumber offno,
+				const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INDEX_CORRUPTED),
+			 errmsg("index \"%s\" has a damaged %s at block %u offset %u",
+					RelationGetRelationName(index), what, blkno, offno)));
+}
+
+/* The item at an offset, if it is a used item lying wholly inside the page */
+static Item
+get_item(Page page, OffsetNumber offno, Size minsize)
+{
+	ItemId		itemid;
+
+	if (offno < FirstOffsetNumber || offno > PageGetMaxOffsetNumber(page))
+		return NULL;
+	itemid = PageGetItemId(page, offno);
+	if (!ItemIdIsNormal(itemid) || ItemIdGetLength(itemid) < minsize ||
+		ItemIdGetOffset(itemid) < SizeOfPageHeaderData ||
+		ItemIdGetOffset(itemid) + ItemIdGetLength(itemid) >
+		((PageHeader) page)->pd_special)
+		return NULL;
+	return PageGetItem(page, itemid);
+}
+
+/*
+ * The element tuple at blkno/offno of a locked page, checked to be one
+ * (of the index's dimensions) so that nothing reads past it.
+ */
+HnswElementTuple
+HnswGetElement(Relation index, Page page, BlockNumber blkno,
+			   OffsetNumber offno, int dim)
+{
+	HnswElementTuple etup;
+
+	check_page(index, page, blkno);
+	etup = (HnswElementTuple) get_item(page, offno,
+									   HNSW_ELEMENT_TUPLE_SIZE(dim));
+	if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE ||
+		etup->level > HNSW_MAX_LEVEL || etup->ntids > HNSW_HEAPTIDS)
+		tuple_corrupted(index, blkno, offno, "element tuple");
+	return etup;
+}
+
+/* The neighbour tuple at blkno/offno of a locked page, checked likewise */
+HnswNeighborTuple
+HnswGetNeighbors(Relation index, Page page, BlockNumber blkno,
+				 OffsetNumber offno, int m)
+{
+	HnswNeighborTuple ntup;
+	ItemId		itemid;
+
+	check_page(index, page, blkno);
+	ntup = (HnswNeighborTuple) get_item(page, offno,
+										offsetof(HnswNeighborTupleData, slots));
+	if (ntup == NULL || ntup->type != HNSW_NEIGHBOR_TUPLE ||
+		ntup->nslots % m != 0 || ntup->nslots < 2 * m)
+		tuple_corrupted(index, blkno, offno, "neighbor tuple");
+	itemid = PageGetItemId(page, offno);
+	if (ItemIdGetLength(itemid) <
+		offsetof(HnswNeighborTupleData, slots) +
+		sizeof(ItemPointerData) * ntup->nslots)
+		tuple_corrupted(index, blkno, offno, "neighbor tuple");
+	return ntup;
+}
+
+/*
+ * A new, exclusively locked page at the end of the index.  The caller
+ * initializes it (in a GenericXLog copy, or directly during build).
+ */
+Buffer
+HnswNewBuffer(Relation index)
+{
+	Buffer		buf;
+
+	/* nobody else may extend at the same time; see hnsw.h rule 5 */
+	LockRelationForExtension(index, ExclusiveLock);
+	buf = ReadBuffer(index, P_NEW);
+	UnlockRelationForExtension(index, ExclusiveLock);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	return buf;
+}
+
+/* HnswGraphOps over pages ------------------------------------------------- */
+
+static inline Relation
+graph_index(HnswGraph *g)
+{
+	return ((HnswPageGraph *) g)->index;
+}
+
+static float
+page_distance(HnswGraph *g, const float *q, HnswCandidate *c)
+{
+	Relation	index = graph_index(g);
+	BlockNumber blkno = HnswRefBlock(c->ref);
+	OffsetNumber offno = HnswRefOffset(c->ref);
+	HnswElementTuple etup;
+	Buffer		buf;
+	float		d;
+
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, g->dim);
+	d = g->dist(q, etup->vec, g->dim);
+	c->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
+							ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+	UnlockReleaseBuffer(buf);
+	return d;
+}
+
+/* Copy the refs of one layer's list out of a neighbour tuple */
+static int
+layer_refs(HnswGraph *g, HnswNeighborTuple ntup, int layer, HnswRef *out)
+{
+	int			start = HnswLayerStart(g->m, layer);
+	int			cap = HnswLayerCapacity(g->m, layer);
+	int			n;
+
+	/* a layer above the element's level has no slots: nothing to follow */
+	if (start + cap > ntup->nslots)
+		return 0;
+	for (n = 0; n < cap; n++)
+	{
+		ItemPointer tid = &ntup->slots[start + n];
+
+		if (!ItemPointerIsValid(tid))
+			break;
+		out[n] = HnswRefFromTid(ItemPointerGetBlockNumber(tid),
+								ItemPointerGetOffsetNumber(tid));
+	}
+	return n;
+}
+
+static int
+page_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
+{
+	Relation	index = graph_index(g);
+	BlockNumber blkno = HnswRefBlock(c->loc);
+	OffsetNumber offno = HnswRefOffset(c->loc);
+	HnswNeighborTuple ntup;
+	Buffer		buf;
+	int			n;
+
+	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+		tuple_corrupted(index, HnswRefBlock(c->ref), HnswRefOffset(c->ref),
+						"element tuple");
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
+	n = layer_refs(g, ntup, layer, out);
+	UnlockReleaseBuffer(buf);
+	return n;
+}
+
+static const float *
+page_vector(HnswGraph *g, const HnswCandidate *c)
+{
+	Relation	index = graph_index(g);
+	BlockNumber blkno = HnswRefBlock(c->ref);
+	float	   *v = palloc(sizeof(float) * g->dim);
+	Buffer		buf;
+
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(v, HnswGetElement(index, BufferGetPage(buf), blkno,
+							 HnswRefOffset(c->ref), g->dim)->vec,
+		   sizeof(float) * g->dim);
+	UnlockReleaseBuffer(buf);
+	return v;
+}
+
+/* Overwrite one layer's list in a neighbour tuple of a registered page */
+static void
+set_layer(HnswGraph *g, HnswNeighborTuple ntup, int layer, const HnswRef *refs,
+		  int n)
+{
+	int			start = HnswLayerStart(g->m, layer);
+	int			cap = HnswLayerCapacity(g->m, layer);
+
+	for (int i = 0; i < cap; i++)
+	{
+		if (i < n)
+			ItemPointerSet(&ntup->slots[start + i], HnswRefBlock(refs[i]),
+						   HnswRefOffset(refs[i]));
+		else
+			ItemPointerSetInvalid(&ntup->slots[start + i]);
+	}
+}
+
+/* Is ref among the first n of refs? */
+static bool
+refs_contain(const HnswRef *refs, int n, HnswRef ref)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (refs[i] == ref)
+			return true;
+	}
+	return false;
+}
+
+/* Write one layer's list into the neighbour tuple of a locked buffer */
+static void
+write_layer(HnswGraph *g, Buffer buf, OffsetNumber offno, int layer,
+			const HnswRef *refs, int n)
+{
+	Relation	index = graph_index(g);
+	GenericXLogState *state = GenericXLogStart(index);
+	Page		page = GenericXLogRegisterBuffer(state, buf, 0);
+
+	set_layer(g, HnswGetNeighbors(index, page, BufferGetBlockNumber(buf),
+								  offno, g->m),
+			  layer, refs, n);
+	GenericXLogFinish(state);
+}
+
+/*
+ * Link q into e's list on a layer.  While the list has room this is one
+ * locked append.  A full list is pruned with no lock held, and written
+ * only over the very list it was computed from (hnsw.h, rule 3).
+ */
+static void
+page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
+			  const HnswCandidate *q)
+{
+	Relation	index = graph_index(g);
+	BlockNumber blkno = HnswRefBlock(e->loc);
+	OffsetNumber offno = HnswRefOffset(e->loc);
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswRef		cur[2 * HNSW_MAX_M];	/* the list `out` was made from */
+	HnswRef		now[2 * HNSW_MAX_M];
+	HnswRef		out[2 * HNSW_MAX_M];
+	int			ncur = -1;
+	int			nout = 0;
+
+	for (int attempt = 0;; attempt++)
+	{
+		HnswNeighborTuple ntup;
+		Buffer		buf;
+		int			nnow;
+
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
+		if (HnswLayerStart(g->m, layer) + cap > ntup->nslots)
+			tuple_corrupted(index, blkno, offno, "neighbor tuple");
+		nnow = layer_refs(g, ntup, layer, now);
+
+		if (refs_contain(now, nnow, q->ref))
+		{
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		if (nnow < cap)
+		{
+			now[nnow++] = q->ref;
+			write_layer(g, buf, offno, layer, now, nnow);
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		if (ncur == nnow && memcmp(cur, now, sizeof(HnswRef) * nnow) == 0)
+		{
+			/* unchanged since we pruned it: q may not have made the cut */
+			if (refs_contain(out, nout, q->ref))
+				write_layer(g, buf, offno, layer, out, nout);
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		UnlockReleaseBuffer(buf);
+		if (attempt == HNSW_LINK_RETRIES)
+			return;				/* q keeps its own links; see hnsw.h */
+
+		memcpy(cur, now, sizeof(HnswRef) * nnow);
+		ncur = nnow;
+		nout = HnswMergeLink(g, e, layer, cur, ncur, q, out);
+	}
+}
+
+static const HnswGraphOps hnsw_page_ops = {
+	.distance = page_distance,
+	.neighbours = page_neighbours,
+	.vector = page_vector,
+	.add_link = page_add_link,
+};
+
+/* A graph over an index's pages, in the current memory context */
+HnswPageGraph *
+HnswPageGraphCreate(Relation index)
+{
+	const HnswIndexInfo *info = HnswGetIndexInfo(index);
+	HnswPageGraph *pg = palloc0(sizeof(HnswPageGraph));
+
+	pg->index = index;
+	HnswGraphInit(&pg->g, &hnsw_page_ops, HnswMetricKernel(info->metric),
+				  info->dimensions, info->m, info->efConstruction);
+	return pg;
+}
+
+HnswGraph *
+HnswPageGraphBase(HnswPageGraph *pg)
+{
+	return &pg->g;
+}
+
+/*
+ * Point the metapage at a new entry point (if level is above the current
+ * top) and/or a new insert page (if beyond the current one).
+ */
+static void
+update_meta(Relation index, HnswRef entry, int level, BlockNumber insertPage)
+{
+	GenericXLogState *state;
+	HnswMetaPage meta;
+	Buffer		buf;
+	bool		changed = false;
+
+	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
+	if (entry != HNSW_INVALID_REF && level > meta->entryLevel)
+	{
+		meta->entryBlkno = HnswRefBlock(entry);
+		meta->entryOffno = HnswRefOffset(entry);
+		meta->entryLevel = level;
+		changed = true;
+	}
+	if (insertPage != InvalidBlockNumber &&
+		(meta->insertPage == InvalidBlockNumber ||
+		 insertPage > meta->insertPage))
+	{
+		meta->insertPage = insertPage;
+		changed = true;
+	}
+	if (changed)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* Register a freshly added page in a WAL record, initialized */
+static Page
+register_new_page(GenericXLogState *state, Buffer buf)
+{
+	Page		page = GenericXLogRegisterBuffer(state, buf,
+												 GENERIC_XLOG_FULL_IMAGE);
+
+	HnswInitPage(page);
+	return page;
+}
+
+/*
+ * Add a new element's two tuples, on the insert page if the element fits
+ * there, else on new pages at the end; its neighbour tuple goes beside it
+ * when both fit.  Returns the element, with c->loc set.
+ */
+static void
+write_element(HnswPageGraph *pg, const float *vec, int level,
+			  ItemPointer heaptid, const HnswNeighbourhood *nb,
+			  BlockNumber insertPage, HnswCandidate *c)
+{
+	HnswGraph  *g = &pg->g;
+	Relation	index = pg->index;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
+	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(level, g->m);
+	HnswElementTuple etup = palloc0(esize);
+	HnswNeighborTuple ntup = palloc0(nsize);
+	GenericXLogState *state;
+	Buffer		ebuf = InvalidBuffer;
+	Buffer		nbuf = InvalidBuffer;
+	BlockNumber newest = InvalidBlockNumber;
+	Page		epage;
+	Page		npage;
+	OffsetNumber eoff;
+	OffsetNumber noff;
+
+	etup->type = HNSW_ELEMENT_TUPLE;
+	etup->level = level;
+	etup->ntids = 1;
+	etup->heaptids[0] = *heaptid;
+	for (int t = 1; t < HNSW_HEAPTIDS; t++)
+		ItemPointerSetInvalid(&etup->heaptids[t]);
+	memcpy(etup->vec, vec, sizeof(float) * g->dim);
+	ntup->type = HNSW_NEIGHBOR_TUPLE;
+	ntup->nslots = (level + 2) * g->m;
+	for (int lc = 0; lc <= level + 1; lc++)
+	{
+		HnswRef		refs[2 * HNSW_MAX_M];
+		int			n = lc <= level ? nb->count[lc] : 0;
+
+		/* slots beyond the last layer are the tail of layer `level` */
+		if (HnswLayerStart(g->m, lc) >= ntup->nslots)
+			break;
+		for (int i = 0; i < n; i++)
+			refs[i] = nb->lists[lc][i].ref;
+		set_layer(g, ntup, lc, refs, n);
+	}
+
+	/* the insert page, if the element fits there */
+	if (insertPage != InvalidBlockNumber)
+	{
+		ebuf = ReadBuffer(index, insertPage);
+		LockBuffer(ebuf, BUFFER_LOCK_EXCLUSIVE);
+		check_page(index, BufferGetPage(ebuf), insertPage);
+		if (PageGetExactFreeSpace(BufferGetPage(ebuf)) <
+			esize + sizeof(ItemIdData))
+		{
+			UnlockReleaseBuffer(ebuf);
+			ebuf = InvalidBuffer;
+		}
+	}
+
+	state = GenericXLogStart(index);
+	if (ebuf == InvalidBuffer)
+	{
+		ebuf = HnswNewBuffer(index);
+		newest = BufferGetBlockNumber(ebuf);
+		epage = register_new_page(state, ebuf);
+	}
+	else
+		epage = GenericXLogRegisterBuffer(state, ebuf, 0);
+	eoff = OffsetNumberNext(PageGetMaxOffsetNumber(epage));
+
+	if (PageGetExactFreeSpace(epage) >=
+		esize + nsize + 2 * sizeof(ItemIdData))
+	{
+		npage = epage;
+		noff = OffsetNumberNext(eoff);
+		ItemPointerSet(&etup->neighbortid, BufferGetBlockNumber(ebuf), noff);
+	}
+	else
+	{
+		nbuf = HnswNewBuffer(index);
+		newest = BufferGetBlockNumber(nbuf);
+		npage = register_new_page(state, nbuf);
+		noff = FirstOffsetNumber;
+		ItemPointerSet(&etup->neighbortid, newest, noff);
+	}
+
+	if (PageAddItem(epage, (Item) etup, esize, eoff, false, false) != eoff ||
+		PageAddItem(npage, (Item) ntup, nsize, noff, false, false) != noff)
+		elog(ERROR, "failed to add element to index \"%s\"",
+			 RelationGetRelationName(index));
+	GenericXLogFinish(state);
+
+	c->ref = HnswRefFromTid(BufferGetBlockNumber(ebuf), eoff);
+	c->loc = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid), noff);
+	c->dist = 0;
+	UnlockReleaseBuffer(ebuf);
+	if (nbuf != InvalidBuffer)
+		UnlockReleaseBuffer(nbuf);
+	if (newest != InvalidBlockNumber)
+		update_meta(index, HNSW_INVALID_REF, -1, newest);
+	pfree(etup);
+	pfree(ntup);
+}
+
+/*
+ * Add a heap TID to an element holding exactly vec, if it is live and has
+ * room.  Returns false if not.
+ */
+static bool
+add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
+			ItemPointer heaptid)
+{
+	Relation	index = pg->index;
+	BlockNumber blkno = HnswRefBlock(c->ref);
+	OffsetNumber offno = HnswRefOffset(c->ref);
+	GenericXLogState *state;
+	HnswElementTuple etup;
+	Buffer		buf;
+
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, pg->g.dim);
+	if ((etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids >= HNSW_HEAPTIDS ||
+		memcmp(etup->vec, vec, sizeof(float) * pg->g.dim) != 0)
+	{
+		UnlockReleaseBuffer(buf);
+		return false;
+	}
+	state = GenericXLogStart(index);
+	etup = HnswGetElement(index, GenericXLogRegisterBuffer(state, buf, 0),
+						  blkno, offno, pg->g.dim);
+	etup->heaptids[etup->ntids++] = *heaptid;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	return true;
+}
+
+/*
+ * Insert a vector (prepared for the metric) with its heap TID into the
+ * graph on pages (paper Algorithm 1).  Takes HNSW_UPDATE_LOCK as hnsw.h,
+ * rule 2, says.
+ */
+void
+HnswPageInsert(HnswPageGraph *pg, const float *vec, ItemPointer heaptid)
+{
+	HnswGraph  *g = &pg->g;
+	Relation	index = pg->index;
+	int			level = HnswRandomLevel(g);
+	HnswMetaPageData meta;
+	HnswNeighbourhood nb;
+	HnswCandidate self;
+	HnswRef		entry;
+	LOCKMODE	mode;
+	int			dup;
+
+	for (;;)
+	{
+		HnswReadMeta(index, &meta);
+		mode = (level > meta.entryLevel) ? ExclusiveLock : ShareLock;
+		LockPage(index, HNSW_UPDATE_LOCK, mode);
+		/* the top may have risen while we waited */
+		HnswReadMeta(index, &meta);
+		if (mode == ExclusiveLock || level <= meta.entryLevel)
+			break;
+		UnlockPage(index, HNSW_UPDATE_LOCK, mode);
+	}
+
+	entry = meta.entryLevel >= 0 ?
+		HnswRefFromTid(meta.entryBlkno, meta.entryOffno) : HNSW_INVALID_REF;
+	HnswFindNeighbours(g, vec, level, entry, meta.entryLevel, &nb);
+
+	dup = HnswFindDuplicate(g, vec, &nb);
+	if (dup < 0 || !add_heaptid(pg, &nb.layer0[dup], vec, heaptid))
+	{
+		write_element(pg, vec, level, heaptid, &nb, meta.insertPage, &self);
+		HnswLinkBack(g, &self, &nb);
+		if (level > meta.entryLevel)
+			update_meta(index, self.ref, level, InvalidBlockNumber);
+	}
+
+	UnlockPage(index, HNSW_UPDATE_LOCK, mode);
+}
