@@ -19,6 +19,10 @@ OBJS = \
 	src/vector.o
 
 REGRESS =
+# the index's suites (kept on their own line so the type's list above and
+# this one can be edited independently)
+REGRESS += $(HNSW_REGRESS)
+HNSW_REGRESS =
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
