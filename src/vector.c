@@ -1,0 +1,1024 @@
+/*-------------------------------------------------------------------------
+ *
+ * vector.c
+ *	  The vector type: text and binary I/O, typmod, casts to and from
+ *	  arrays, distance functions and operators, element-wise arithmetic,
+ *	  btree comparison support and the avg/sum aggregate support functions.
+ *
+ * The text and binary formats are those of pgvector, so existing clients
+ * read and write vectors unchanged.  Distances go through the dispatched
+ * kernels of distance.c; nothing here knows about the index.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+
+#include "distance.h"
+#include "vector.h"
+
+/*
+ * PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info record, not the
+ * function itself (16 marks both PGDLLEXPORT).  The library is built with
+ * -fvisibility=hidden, so declare each SQL-callable function exported first.
+ */
+#define VECTOR_FUNCTION_INFO(funcname) \
+	extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
+	PG_FUNCTION_INFO_V1(funcname)
+
+/* Is c white space the text form allows around elements and brackets? */
+static inline bool
+vector_isspace(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+		c == '\v' || c == '\f';
+}
+
+/* Error out unless dim is a dimension count a vector can have */
+static void
+check_dim(int64 dim)
+{
+	if (dim < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector must have at least 1 dimension")));
+	if (dim > VECTOR_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector cannot have more than %d dimensions",
+						VECTOR_MAX_DIM)));
+}
+
+/* Error out unless dim matches the typmod (when there is one) */
+static void
+check_expected_dim(int32 typmod, int dim)
+{
+	if (typmod != -1 && typmod != dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("expected %d dimensions, not %d", typmod, dim)));
+}
+
+/* Error out unless a and b have the same number of dimensions */
+static void
+check_same_dims(int adim, int bdim)
+{
+	if (adim != bdim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("different vector dimensions %d and %d", adim, bdim)));
+}
+
+/* Error out on the element values a vector may not hold */
+static void
+check_element(double value)
+{
+	if (isnan(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("NaN not allowed in vector")));
+	if (isinf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("infinite value not allowed in vector")));
+}
+
+/* Convert a float8 to an element, rejecting non-finite values and overflow */
+static float
+float8_to_element(double value)
+{
+	float		result;
+
+	check_element(value);
+	result = (float) value;
+	if (unlikely(isinf(result)))
+		float_overflow_error();
+	return result;
+}
+
+static void syntax_error(const char *literal, const char *detail) pg_attribute_noreturn();
+
+/* Report a malformed text literal */
+static void
+syntax_error(const char *literal, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid input syntax for type vector: \"%s\"", literal),
+			 detail ? errdetail("%s", detail) : 0));
+}
+
+/* Allocate a zeroed vector of dim elements */
+Vector *
+VectorInit(int dim)
+{
+	Vector	   *result = (Vector *) palloc0(VECTOR_SIZE(dim));
+
+	SET_VARSIZE(result, VECTOR_SIZE(dim));
+	result->dim = dim;
+	return result;
+}
+
+/* Compare element-wise, then by dimension count (like arrays) */
+static int
+vector_cmp_internal(const Vector *a, const Vector *b)
+{
+	int			n = Min(a->dim, b->dim);
+
+	for (int i = 0; i < n; i++)
+	{
+		if (a->x[i] < b->x[i])
+			return -1;
+		if (a->x[i] > b->x[i])
+			return 1;
+	}
+	if (a->dim < b->dim)
+		return -1;
+	if (a->dim > b->dim)
+		return 1;
+	return 0;
+}
+
+/*
+ * Text input: '[1,2,3]', white space allowed around elements and brackets.
+ */
+VECTOR_FUNCTION_INFO(vector_in);
+Datum
+vector_in(PG_FUNCTION_ARGS)
+{
+	char	   *literal = PG_GETARG_CSTRING(0);
+	int32		typmod = PG_GETARG_INT32(2);
+	char	   *p = literal;
+	int			capacity = 16;
+	int			dim = 0;
+	float	   *x;
+	Vector	   *result;
+
+	while (vector_isspace(*p))
+		p++;
+	if (*p != '[')
+		syntax_error(literal, "Vector contents must start with \"[\".");
+	p++;
+	while (vector_isspace(*p))
+		p++;
+	if (*p == ']')
+		check_dim(0);
+
+	x = (float *) palloc(sizeof(float) * capacity);
+	for (;;)
+	{
+		char	   *end;
+		float		value;
+
+		while (vector_isspace(*p))
+			p++;
+		if (dim == VECTOR_MAX_DIM)
+			check_dim(dim + 1);
+
+		errno = 0;
+		value = strtof(p, &end);
+		if (end == p)
+			syntax_error(literal, NULL);
+		if (errno == ERANGE && isinf(value))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("\"%s\" is out of range for type vector",
+							pnstrdup(p, end - p))));
+		check_element(value);
+
+		if (dim == capacity)
+		{
+			capacity *= 2;
+			x = (float *) repalloc(x, sizeof(float) * capacity);
+		}
+		x[dim++] = value;
+
+		p = end;
+		while (vector_isspace(*p))
+			p++;
+		if (*p == ',')
+		{
+			p++;
+			continue;
+		}
+		if (*p == ']')
+		{
+			p++;
+			break;
+		}
+		syntax_error(literal, NULL);
+	}
+
+	while (vector_isspace(*p))
+		p++;
+	if (*p != '\0')
+		syntax_error(literal, "Junk after closing right bracket.");
+
+	check_expected_dim(typmod, dim);
+
+	result = VectorInit(dim);
+	memcpy(result->x, x, sizeof(float) * dim);
+	pfree(x);
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Text output: each element as the shortest text that reads back to the
+ * same float4.
+ */
+VECTOR_FUNCTION_INFO(vector_out);
+Datum
+vector_out(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	char	   *buf;
+	char	   *p;
+
+	/* each element takes at most FLOAT_SHORTEST_DECIMAL_LEN - 1 plus a comma */
+	buf = (char *) palloc(FLOAT_SHORTEST_DECIMAL_LEN * v->dim + 3);
+	p = buf;
+	*p++ = '[';
+	for (int i = 0; i < v->dim; i++)
+	{
+		if (i > 0)
+			*p++ = ',';
+		p += float_to_shortest_decimal_bufn(v->x[i], p);
+	}
+	*p++ = ']';
+	*p = '\0';
+
+	PG_FREE_IF_COPY(v, 0);
+	PG_RETURN_CSTRING(buf);
+}
+
+/*
+ * Type modifier input: vector(n) with 1 <= n <= VECTOR_MAX_DIM.
+ */
+VECTOR_FUNCTION_INFO(vector_typmod_in);
+Datum
+vector_typmod_in(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ta = PG_GETARG_ARRAYTYPE_P(0);
+	int32	   *tl;
+	int			n;
+
+	tl = ArrayGetIntegerTypmods(ta, &n);
+	if (n != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid type modifier")));
+	if (tl[0] < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dimensions for type vector must be at least 1")));
+	if (tl[0] > VECTOR_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("dimensions for type vector cannot exceed %d",
+						VECTOR_MAX_DIM)));
+	PG_RETURN_INT32(tl[0]);
+}
+
+/*
+ * Type modifier output: "(n)", or nothing without a typmod.
+ */
+VECTOR_FUNCTION_INFO(vector_typmod_out);
+Datum
+vector_typmod_out(PG_FUNCTION_ARGS)
+{
+	int32		typmod = PG_GETARG_INT32(0);
+
+	if (typmod < 0)
+		PG_RETURN_CSTRING(pstrdup(""));
+	PG_RETURN_CSTRING(psprintf("(%d)", typmod));
+}
+
+/*
+ * Binary input: int16 dim, int16 unused (0), then dim float4, all in
+ * network byte order, and nothing else.
+ */
+VECTOR_FUNCTION_INFO(vector_recv);
+Datum
+vector_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int32		typmod = PG_GETARG_INT32(2);
+	int			remaining = buf->len - buf->cursor;
+	int			dim;
+	int			unused;
+	Vector	   *result;
+
+	if (remaining < 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary vector: the header needs 4 bytes, not %d",
+						remaining)));
+
+	dim = (int16) pq_getmsgint(buf, sizeof(int16));
+	unused = (int16) pq_getmsgint(buf, sizeof(int16));
+
+	if (dim < 1 || dim > VECTOR_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary vector: dimension count %d is out of range",
+						dim),
+				 errdetail("The dimension count must be between 1 and %d.",
+						   VECTOR_MAX_DIM)));
+	if (unused != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary vector: reserved field is %d, not 0",
+						unused)));
+	remaining = buf->len - buf->cursor;
+	if ((int64) remaining != (int64) dim * (int64) sizeof(float))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid binary vector: dimension count %d needs %d bytes of elements, not %d",
+						dim, (int) (dim * sizeof(float)), remaining)));
+
+	result = VectorInit(dim);
+	for (int i = 0; i < dim; i++)
+	{
+		result->x[i] = pq_getmsgfloat4(buf);
+		check_element(result->x[i]);
+	}
+
+	check_expected_dim(typmod, dim);
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Binary output: the format vector_recv reads.
+ */
+VECTOR_FUNCTION_INFO(vector_send);
+Datum
+vector_send(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint16(&buf, v->dim);
+	pq_sendint16(&buf, v->unused);
+	for (int i = 0; i < v->dim; i++)
+		pq_sendfloat4(&buf, v->x[i]);
+
+	PG_FREE_IF_COPY(v, 0);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/*
+ * Length coercion cast vector -> vector(n): enforce the typmod.
+ */
+VECTOR_FUNCTION_INFO(vector);
+Datum
+vector(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+
+	check_expected_dim(PG_GETARG_INT32(1), v->dim);
+	PG_RETURN_VECTOR_P(v);
+}
+
+/*
+ * Cast integer[], real[], double precision[] or numeric[] to vector.
+ */
+VECTOR_FUNCTION_INFO(array_to_vector);
+Datum
+array_to_vector(PG_FUNCTION_ARGS)
+{
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
+	int32		typmod = PG_GETARG_INT32(1);
+	Oid			elemtype = ARR_ELEMTYPE(array);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	Vector	   *result;
+
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("array must be 1-D")));
+	if (array_contains_nulls(array))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("array must not contain nulls")));
+	check_dim(ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)));
+
+	if (elemtype != INT4OID && elemtype != FLOAT4OID &&
+		elemtype != FLOAT8OID && elemtype != NUMERICOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot cast an array of %s to vector",
+						format_type_be(elemtype))));
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
+					  &elems, &nulls, &n);
+
+	result = VectorInit(n);
+	for (int i = 0; i < n; i++)
+	{
+		switch (elemtype)
+		{
+			case INT4OID:
+				result->x[i] = (float) DatumGetInt32(elems[i]);
+				break;
+			case FLOAT4OID:
+				result->x[i] = DatumGetFloat4(elems[i]);
+				check_element(result->x[i]);
+				break;
+			case FLOAT8OID:
+				result->x[i] = float8_to_element(DatumGetFloat8(elems[i]));
+				break;
+			default:			/* NUMERICOID */
+				{
+					Datum		d = DirectFunctionCall1(numeric_float8, elems[i]);
+
+					result->x[i] = float8_to_element(DatumGetFloat8(d));
+				}
+				break;
+		}
+	}
+
+	check_expected_dim(typmod, n);
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Cast vector to real[].
+ */
+VECTOR_FUNCTION_INFO(vector_to_float4);
+Datum
+vector_to_float4(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	Datum	   *datums = (Datum *) palloc(sizeof(Datum) * v->dim);
+	ArrayType  *result;
+
+	for (int i = 0; i < v->dim; i++)
+		datums[i] = Float4GetDatum(v->x[i]);
+	result = construct_array(datums, v->dim, FLOAT4OID, sizeof(float4),
+							 true, TYPALIGN_INT);
+
+	pfree(datums);
+	PG_FREE_IF_COPY(v, 0);
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * Euclidean distance (the <-> operator).
+ */
+VECTOR_FUNCTION_INFO(l2_distance);
+Datum
+l2_distance(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	result = sqrt((double) DistL2Squared(a->x, b->x, a->dim));
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Squared Euclidean distance.
+ */
+VECTOR_FUNCTION_INFO(vector_l2_squared_distance);
+Datum
+vector_l2_squared_distance(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	result = (double) DistL2Squared(a->x, b->x, a->dim);
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Inner product.
+ */
+VECTOR_FUNCTION_INFO(inner_product);
+Datum
+inner_product(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	result = (double) DistInnerProduct(a->x, b->x, a->dim);
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Negative inner product (the <#> operator: smaller is closer).
+ */
+VECTOR_FUNCTION_INFO(vector_negative_inner_product);
+Datum
+vector_negative_inner_product(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	result = -(double) DistInnerProduct(a->x, b->x, a->dim);
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Cosine distance (the <=> operator): NaN when either norm is zero.
+ */
+VECTOR_FUNCTION_INFO(cosine_distance);
+Datum
+cosine_distance(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	result = DistCosine(a->x, b->x, a->dim);
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Angular distance in [0, 1]: acos(cosine similarity) / pi.
+ */
+VECTOR_FUNCTION_INFO(vector_spherical_distance);
+Datum
+vector_spherical_distance(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	/* the cosine kernel already clamps the similarity to [-1, 1] */
+	result = acos(1.0 - DistCosine(a->x, b->x, a->dim)) / M_PI;
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Taxicab distance (the <+> operator).
+ */
+VECTOR_FUNCTION_INFO(l1_distance);
+Datum
+l1_distance(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result;
+
+	check_same_dims(a->dim, b->dim);
+	result = (double) DistL1(a->x, b->x, a->dim);
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	PG_RETURN_FLOAT8(result);
+}
+
+/*
+ * Number of dimensions.
+ */
+VECTOR_FUNCTION_INFO(vector_dims);
+Datum
+vector_dims(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	int32		dim = v->dim;
+
+	PG_FREE_IF_COPY(v, 0);
+	PG_RETURN_INT32(dim);
+}
+
+/*
+ * Euclidean norm, accumulated in double.
+ */
+VECTOR_FUNCTION_INFO(vector_norm);
+Datum
+vector_norm(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	double		sum = 0.0;
+
+	for (int i = 0; i < v->dim; i++)
+		sum += (double) v->x[i] * (double) v->x[i];
+
+	PG_FREE_IF_COPY(v, 0);
+	PG_RETURN_FLOAT8(sqrt(sum));
+}
+
+/*
+ * Scale to unit Euclidean norm; a zero vector stays zero.
+ */
+VECTOR_FUNCTION_INFO(l2_normalize);
+Datum
+l2_normalize(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	Vector	   *result = VectorInit(v->dim);
+	double		sum = 0.0;
+
+	for (int i = 0; i < v->dim; i++)
+		sum += (double) v->x[i] * (double) v->x[i];
+
+	if (sum > 0.0)
+	{
+		double		norm = sqrt(sum);
+
+		for (int i = 0; i < v->dim; i++)
+			result->x[i] = (float) ((double) v->x[i] / norm);
+	}
+
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * subvector(v, start, count): elements start .. start + count - 1 (1-based),
+ * clipped to the vector like substring(); an empty result is an error.
+ */
+VECTOR_FUNCTION_INFO(subvector);
+Datum
+subvector(PG_FUNCTION_ARGS)
+{
+	Vector	   *v = PG_GETARG_VECTOR_P(0);
+	int64		start = PG_GETARG_INT32(1);
+	int64		count = PG_GETARG_INT32(2);
+	int64		end;
+	Vector	   *result;
+
+	if (count < 1)
+		check_dim(0);
+
+	end = start + count;		/* exclusive; cannot overflow in int64 */
+	if (start < 1)
+		start = 1;
+	if (end > (int64) v->dim + 1)
+		end = (int64) v->dim + 1;
+	check_dim(end - start);
+
+	result = VectorInit((int) (end - start));
+	memcpy(result->x, v->x + (start - 1), sizeof(float) * result->dim);
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Element-wise sum.
+ */
+VECTOR_FUNCTION_INFO(vector_add);
+Datum
+vector_add(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *result;
+
+	check_same_dims(a->dim, b->dim);
+	result = VectorInit(a->dim);
+	for (int i = 0; i < a->dim; i++)
+	{
+		result->x[i] = a->x[i] + b->x[i];
+		if (unlikely(isinf(result->x[i])))
+			float_overflow_error();
+	}
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Element-wise difference.
+ */
+VECTOR_FUNCTION_INFO(vector_sub);
+Datum
+vector_sub(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *result;
+
+	check_same_dims(a->dim, b->dim);
+	result = VectorInit(a->dim);
+	for (int i = 0; i < a->dim; i++)
+	{
+		result->x[i] = a->x[i] - b->x[i];
+		if (unlikely(isinf(result->x[i])))
+			float_overflow_error();
+	}
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Element-wise product.
+ */
+VECTOR_FUNCTION_INFO(vector_mul);
+Datum
+vector_mul(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *result;
+
+	check_same_dims(a->dim, b->dim);
+	result = VectorInit(a->dim);
+	for (int i = 0; i < a->dim; i++)
+	{
+		result->x[i] = a->x[i] * b->x[i];
+		if (unlikely(isinf(result->x[i])))
+			float_overflow_error();
+		if (unlikely(result->x[i] == 0.0f) && a->x[i] != 0.0f && b->x[i] != 0.0f)
+			float_underflow_error();
+	}
+	PG_RETURN_VECTOR_P(result);
+}
+
+/*
+ * Concatenation (the || operator).
+ */
+VECTOR_FUNCTION_INFO(vector_concat);
+Datum
+vector_concat(PG_FUNCTION_ARGS)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *result;
+
+	check_dim((int64) a->dim + b->dim);
+	result = VectorInit(a->dim + b->dim);
+	memcpy(result->x, a->x, sizeof(float) * a->dim);
+	memcpy(result->x + a->dim, b->x, sizeof(float) * b->dim);
+	PG_RETURN_VECTOR_P(result);
+}
+
+/* Compare the two vector arguments, freeing detoasted copies */
+static int
+vector_cmp_args(FunctionCallInfo fcinfo)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	int			result = vector_cmp_internal(a, b);
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	return result;
+}
+
+/*
+ * btree support function 1.
+ */
+VECTOR_FUNCTION_INFO(vector_cmp);
+Datum
+vector_cmp(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(vector_cmp_args(fcinfo));
+}
+
+/*
+ * The < operator.
+ */
+VECTOR_FUNCTION_INFO(vector_lt);
+Datum
+vector_lt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(vector_cmp_args(fcinfo) < 0);
+}
+
+/*
+ * The <= operator.
+ */
+VECTOR_FUNCTION_INFO(vector_le);
+Datum
+vector_le(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(vector_cmp_args(fcinfo) <= 0);
+}
+
+/*
+ * The = operator.
+ */
+VECTOR_FUNCTION_INFO(vector_eq);
+Datum
+vector_eq(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(vector_cmp_args(fcinfo) == 0);
+}
+
+/*
+ * The <> operator.
+ */
+VECTOR_FUNCTION_INFO(vector_ne);
+Datum
+vector_ne(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(vector_cmp_args(fcinfo) != 0);
+}
+
+/*
+ * The >= operator.
+ */
+VECTOR_FUNCTION_INFO(vector_ge);
+Datum
+vector_ge(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(vector_cmp_args(fcinfo) >= 0);
+}
+
+/*
+ * The > operator.
+ */
+VECTOR_FUNCTION_INFO(vector_gt);
+Datum
+vector_gt(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(vector_cmp_args(fcinfo) > 0);
+}
+
+/*
+ * Check an aggregate state: a 1-D float8[] without nulls holding the row
+ * count followed by the running sums.  Returns the number of dimensions
+ * (0 for the initial state '{0}').
+ */
+static int
+check_agg_state(ArrayType *state)
+{
+	int			n;
+
+	if (ARR_NDIM(state) != 1 || ARR_HASNULL(state) ||
+		ARR_ELEMTYPE(state) != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid vector aggregate state"),
+				 errdetail("The state must be a 1-D double precision array without nulls.")));
+	n = ARR_DIMS(state)[0];
+	if (n < 1 || n - 1 > VECTOR_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid vector aggregate state"),
+				 errdetail("The state has %d elements.", n)));
+	return n - 1;
+}
+
+/* Build a new aggregate state from a count and dim sums */
+static ArrayType *
+make_agg_state(double count, const double *sums, int dim)
+{
+	Datum	   *datums = (Datum *) palloc(sizeof(Datum) * (dim + 1));
+	ArrayType  *result;
+
+	datums[0] = Float8GetDatum(count);
+	for (int i = 0; i < dim; i++)
+		datums[i + 1] = Float8GetDatum(sums[i]);
+	result = construct_array(datums, dim + 1, FLOAT8OID, sizeof(float8),
+							 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	pfree(datums);
+	return result;
+}
+
+/*
+ * Aggregate transition for avg and sum: add one vector to the state
+ * {count, sum_1, ..., sum_dim}.  Inside an aggregate the state is updated
+ * in place.
+ */
+VECTOR_FUNCTION_INFO(vector_accum);
+Datum
+vector_accum(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
+	Vector	   *v = PG_GETARG_VECTOR_P(1);
+	int			dim = check_agg_state(state);
+	double	   *sums;
+
+	if (dim == 0)
+	{
+		/* first vector: the state takes its dimension count */
+		sums = (double *) palloc(sizeof(double) * v->dim);
+		for (int i = 0; i < v->dim; i++)
+			sums[i] = v->x[i];
+		PG_RETURN_ARRAYTYPE_P(make_agg_state(1.0, sums, v->dim));
+	}
+
+	check_same_dims(dim, v->dim);
+	if (!AggCheckCallContext(fcinfo, NULL))
+		state = PG_GETARG_ARRAYTYPE_P_COPY(0);
+
+	sums = (double *) ARR_DATA_PTR(state);
+	sums[0] += 1.0;
+	for (int i = 0; i < dim; i++)
+		sums[i + 1] += v->x[i];
+
+	PG_RETURN_ARRAYTYPE_P(state);
+}
+
+/*
+ * Aggregate combine for avg and sum (parallel partial aggregation): add
+ * two states.
+ */
+VECTOR_FUNCTION_INFO(vector_combine);
+Datum
+vector_combine(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state1 = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *state2 = PG_GETARG_ARRAYTYPE_P(1);
+	int			dim1 = check_agg_state(state1);
+	int			dim2 = check_agg_state(state2);
+	double	   *sums1;
+	double	   *sums2;
+
+	if (dim2 == 0)
+		PG_RETURN_ARRAYTYPE_P(state1);
+	if (dim1 == 0)
+		PG_RETURN_ARRAYTYPE_P(state2);
+
+	check_same_dims(dim1, dim2);
+	if (!AggCheckCallContext(fcinfo, NULL))
+		state1 = PG_GETARG_ARRAYTYPE_P_COPY(0);
+
+	sums1 = (double *) ARR_DATA_PTR(state1);
+	sums2 = (double *) ARR_DATA_PTR(state2);
+	for (int i = 0; i <= dim1; i++)
+		sums1[i] += sums2[i];
+
+	PG_RETURN_ARRAYTYPE_P(state1);
+}
+
+/* Turn an aggregate state into its vector of sums, or of averages */
+static Vector *
+agg_state_to_vector(ArrayType *state, int dim, bool average)
+{
+	double	   *sums = (double *) ARR_DATA_PTR(state);
+	double		count = sums[0];
+	Vector	   *result = VectorInit(dim);
+
+	for (int i = 0; i < dim; i++)
+	{
+		double		value = average ? sums[i + 1] / count : sums[i + 1];
+
+		result->x[i] = float8_to_element(value);
+	}
+	return result;
+}
+
+/*
+ * Aggregate final function for avg: NULL when no rows were aggregated.
+ */
+VECTOR_FUNCTION_INFO(vector_avg);
+Datum
+vector_avg(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
+	int			dim = check_agg_state(state);
+
+	if (dim == 0 || ((double *) ARR_DATA_PTR(state))[0] <= 0.0)
+		PG_RETURN_NULL();
+	PG_RETURN_VECTOR_P(agg_state_to_vector(state, dim, true));
+}
+
+/*
+ * Aggregate final function for sum: NULL when no rows were aggregated.
+ */
+VECTOR_FUNCTION_INFO(vector_sum);
+Datum
+vector_sum(PG_FUNCTION_ARGS)
+{
+	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
+	int			dim = check_agg_state(state);
+
+	if (dim == 0 || ((double *) ARR_DATA_PTR(state))[0] <= 0.0)
+		PG_RETURN_NULL();
+	PG_RETURN_VECTOR_P(agg_state_to_vector(state, dim, false));
+}
