@@ -18,7 +18,7 @@ OBJS = \
 	src/hnswvacuum.o \
 	src/vector.o
 
-REGRESS =
+REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast
 # the index's suites (kept on their own line so the type's list above and
 # this one can be edited independently)
 REGRESS += $(HNSW_REGRESS)
