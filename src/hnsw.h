@@ -220,10 +220,14 @@ typedef struct HnswGraph HnswGraph;
 typedef struct HnswGraphOps
 {
 	/*
-	 * Distance from q to c->ref's vector; also fills c->loc.  A storage
-	 * errors out on a damaged element rather than return garbage.
+	 * For each of n candidates, the distance from q to c[i].ref's vector
+	 * into c[i].dist, and c[i].loc.  One call per batch of neighbours lets
+	 * a storage overlap the memory latency of one element with the work on
+	 * another.  A storage errors out on a damaged element rather than
+	 * return garbage.
 	 */
-	float		(*distance) (HnswGraph *g, const float *q, HnswCandidate *c);
+	void		(*distances) (HnswGraph *g, const float *q, HnswCandidate *c,
+							  int n);
 
 	/*
 	 * Copy c's neighbours on a layer into out (room for 2m refs); return

@@ -235,6 +235,7 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 	HnswHeap   *cand = &g->cand;	/* C: min-heap of elements to expand */
 	HnswHeap   *found = &g->found;	/* W: max-heap of the ef best */
 	HnswRef    *nbrs = palloc(sizeof(HnswRef) * 2 * g->m);
+	HnswCandidate *fresh = palloc(sizeof(HnswCandidate) * 2 * g->m);
 	HnswCandidate *result;
 	int			n;
 
@@ -255,6 +256,7 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 	{
 		HnswCandidate c;
 		int			nn;
+		int			nfresh;
 
 		heap_pop(cand, &c);
 		/* every element left is farther than the worst of a full W */
@@ -262,18 +264,21 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 			break;
 
 		nn = g->ops->neighbours(g, &c, layer, nbrs);
+		nfresh = 0;
 		for (int i = 0; i < nn; i++)
 		{
-			HnswCandidate e;
-
-			if (!visited_add(&g->visited, nbrs[i]))
-				continue;
-			e.ref = nbrs[i];
-			e.dist = g->ops->distance(g, q, &e);
-			if (found->count < ef || e.dist < found->items[0].dist)
+			if (visited_add(&g->visited, nbrs[i]))
+				fresh[nfresh++].ref = nbrs[i];
+		}
+		if (nfresh == 0)
+			continue;
+		g->ops->distances(g, q, fresh, nfresh);
+		for (int i = 0; i < nfresh; i++)
+		{
+			if (found->count < ef || fresh[i].dist < found->items[0].dist)
 			{
-				heap_push(cand, &e);
-				heap_push(found, &e);
+				heap_push(cand, &fresh[i]);
+				heap_push(found, &fresh[i]);
 				if (found->count > ef)
 					heap_pop(found, NULL);
 			}
@@ -285,6 +290,7 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 	memcpy(result, found->items, sizeof(HnswCandidate) * n);
 	qsort(result, n, sizeof(HnswCandidate), candidate_cmp);
 	pfree(nbrs);
+	pfree(fresh);
 	*out = result;
 	return n;
 }
@@ -300,7 +306,7 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	HnswCandidate ep;
 
 	ep.ref = entry;
-	ep.dist = g->ops->distance(g, q, &ep);
+	g->ops->distances(g, q, &ep, 1);
 	for (int lc = entryLevel; lc > toLayer; lc--)
 	{
 		HnswCandidate *w;
@@ -486,11 +492,8 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 	ev = g->ops->vector(g, e);
 	c = palloc(sizeof(HnswCandidate) * (ncur + 1));
 	for (int i = 0; i < ncur; i++)
-	{
 		c[i].ref = cur[i];
-		c[i].loc = 0;
-		c[i].dist = g->ops->distance(g, ev, &c[i]);
-	}
+	g->ops->distances(g, ev, c, ncur);
 	c[ncur] = *q;
 	qsort(c, ncur + 1, sizeof(HnswCandidate), candidate_cmp);
 	n = select_neighbours(g, c, ncur + 1, cap);

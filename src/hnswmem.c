@@ -77,13 +77,28 @@ mem_alloc(HnswMemGraph *mg, Size size)
 
 /* HnswGraphOps ----------------------------------------------------------- */
 
-static float
-mem_distance(HnswGraph *g, const float *q, HnswCandidate *c)
+/* Prefetch the first lines of a vector; the hardware streams the rest */
+static inline void
+prefetch_vector(const float *v, int dim)
 {
-	HnswMemElement *e = mem_element((HnswMemGraph *) g, c->ref);
+	for (int off = 0; off < dim && off < 128; off += 16)
+		__builtin_prefetch(v + off);
+}
 
-	c->loc = 0;
-	return g->dist(q, e->vec, g->dim);
+static void
+mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
+{
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+
+	if (n > 0)
+		prefetch_vector(mem_element(mg, c[0].ref)->vec, g->dim);
+	for (int i = 0; i < n; i++)
+	{
+		if (i + 1 < n)
+			prefetch_vector(mem_element(mg, c[i + 1].ref)->vec, g->dim);
+		c[i].loc = 0;
+		c[i].dist = g->dist(q, mem_element(mg, c[i].ref)->vec, g->dim);
+	}
 }
 
 static int
@@ -127,7 +142,7 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 }
 
 static const HnswGraphOps hnsw_mem_ops = {
-	.distance = mem_distance,
+	.distances = mem_distances,
 	.neighbours = mem_neighbours,
 	.vector = mem_vector,
 	.add_link = mem_add_link,

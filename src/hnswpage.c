@@ -88,13 +88,18 @@ HnswWriteMetaPage(Relation index, ForkNumber fork, int dimensions, int m,
 	UnlockReleaseBuffer(buf);
 }
 
-/* Check that a page is ours, or fail naming it */
+/*
+ * Check that a page is ours, or fail naming it.  Only the header is read:
+ * on the search path a look at the special space, at the far end of the
+ * page, would cost a cache miss per element.  The header's special offset
+ * is what keeps readers inside the page.
+ */
 static void
 check_page(Relation index, Page page, BlockNumber blkno)
 {
 	if (PageIsNew(page) ||
-		PageGetSpecialSize(page) != MAXALIGN(sizeof(HnswPageOpaqueData)) ||
-		HnswPageGetOpaque(page)->page_id != HNSW_PAGE_ID)
+		((PageHeader) page)->pd_special !=
+		BLCKSZ - MAXALIGN(sizeof(HnswPageOpaqueData)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" contains unexpected page at block %u",
@@ -216,6 +221,63 @@ HnswNewBuffer(Relation index)
 	return buf;
 }
 
+/*
+ * Where each block of one index last sat in the buffer pool, remembered
+ * per backend.  A search reads thousands of buffers, and the shared
+ * buffer-mapping lookup was its largest single cost; ReadRecentBuffer
+ * pins a remembered buffer after checking it still holds the block, so a
+ * stale hint only costs the ordinary lookup.  One index at a time: a scan
+ * of another index starts the hints afresh.
+ */
+static struct
+{
+	RelFileNode node;
+	BlockNumber nblocks;		/* size of bufs[] */
+	Buffer	   *bufs;
+}			hints;
+
+/* ReadBuffer through the hints */
+static Buffer
+read_buffer(Relation index, BlockNumber blkno)
+{
+	Buffer		buf;
+
+	if (!RelFileNodeEquals(hints.node, index->rd_node))
+	{
+		hints.node = index->rd_node;
+		hints.nblocks = 0;
+		if (hints.bufs)
+			pfree(hints.bufs);
+		hints.bufs = NULL;
+	}
+	if (blkno < hints.nblocks)
+	{
+		buf = hints.bufs[blkno];
+		if (buf != InvalidBuffer &&
+			ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blkno, buf))
+			return buf;
+	}
+	else
+	{
+		BlockNumber n = Max(blkno + 1, hints.nblocks * 2);
+
+		n = Max(n, 1024);
+		if (hints.bufs == NULL)
+			hints.bufs = MemoryContextAllocZero(TopMemoryContext,
+												sizeof(Buffer) * n);
+		else
+		{
+			hints.bufs = repalloc(hints.bufs, sizeof(Buffer) * n);
+			memset(hints.bufs + hints.nblocks, 0,
+				   sizeof(Buffer) * (n - hints.nblocks));
+		}
+		hints.nblocks = n;
+	}
+	buf = ReadBuffer(index, blkno);
+	hints.bufs[blkno] = buf;
+	return buf;
+}
+
 /* HnswGraphOps over pages ------------------------------------------------- */
 
 static inline Relation
@@ -224,24 +286,56 @@ graph_index(HnswGraph *g)
 	return ((HnswPageGraph *) g)->index;
 }
 
-static float
-page_distance(HnswGraph *g, const float *q, HnswCandidate *c)
+/*
+ * Distances to a batch of elements, as a three-stage pipeline so that the
+ * cache misses of one element overlap the work on another: element i + 2
+ * is pinned and its line pointer prefetched, element i + 1's tuple is
+ * prefetched through that line pointer (an unlocked read, used only as a
+ * hint: items never move on our pages), and element i is read under its
+ * share lock.  At most three pins are held.
+ */
+static void
+page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 {
 	Relation	index = graph_index(g);
-	BlockNumber blkno = HnswRefBlock(c->ref);
-	OffsetNumber offno = HnswRefOffset(c->ref);
-	HnswElementTuple etup;
-	Buffer		buf;
-	float		d;
+	Buffer		bufs[3];
 
-	buf = ReadBuffer(index, blkno);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, g->dim);
-	d = g->dist(q, etup->vec, g->dim);
-	c->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
-							ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
-	UnlockReleaseBuffer(buf);
-	return d;
+	for (int i = 0; i < n + 2; i++)
+	{
+		if (i < n)
+		{
+			Page		page;
+
+			bufs[i % 3] = read_buffer(index, HnswRefBlock(c[i].ref));
+			page = BufferGetPage(bufs[i % 3]);
+			__builtin_prefetch(page);
+			__builtin_prefetch(PageGetItemId(page, HnswRefOffset(c[i].ref)));
+		}
+		if (i >= 1 && i - 1 < n)
+		{
+			Page		page = BufferGetPage(bufs[(i - 1) % 3]);
+			ItemId		itemid = PageGetItemId(page, HnswRefOffset(c[i - 1].ref));
+			char	   *tup = (char *) page + (ItemIdGetOffset(itemid) & (BLCKSZ - 1));
+
+			for (int off = 0; off < 512 && off < BLCKSZ - (tup - (char *) page); off += 64)
+				__builtin_prefetch(tup + off);
+		}
+		if (i >= 2)
+		{
+			HnswCandidate *e = &c[i - 2];
+			Buffer		buf = bufs[(i - 2) % 3];
+			HnswElementTuple etup;
+
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			etup = HnswGetElement(index, BufferGetPage(buf),
+								  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+								  g->dim);
+			e->dist = g->dist(q, etup->vec, g->dim);
+			e->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
+									ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+			UnlockReleaseBuffer(buf);
+		}
+	}
 }
 
 /* Copy the refs of one layer's list out of a neighbour tuple */
@@ -280,7 +374,7 @@ page_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
 	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
 		tuple_corrupted(index, HnswRefBlock(c->ref), HnswRefOffset(c->ref),
 						"element tuple");
-	buf = ReadBuffer(index, blkno);
+	buf = read_buffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
 	n = layer_refs(g, ntup, layer, out);
@@ -296,7 +390,7 @@ page_vector(HnswGraph *g, const HnswCandidate *c)
 	float	   *v = palloc(sizeof(float) * g->dim);
 	Buffer		buf;
 
-	buf = ReadBuffer(index, blkno);
+	buf = read_buffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(v, HnswGetElement(index, BufferGetPage(buf), blkno,
 							 HnswRefOffset(c->ref), g->dim)->vec,
@@ -413,7 +507,7 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 }
 
 static const HnswGraphOps hnsw_page_ops = {
-	.distance = page_distance,
+	.distances = page_distances,
 	.neighbours = page_neighbours,
 	.vector = page_vector,
 	.add_link = page_add_link,
