@@ -16,6 +16,7 @@ OBJS = \
 	src/hnswpage.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
+	src/hnswverify.o \
 	src/vector.o
 
 REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast
@@ -37,5 +38,5 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # The install script is assembled from the SQL of each part, kept beside its C.
-tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql
+tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql
 	cat $^ > $@

@@ -1,0 +1,2 @@
+
+-- hnsw index verifier: see src/hnswverify.c
