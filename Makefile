@@ -40,3 +40,7 @@ include $(PGXS)
 # The install script is assembled from the SQL of each part, kept beside its C.
 tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql
 	cat $^ > $@
+
+# PGXS tracks no header dependencies: every object depends on our headers,
+# so a changed struct never meets a stale object.
+$(OBJS): src/hnsw.h src/vector.h src/distance.h

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "access/amvalidate.h"
+#include "access/stratnum.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/reloptions.h"
@@ -26,6 +27,7 @@
 #include "commands/vacuum.h"
 #include "fmgr.h"
 #include "optimizer/optimizer.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -140,6 +142,41 @@ HnswMetricKernel(const HnswMetric *metric)
 }
 
 /*
+ * The metric of an index's opclass.  Support function 1 is called only if
+ * it has the signature amvalidate requires, and what it returns must be one
+ * of our metrics: a misdeclared opclass gets an error, not a crash.
+ */
+static const HnswMetric *
+get_metric(Relation index)
+{
+	Oid			procid = index_getprocid(index, 1, HNSW_METRIC_PROC);
+	const HnswMetric *metric = NULL;
+
+	if (!OidIsValid(procid))
+		elog(ERROR, "missing support function %d for attribute %d of index \"%s\"",
+			 HNSW_METRIC_PROC, 1, RelationGetRelationName(index));
+	if (get_func_rettype(procid) == INTERNALOID &&
+		get_func_nargs(procid) == 1)
+	{
+		Oid		   *argtypes;
+		int			nargs;
+
+		get_func_signature(procid, &argtypes, &nargs);
+		if (argtypes[0] == INTERNALOID)
+			metric = (const HnswMetric *)
+				DatumGetPointer(OidFunctionCall1(procid, PointerGetDatum(NULL)));
+	}
+	if (metric != &hnsw_l2_metric && metric != &hnsw_ip_metric &&
+		metric != &hnsw_cosine_metric && metric != &hnsw_l1_metric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("operator class of index \"%s\" has no valid hnsw support function 1",
+						RelationGetRelationName(index)),
+				 errhint("Use one of the operator classes tinyhnsw provides.")));
+	return metric;
+}
+
+/*
  * The index's dimensions, options and metric, cached in rd_amcache.  The
  * cache may be rebuilt at any relcache invalidation: callers that keep it
  * across lock acquisitions copy it.
@@ -152,14 +189,27 @@ HnswGetIndexInfo(Relation index)
 		HnswIndexInfo *info = MemoryContextAlloc(index->rd_indexcxt,
 												 sizeof(HnswIndexInfo));
 		HnswOptions *opts = (HnswOptions *) index->rd_options;
-		FmgrInfo   *proc = index_getprocinfo(index, 1, HNSW_METRIC_PROC);
 
 		info->dimensions = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
-		info->m = opts ? opts->m : HNSW_DEFAULT_M;
-		info->efConstruction = opts ? opts->efConstruction :
-			HNSW_DEFAULT_EF_CONSTRUCTION;
-		info->metric = (const HnswMetric *)
-			DatumGetPointer(FunctionCall1(proc, PointerGetDatum(NULL)));
+		info->metric = get_metric(index);
+		if (RelationGetNumberOfBlocks(index) > HNSW_METAPAGE_BLKNO)
+		{
+			/*
+			 * A built index keeps the layout it was built with: ALTER INDEX
+			 * SET (m = ...) only applies to the next build.
+			 */
+			HnswMetaPageData meta;
+
+			HnswReadMeta(index, &meta);
+			info->m = meta.m;
+			info->efConstruction = meta.efConstruction;
+		}
+		else
+		{
+			info->m = opts ? opts->m : HNSW_DEFAULT_M;
+			info->efConstruction = opts ? opts->efConstruction :
+				HNSW_DEFAULT_EF_CONSTRUCTION;
+		}
 		index->rd_amcache = info;
 	}
 	return (const HnswIndexInfo *) index->rd_amcache;
@@ -183,7 +233,12 @@ HnswPrepareVector(const HnswIndexInfo *info, Datum value, float *out)
 	memcpy(out, v->x, sizeof(float) * v->dim);
 	if (info->metric->normalize)
 	{
-		double		norm = sqrt((double) DistInnerProduct(out, out, v->dim));
+		double		norm = 0;
+
+		/* in double: float squares overflow from 1e19 on */
+		for (int i = 0; i < v->dim; i++)
+			norm += (double) out[i] * out[i];
+		norm = sqrt(norm);
 
 		if (norm == 0 || !isfinite(norm))
 			return false;
@@ -206,6 +261,30 @@ hnswoptions(Datum reloptions, bool validate)
 
 	return (bytea *) build_reloptions(reloptions, validate, hnsw_relopt_kind,
 									  sizeof(HnswOptions), tab, lengthof(tab));
+}
+
+/*
+ * amproperty: the generic answers are wrong for us in two places.  The
+ * column is distance-orderable (by its opclass's operator), and an
+ * approximate index cannot back an exclusion constraint.
+ */
+static bool
+hnswproperty(Oid index_oid, int attno, IndexAMProperty prop,
+			 const char *propname, bool *res, bool *isnull)
+{
+	switch (prop)
+	{
+		case AMPROP_DISTANCE_ORDERABLE:
+			if (attno == 0)
+				return false;
+			*res = true;
+			return true;
+		case AMPROP_CAN_EXCLUDE:
+			*res = false;
+			return true;
+		default:
+			return false;
+	}
 }
 
 /* ambuildphasename */
@@ -380,13 +459,26 @@ hnswvalidate(Oid opclassoid)
 			result = false;
 			continue;
 		}
-		if (oprform->amoppurpose != AMOP_ORDER ||
-			!OidIsValid(oprform->amopsortfamily) ||
-			opfamily_method(oprform->amopsortfamily) != BTREE_AM_OID)
+		if (oprform->amoppurpose != AMOP_ORDER)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 					 errmsg("operator family \"%s\" of access method %s contains operator %s that is not an ORDER BY operator with a btree sort family",
+							opfamilyname, "hnsw",
+							format_operator(oprform->amopopr))));
+			result = false;
+			continue;
+		}
+		/* the sort family must be able to sort the float8 distances */
+		if (!OidIsValid(oprform->amopsortfamily) ||
+			opfamily_method(oprform->amopsortfamily) != BTREE_AM_OID ||
+			!OidIsValid(get_opfamily_member(oprform->amopsortfamily,
+											FLOAT8OID, FLOAT8OID,
+											BTLessStrategyNumber)))
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("operator family \"%s\" of access method %s contains invalid ORDER BY specification for operator %s",
 							opfamilyname, "hnsw",
 							format_operator(oprform->amopopr))));
 			result = false;
@@ -471,7 +563,7 @@ tinyhnsw_hnswhandler(PG_FUNCTION_ARGS)
 	amroutine->amcanreturn = NULL;
 	amroutine->amcostestimate = hnswcostestimate;
 	amroutine->amoptions = hnswoptions;
-	amroutine->amproperty = NULL;
+	amroutine->amproperty = hnswproperty;
 	amroutine->ambuildphasename = hnswbuildphasename;
 	amroutine->amvalidate = hnswvalidate;
 	amroutine->amadjustmembers = NULL;

@@ -33,8 +33,20 @@
  * tuple is never moved, and both tuples keep their size for life, so all
  * later changes are in-place overwrites.
  *
- * Inserts append: the metapage names the last data page (insertPage); a new
+ * Inserts first look for a free slot: an element (and its neighbour tuple)
+ * that vacuum unlinked and flagged HNSW_ELEMENT_FREE, of exactly the new
+ * element's level, so that reuse keeps the level distribution; the
+ * metapage's freeHint[level] says where to start looking.  Failing that
+ * they append: the metapage names the last data page (insertPage); a new
  * element goes there, or to a page added at the end of the relation.
+ *
+ * Vacuum (hnswvacuum.c) works in passes: drop dead heap TIDs and flag
+ * elements left without any DELETED; wait out inserts that started before
+ * (they may have chosen such an element as a neighbour) and replace a
+ * deleted entry point; give every live element that links to a deleted one
+ * new neighbours found by a search; then, with inserts excluded, flag the
+ * deleted elements FREE.  Deleted and free elements are traversed by
+ * searches but never returned, merged into, or linked to.
  *
  * WAL.  Every change to an existing page goes through GenericXLog.  CREATE
  * INDEX writes its pages through shared buffers without WAL and then logs
@@ -67,8 +79,14 @@
  *		so a scan never starts from an element that is not yet in the graph.
  *	 5. Relation extension happens under the relation extension lock, which
  *		is never held while waiting for a buffer content lock.
+ *	 6. Claiming a free slot locks the element's page and then, if it is
+ *		elsewhere, its neighbour tuple's page, which always has the higher
+ *		block number: pages are locked in ascending block order.
  *	 Scans take no heavyweight lock; they read one page at a time under a
- *	 share lock.
+ *	 share lock.  A scan that met an element before vacuum freed it and an
+ *	 insert reused the slot would return the new element at the old
+ *	 distance; so the scan recomputes the distance of every element it
+ *	 returns and skips those whose distance changed.
  *
  *-------------------------------------------------------------------------
  */
@@ -129,7 +147,8 @@
 #define HNSW_NEIGHBOR_TUPLE			2
 
 /* Element flags */
-#define HNSW_ELEMENT_DELETED		0x01	/* no heap TIDs left */
+#define HNSW_ELEMENT_DELETED		0x01	/* no heap TIDs left, still linked */
+#define HNSW_ELEMENT_FREE			0x02	/* unlinked by vacuum: reusable */
 
 typedef struct HnswMetaPageData
 {
@@ -142,6 +161,8 @@ typedef struct HnswMetaPageData
 	OffsetNumber entryOffno;
 	int16		entryLevel;		/* -1 if empty */
 	BlockNumber insertPage;		/* last data page: new elements go here */
+	/* per level: lowest block that may hold a free slot of that level */
+	BlockNumber freeHint[HNSW_MAX_LEVEL + 1];
 } HnswMetaPageData;
 
 typedef HnswMetaPageData *HnswMetaPage;
@@ -213,6 +234,7 @@ typedef struct HnswCandidate
 	HnswRef		ref;
 	uint64		loc;			/* storage's handle on the neighbour lists */
 	float		dist;
+	bool		deleted;		/* route through it, never return or link it */
 } HnswCandidate;
 
 typedef struct HnswGraph HnswGraph;
@@ -221,7 +243,7 @@ typedef struct HnswGraphOps
 {
 	/*
 	 * For each of n candidates, the distance from q to c[i].ref's vector
-	 * into c[i].dist, and c[i].loc.  One call per batch of neighbours lets
+	 * into c[i].dist, and c[i].loc and c[i].deleted.  One call per batch of neighbours lets
 	 * a storage overlap the memory latency of one element with the work on
 	 * another.  A storage errors out on a damaged element rather than
 	 * return garbage.
@@ -336,6 +358,11 @@ extern void HnswLinkBack(HnswGraph *g, const HnswCandidate *q,
 						 const HnswNeighbourhood *nb);
 extern int	HnswFindDuplicate(HnswGraph *g, const float *q,
 							  const HnswNeighbourhood *nb);
+extern int	HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e,
+								 const float *evec, int layer,
+								 const HnswRef *keep, int nkeep,
+								 HnswRef entry, int entryLevel,
+								 HnswCandidate **out);
 extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 						  const HnswRef *cur, int ncur,
 						  const HnswCandidate *q, HnswRef *out);
@@ -366,6 +393,11 @@ extern HnswPageGraph *HnswPageGraphCreate(Relation index);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);
+extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
+								 const HnswRef *expect, int nexpect,
+								 const HnswRef *refs, int n);
+extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);
+extern void HnswNoteFreeSlot(Relation index, BlockNumber blkno, int level);
 
 /* AM callbacks */
 extern IndexBuildResult *hnswbuild(Relation heap, Relation index,

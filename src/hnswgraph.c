@@ -227,6 +227,8 @@ HnswRandomLevel(HnswGraph *g)
  * Algorithm 2, SEARCH-LAYER: the ef nearest elements to q on a layer,
  * starting from the entry points ep (whose distances are filled in).
  * Returns how many were found, ascending by distance, in *out (palloc'd).
+ * Deleted elements are traversed but never found (as hnswlib treats
+ * elements marked deleted).
  */
 int
 HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
@@ -247,9 +249,12 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 		if (!visited_add(&g->visited, ep[i].ref))
 			continue;
 		heap_push(cand, &ep[i]);
-		heap_push(found, &ep[i]);
-		if (found->count > ef)
-			heap_pop(found, NULL);
+		if (!ep[i].deleted)
+		{
+			heap_push(found, &ep[i]);
+			if (found->count > ef)
+				heap_pop(found, NULL);
+		}
 	}
 
 	while (cand->count > 0)
@@ -277,10 +282,14 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 		{
 			if (found->count < ef || fresh[i].dist < found->items[0].dist)
 			{
+				/* deleted elements still lead somewhere, but are no answer */
 				heap_push(cand, &fresh[i]);
-				heap_push(found, &fresh[i]);
-				if (found->count > ef)
-					heap_pop(found, NULL);
+				if (!fresh[i].deleted)
+				{
+					heap_push(found, &fresh[i]);
+					if (found->count > ef)
+						heap_pop(found, NULL);
+				}
 			}
 		}
 	}
@@ -311,6 +320,7 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	{
 		HnswCandidate *w;
 
+		/* if all around is deleted, keep descending from where we are */
 		if (HnswSearchLayer(g, q, &ep, 1, 1, lc, &w) > 0)
 			ep = w[0];
 		pfree(w);
@@ -335,19 +345,28 @@ HnswSearch(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
  * ascending by distance to a base element, keep up to max of them, each
  * closer to the base than to any already kept.  Keeping diverse directions
  * rather than the plain nearest is what keeps clustered data navigable.
- * Returns how many were kept; they are moved to the front of c.
+ * Returns how many were kept; they are moved to the front of c.  With
+ * keepPruned, leftover room is filled with the nearest of the rejected
+ * (the paper's keepPrunedConnections): used when an existing list is
+ * shrunk, where pruning down to a few links orphaned elements, markedly
+ * so under inner product, which is not a metric.
  */
 static int
-select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max)
+select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
+				  bool keepPruned)
 {
 	const float **vecs;
+	HnswCandidate *pruned;
+	int			npruned = 0;
 	int			nkept = 0;
+	int			i;
 
 	if (nc <= max && nc <= 1)
 		return nc;
 
 	vecs = palloc(sizeof(float *) * max);
-	for (int i = 0; i < nc && nkept < max; i++)
+	pruned = palloc(sizeof(HnswCandidate) * nc);
+	for (i = 0; i < nc && nkept < max; i++)
 	{
 		const float *v = g->ops->vector(g, &c[i]);
 		bool		good = true;
@@ -365,7 +384,18 @@ select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max)
 			vecs[nkept] = v;
 			c[nkept++] = c[i];
 		}
+		else
+			pruned[npruned++] = c[i];
 	}
+	if (keepPruned)
+	{
+		/* the rejected so far, then the candidates never looked at */
+		for (int j = 0; j < npruned && nkept < max; j++)
+			c[nkept++] = pruned[j];
+		for (; i < nc && nkept < max; i++)
+			c[nkept++] = c[i];
+	}
+	pfree(pruned);
 	pfree(vecs);
 	return nkept;
 }
@@ -391,6 +421,7 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 
 	ep = palloc(sizeof(HnswCandidate));
 	ep[0] = descend(g, q, entry, entryLevel, level);
+	/* a deleted entry still seeds the search; it is just never chosen */
 
 	for (int lc = Min(level, entryLevel); lc >= 0; lc--)
 	{
@@ -399,6 +430,12 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 		int			nsel;
 
 		nw = HnswSearchLayer(g, q, ep, nep, g->efConstruction, lc, &w);
+		if (nw == 0)
+		{
+			/* nothing live found here: search the next layer from ep */
+			pfree(w);
+			continue;
+		}
 		if (lc == 0)
 		{
 			/* keep the full result: the caller looks for duplicates */
@@ -412,7 +449,7 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 		memcpy(ep, w, sizeof(HnswCandidate) * nw);
 		nep = nw;
 
-		nsel = select_neighbours(g, w, nw, HnswSelectCount(g->m, lc));
+		nsel = select_neighbours(g, w, nw, HnswSelectCount(g->m, lc), false);
 		nb->lists[lc] = w;
 		nb->count[lc] = nsel;
 	}
@@ -461,6 +498,58 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
 }
 
 /*
+ * New neighbours on a layer for an existing element e that lost some
+ * (vacuum): search for e's vector from the entry point as Algorithm 1
+ * does for a new element, pool the results with the neighbours e keeps,
+ * and choose by the heuristic, filling the list.  Returns how many, in
+ * *out, with their distances to e.
+ */
+int
+HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
+					 int layer, const HnswRef *keep, int nkeep,
+					 HnswRef entry, int entryLevel, HnswCandidate **out)
+{
+	HnswCandidate ep = descend(g, evec, entry, entryLevel, layer);
+	HnswCandidate *w;
+	HnswCandidate *c;
+	HnswCandidate *k;
+	int			nw;
+	int			n = 0;
+
+	nw = HnswSearchLayer(g, evec, &ep, 1, g->efConstruction, layer, &w);
+	c = palloc(sizeof(HnswCandidate) * (nw + nkeep + 1));
+	for (int i = 0; i < nw; i++)
+	{
+		if (w[i].ref != e->ref)
+			c[n++] = w[i];
+	}
+	if (nkeep > 0)
+	{
+		k = palloc(sizeof(HnswCandidate) * nkeep);
+		for (int i = 0; i < nkeep; i++)
+			k[i].ref = keep[i];
+		g->ops->distances(g, evec, k, nkeep);
+		for (int i = 0; i < nkeep; i++)
+		{
+			bool		dup = false;
+
+			if (k[i].deleted || k[i].ref == e->ref)
+				continue;
+			for (int j = 0; j < n && !dup; j++)
+				dup = (c[j].ref == k[i].ref);
+			if (!dup)
+				c[n++] = k[i];
+		}
+		pfree(k);
+	}
+	qsort(c, n, sizeof(HnswCandidate), candidate_cmp);
+	n = select_neighbours(g, c, n, HnswLayerCapacity(g->m, layer), true);
+	pfree(w);
+	*out = c;
+	return n;
+}
+
+/*
  * A neighbour list of e on a layer (cur, ncur refs) after adding q: q is
  * appended while there is room; a full list is shrunk back to capacity
  * with the heuristic over its members and q (paper Algorithm 1, lines
@@ -496,7 +585,14 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 	g->ops->distances(g, ev, c, ncur);
 	c[ncur] = *q;
 	qsort(c, ncur + 1, sizeof(HnswCandidate), candidate_cmp);
-	n = select_neighbours(g, c, ncur + 1, cap);
+	/* a neighbour deleted meanwhile is the first to go */
+	n = 0;
+	for (int i = 0; i <= ncur; i++)
+	{
+		if (!c[i].deleted)
+			c[n++] = c[i];
+	}
+	n = select_neighbours(g, c, n, cap, true);
 	for (int i = 0; i < n; i++)
 		out[i] = c[i].ref;
 	pfree(c);

@@ -97,6 +97,7 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 		if (i + 1 < n)
 			prefetch_vector(mem_element(mg, c[i + 1].ref)->vec, g->dim);
 		c[i].loc = 0;
+		c[i].deleted = false;
 		c[i].dist = g->dist(q, mem_element(mg, c[i].ref)->vec, g->dim);
 	}
 }
@@ -229,6 +230,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	self.ref = mg->nelems;
 	self.loc = 0;
 	self.dist = 0;
+	self.deleted = false;
 	mg->elems[mg->nelems++] = e;
 
 	HnswLinkBack(g, &self, &nb);

@@ -60,6 +60,8 @@ init_metapage(Page page, int dimensions, int m, int efConstruction)
 	meta->entryOffno = InvalidOffsetNumber;
 	meta->entryLevel = -1;
 	meta->insertPage = InvalidBlockNumber;
+	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
+		meta->freeHint[l] = InvalidBlockNumber;
 	((PageHeader) page)->pd_lower =
 		((char *) meta + sizeof(HnswMetaPageData)) - (char *) page;
 }
@@ -331,6 +333,7 @@ page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 								  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
 								  g->dim);
 			e->dist = g->dist(q, etup->vec, g->dim);
+			e->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
 			e->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
 									ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
 			UnlockReleaseBuffer(buf);
@@ -506,6 +509,39 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 	}
 }
 
+/*
+ * Write a new list for one layer of a neighbour tuple, but only over the
+ * list `expect` it was computed from; false if that changed meanwhile.
+ */
+bool
+HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
+					 const HnswRef *expect, int nexpect,
+					 const HnswRef *refs, int n)
+{
+	HnswGraph  *g = &pg->g;
+	Relation	index = pg->index;
+	BlockNumber blkno = HnswRefBlock(loc);
+	OffsetNumber offno = HnswRefOffset(loc);
+	HnswRef		now[2 * HNSW_MAX_M];
+	HnswNeighborTuple ntup;
+	Buffer		buf;
+	int			nnow;
+	bool		same;
+
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
+	if (HnswLayerStart(g->m, layer) + HnswLayerCapacity(g->m, layer) > ntup->nslots)
+		tuple_corrupted(index, blkno, offno, "neighbor tuple");
+	nnow = layer_refs(g, ntup, layer, now);
+	same = (nnow == nexpect &&
+			memcmp(now, expect, sizeof(HnswRef) * nnow) == 0);
+	if (same)
+		write_layer(g, buf, offno, layer, refs, n);
+	UnlockReleaseBuffer(buf);
+	return same;
+}
+
 static const HnswGraphOps hnsw_page_ops = {
 	.distances = page_distances,
 	.neighbours = page_neighbours,
@@ -569,6 +605,186 @@ update_meta(Relation index, HnswRef entry, int level, BlockNumber insertPage)
 	UnlockReleaseBuffer(buf);
 }
 
+/* Change the metapage under its exclusive lock; fn says if it changed */
+static void
+modify_meta(Relation index, bool (*fn) (HnswMetaPage meta, void *arg),
+			void *arg)
+{
+	GenericXLogState *state;
+	Buffer		buf;
+
+	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	if (fn(HnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0)), arg))
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+typedef struct MetaArgs
+{
+	HnswRef		entry;
+	int			level;
+	BlockNumber blkno;
+	BlockNumber from;
+} MetaArgs;
+
+static bool
+set_entry(HnswMetaPage meta, void *arg)
+{
+	MetaArgs   *a = arg;
+
+	meta->entryBlkno = a->entry == HNSW_INVALID_REF ?
+		InvalidBlockNumber : HnswRefBlock(a->entry);
+	meta->entryOffno = a->entry == HNSW_INVALID_REF ?
+		InvalidOffsetNumber : HnswRefOffset(a->entry);
+	meta->entryLevel = a->entry == HNSW_INVALID_REF ? -1 : a->level;
+	return true;
+}
+
+/*
+ * Make an element the entry point whatever the current one (vacuum, when
+ * the entry point was deleted; HNSW_INVALID_REF for an empty graph).  The
+ * caller holds HNSW_UPDATE_LOCK exclusively.
+ */
+void
+HnswSetEntryPoint(Relation index, HnswRef entry, int level)
+{
+	MetaArgs	a = {entry, level, InvalidBlockNumber, InvalidBlockNumber};
+
+	modify_meta(index, set_entry, &a);
+}
+
+static bool
+lower_hint(HnswMetaPage meta, void *arg)
+{
+	MetaArgs   *a = arg;
+
+	if (meta->freeHint[a->level] != InvalidBlockNumber &&
+		meta->freeHint[a->level] <= a->blkno)
+		return false;
+	meta->freeHint[a->level] = a->blkno;
+	return true;
+}
+
+/* Vacuum freed a slot of a level at blkno: inserts should look there */
+void
+HnswNoteFreeSlot(Relation index, BlockNumber blkno, int level)
+{
+	MetaArgs	a = {HNSW_INVALID_REF, level, blkno, InvalidBlockNumber};
+
+	modify_meta(index, lower_hint, &a);
+}
+
+static bool
+advance_hint(HnswMetaPage meta, void *arg)
+{
+	MetaArgs   *a = arg;
+
+	/* only move a hint on from where we started: vacuum may have lowered it */
+	if (meta->freeHint[a->level] != a->from)
+		return false;
+	meta->freeHint[a->level] = a->blkno;
+	return true;
+}
+
+/*
+ * Take a free slot of exactly `level` for a new element, looking from the
+ * level's hint over at most HNSW_FREE_SCAN_PAGES pages, and moving the hint
+ * past pages that have none, so that the pages are looked at once per
+ * vacuum, not once per insert.  On success the element and neighbour
+ * tuples are written over the slot's and c is set.
+ */
+#define HNSW_FREE_SCAN_PAGES 16
+
+static bool
+claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
+				HnswElementTuple etup, Size esize, HnswNeighborTuple ntup,
+				Size nsize, HnswCandidate *c)
+{
+	Relation	index = pg->index;
+	BlockNumber hint = meta->freeHint[level];
+	BlockNumber nblocks;
+	BlockNumber blkno;
+	bool		found = false;
+	MetaArgs	a;
+
+	if (hint == InvalidBlockNumber)
+		return false;
+	nblocks = RelationGetNumberOfBlocks(index);
+	for (blkno = hint; blkno < nblocks && blkno < hint + HNSW_FREE_SCAN_PAGES && !found; blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		OffsetNumber maxoff;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		check_page(index, page, blkno);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !found; off++)
+		{
+			HnswElementTuple old = (HnswElementTuple) get_item(page, off, 1);
+			ItemPointerData ntid;
+			Buffer		nbuf = InvalidBuffer;
+			GenericXLogState *state;
+			Page		epage;
+			Page		npage;
+
+			if (old == NULL || old->type != HNSW_ELEMENT_TUPLE)
+				continue;
+			old = HnswGetElement(index, page, blkno, off, pg->g.dim);
+			if (!(old->flags & HNSW_ELEMENT_FREE) || old->level != level)
+				continue;
+			ntid = old->neighbortid;
+			/* the neighbour tuple is here or on a later page: rule 6 */
+			if (ItemPointerGetBlockNumber(&ntid) < blkno)
+				continue;
+			if (ItemPointerGetBlockNumber(&ntid) != blkno)
+			{
+				nbuf = ReadBuffer(index, ItemPointerGetBlockNumber(&ntid));
+				LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
+			}
+			state = GenericXLogStart(index);
+			epage = GenericXLogRegisterBuffer(state, buf, 0);
+			npage = nbuf == InvalidBuffer ? epage :
+				GenericXLogRegisterBuffer(state, nbuf, 0);
+			old = HnswGetElement(index, epage, blkno, off, pg->g.dim);
+			if (HnswGetNeighbors(index, npage, ItemPointerGetBlockNumber(&ntid),
+								 ItemPointerGetOffsetNumber(&ntid),
+								 pg->g.m)->nslots != ntup->nslots)
+				tuple_corrupted(index, ItemPointerGetBlockNumber(&ntid),
+								ItemPointerGetOffsetNumber(&ntid),
+								"neighbor tuple");
+			etup->neighbortid = ntid;
+			memcpy(old, etup, esize);
+			memcpy(HnswGetNeighbors(index, npage, ItemPointerGetBlockNumber(&ntid),
+									ItemPointerGetOffsetNumber(&ntid), pg->g.m),
+				   ntup, nsize);
+			GenericXLogFinish(state);
+			if (nbuf != InvalidBuffer)
+				UnlockReleaseBuffer(nbuf);
+			c->ref = HnswRefFromTid(blkno, off);
+			c->loc = HnswRefFromTid(ItemPointerGetBlockNumber(&ntid),
+									ItemPointerGetOffsetNumber(&ntid));
+			c->dist = 0;
+			c->deleted = false;
+			found = true;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+
+	/* where the next insert of this level should start */
+	a.level = level;
+	a.from = hint;
+	a.blkno = found ? blkno - 1 : (blkno >= nblocks ? InvalidBlockNumber : blkno);
+	if (a.blkno != hint)
+		modify_meta(index, advance_hint, &a);
+	return found;
+}
+
 /* Register a freshly added page in a WAL record, initialized */
 static Page
 register_new_page(GenericXLogState *state, Buffer buf)
@@ -588,8 +804,9 @@ register_new_page(GenericXLogState *state, Buffer buf)
 static void
 write_element(HnswPageGraph *pg, const float *vec, int level,
 			  ItemPointer heaptid, const HnswNeighbourhood *nb,
-			  BlockNumber insertPage, HnswCandidate *c)
+			  const HnswMetaPageData *meta, HnswCandidate *c)
 {
+	BlockNumber insertPage = meta->insertPage;
 	HnswGraph  *g = &pg->g;
 	Relation	index = pg->index;
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
@@ -625,6 +842,13 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 		for (int i = 0; i < n; i++)
 			refs[i] = nb->lists[lc][i].ref;
 		set_layer(g, ntup, lc, refs, n);
+	}
+
+	if (claim_free_slot(pg, meta, level, etup, esize, ntup, nsize, c))
+	{
+		pfree(etup);
+		pfree(ntup);
+		return;
 	}
 
 	/* the insert page, if the element fits there */
@@ -677,6 +901,7 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	c->ref = HnswRefFromTid(BufferGetBlockNumber(ebuf), eoff);
 	c->loc = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid), noff);
 	c->dist = 0;
+	c->deleted = false;
 	UnlockReleaseBuffer(ebuf);
 	if (nbuf != InvalidBuffer)
 		UnlockReleaseBuffer(nbuf);
@@ -704,7 +929,8 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, pg->g.dim);
-	if ((etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids >= HNSW_HEAPTIDS ||
+	if ((etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ||
+		etup->ntids >= HNSW_HEAPTIDS ||
 		memcmp(etup->vec, vec, sizeof(float) * pg->g.dim) != 0)
 	{
 		UnlockReleaseBuffer(buf);
@@ -756,7 +982,7 @@ HnswPageInsert(HnswPageGraph *pg, const float *vec, ItemPointer heaptid)
 	dup = HnswFindDuplicate(g, vec, &nb);
 	if (dup < 0 || !add_heaptid(pg, &nb.layer0[dup], vec, heaptid))
 	{
-		write_element(pg, vec, level, heaptid, &nb, meta.insertPage, &self);
+		write_element(pg, vec, level, heaptid, &nb, &meta, &self);
 		HnswLinkBack(g, &self, &nb);
 		if (level > meta.entryLevel)
 			update_meta(index, self.ref, level, InvalidBlockNumber);

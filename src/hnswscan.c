@@ -123,7 +123,8 @@ next_result(IndexScanDesc scan)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		etup = HnswGetElement(index, BufferGetPage(buf), blkno,
 							  HnswRefOffset(ref), dim);
-		so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) ? 0 : etup->ntids;
+		so->ntids = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ?
+			0 : etup->ntids;
 		memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
 		UnlockReleaseBuffer(buf);
 		so->nexttid = 0;
