@@ -3,8 +3,1304 @@
  * hnswverify.c
  *	  hnsw_verify(): walks an hnsw index and checks its invariants.
  *
+ * This file owns the SQL function hnsw_verify(index, heapallindexed) and
+ * everything it needs: its own reading and checking of pages and tuples
+ * (stricter than the checks on the search path in hnswpage.c, and
+ * reporting a damaged index as an error that names the block and offset),
+ * the in-memory map of the graph, and the optional heap cross-check.
+ *
+ * How it works.  The pages are read one at a time, each copied out under a
+ * share content lock, and checked on the copy: page header, special space,
+ * line pointers (inside the page, aligned, not overlapping, together
+ * covering the tuple space exactly: our pages only ever append tuples that
+ * keep their size for life), then each tuple.  What the later checks need
+ * goes into memory: per element its TID, level, flags, heap TIDs and the
+ * TID of its neighbour tuple; per neighbour tuple its layer-0 list and its
+ * upper-layer lists.  Then, in memory: every element owns exactly one
+ * neighbour tuple, of the size its level asks for; every neighbour
+ * reference is an element tuple on a valid page, not the element itself,
+ * of level >= the layer it is linked on; no heap TID is held twice; the
+ * metapage's entry point is an element of exactly the entry level; and a
+ * breadth-first walk over layer 0 from the entry point counts the live
+ * elements it does not reach.  With heapallindexed, every heap row that a
+ * snapshot taken before the walk sees, and that the index should hold (a
+ * non-NULL vector, not a zero vector under cosine, satisfying a partial
+ * index's predicate), must have its TID in some element.
+ *
+ * Concurrency.  The index is locked in AccessShareLock and its table in
+ * ShareUpdateExclusiveLock: queries, INSERT, UPDATE and DELETE go on, but
+ * VACUUM (and ANALYZE, CREATE INDEX CONCURRENTLY) waits, and autovacuum
+ * skips the table.  Keeping vacuum out is what makes every report
+ * trustworthy: without vacuum, heap TIDs are never removed from elements
+ * nor reused by the heap, and no element is unlinked or freed behind our
+ * back.  What inserts can still do meanwhile is append elements (to pages
+ * already read or pages beyond the block count sampled at the start),
+ * merge heap TIDs into existing elements, rewrite neighbour lists in
+ * place, and reuse an element freed by an earlier vacuum.  So whenever a
+ * check fails against the map (a reference to an element or neighbour
+ * tuple the map does not have, or whose level is too low), the page in
+ * question is read again and the check is made on what is there now; only
+ * a failure that stands on the current page is reported.  The entry point
+ * is checked on a metapage read under HNSW_UPDATE_LOCK in share mode, so
+ * that no insert that raises the top is half done.  Elements added while
+ * the walk runs are checked where they are referenced but not counted.
+ *
+ * Every walk is bounded: line pointers and lengths are checked before a
+ * tuple is read, references are range-checked before a page is read, and
+ * the reachability walk visits each element at most once.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xlog.h"
+#include "catalog/index.h"
+#include "catalog/pg_class.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
 #include "hnsw.h"
+
+/* Elements unlinked by vacuum (being added to hnsw.h; same value there) */
+#ifndef HNSW_ELEMENT_FREE
+#define HNSW_ELEMENT_FREE			0x02
+#endif
+#define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)
+
+/* How far a stored cosine vector's squared norm may stray from 1 */
+#define HNSW_VERIFY_NORM_SLACK		1e-3
+
+extern PGDLLEXPORT Datum tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS);
+
+/* An element tuple as the walk saw it */
+typedef struct VElem
+{
+	HnswRef		ref;			/* where it is */
+	HnswRef		ntid;			/* its neighbour tuple */
+	int32		ntup;			/* index in ntups[], -1 until paired */
+	uint8		level;
+	uint8		flags;
+	uint8		ntids;
+} VElem;
+
+/* A neighbour tuple as the walk (or a re-read) saw it */
+typedef struct VNtup
+{
+	HnswRef		ref;
+	int32		owner;			/* index in elems[], -1 until paired */
+	uint16		nslots;
+	uint32		l0start;		/* its layer-0 list in l0[] */
+	uint16		l0count;
+	uint32		upstart;		/* its upper-layer references in up[] */
+	uint16		upcount;
+} VNtup;
+
+/* A reference on a layer above 0 */
+typedef struct VUpRef
+{
+	ItemPointerData tid;
+	uint8		layer;
+} VUpRef;
+
+/* A heap TID and the element holding it */
+typedef struct VHeapTid
+{
+	ItemPointerData tid;
+	int32		elem;
+} VHeapTid;
+
+/* An element or neighbour tuple met outside the walk (a re-read) */
+typedef struct VLate
+{
+	HnswRef		ref;			/* hash key */
+	bool		isElement;
+	uint8		level;			/* element */
+	uint8		flags;
+	int32		ntup;			/* neighbour tuple: index in ntups[] */
+} VLate;
+
+/* A growable array in the verifier's memory context */
+typedef struct VArray
+{
+	char	   *items;
+	Size		itemsize;
+	int64		count;
+	int64		capacity;
+} VArray;
+
+typedef struct VerifyState
+{
+	Relation	index;
+	Relation	heap;
+	const char *name;			/* the index's name, for messages */
+	int			dim;
+	int			m;
+	int			maxLevel;		/* highest level whose neighbour tuple fits */
+	bool		normalized;		/* cosine: stored vectors have norm 1 */
+	BlockNumber nblocks;		/* sampled when the walk starts */
+	BlockNumber nblocksNow;		/* the latest look at the relation's size */
+	BufferAccessStrategy strategy;
+	PGAlignedBlock page;		/* the page being checked, a private copy */
+
+	VArray		elems;			/* VElem, in (block, offset) order */
+	VArray		ntups;			/* VNtup, walk order, then re-read ones */
+	int64		nwalkNtups;		/* how many of ntups the walk found */
+	VArray		l0;				/* ItemPointerData */
+	VArray		up;				/* VUpRef */
+	VArray		heaptids;		/* VHeapTid */
+	int64	   *elemStart;		/* per block: first index in elems[] */
+	int64	   *ntupStart;		/* per block: first index in ntups[] */
+	HTAB	   *late;			/* VLate by ref */
+
+	/* summary */
+	int64		deleted;
+	int			maxLevelSeen;
+	int			entryLevel;
+	int64		unreachable;
+
+	/* heapallindexed */
+	const HnswIndexInfo *info;
+	float	   *vecbuf;
+	MemoryContext rowcxt;
+} VerifyState;
+
+static void corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
+					  const char *fmt,...) pg_attribute_printf(4, 5) pg_attribute_noreturn();
+
+/* Growable arrays ---------------------------------------------------------- */
+
+/* An empty array of items of a size */
+static void
+varray_init(VArray *a, Size itemsize)
+{
+	a->itemsize = itemsize;
+	a->count = 0;
+	a->capacity = 64;
+	a->items = palloc(itemsize * a->capacity);
+}
+
+/* Room for one more item at the end; returns it */
+static void *
+varray_push(VArray *a)
+{
+	if (a->count == a->capacity)
+	{
+		a->capacity *= 2;
+		a->items = repalloc_huge(a->items, a->itemsize * a->capacity);
+	}
+	return a->items + a->itemsize * a->count++;
+}
+
+#define VITEM(a, type, i)	(((type *) (a).items) + (i))
+
+/* Reporting ---------------------------------------------------------------- */
+
+/*
+ * Report corruption at a block (and offset, if valid) of the index, with
+ * what is wrong as the detail.
+ */
+static void
+corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
+		  const char *fmt,...)
+{
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&detail, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&detail, needed);
+	}
+	if (offno != InvalidOffsetNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is corrupted at block %u offset %u",
+						vs->name, blkno, offno),
+				 errdetail_internal("%s", detail.data)));
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is corrupted at block %u",
+						vs->name, blkno),
+				 errdetail_internal("%s", detail.data)));
+}
+
+/* Pages -------------------------------------------------------------------- */
+
+/*
+ * Copy block blkno into vs->page, reading it under a share lock.  Returns
+ * false if the relation (looked at again if need be) has no such block.
+ */
+static bool
+read_page(VerifyState *vs, BlockNumber blkno)
+{
+	Buffer		buf;
+
+	if (blkno >= vs->nblocksNow)
+	{
+		vs->nblocksNow = RelationGetNumberOfBlocks(vs->index);
+		if (blkno >= vs->nblocksNow)
+			return false;
+	}
+	buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+							 vs->strategy);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(vs->page.data, BufferGetPage(buf), BLCKSZ);
+	UnlockReleaseBuffer(buf);
+	return true;
+}
+
+/* Is the whole page zero? */
+static bool
+page_all_zero(Page page)
+{
+	for (int i = 0; i < BLCKSZ; i++)
+	{
+		if (((char *) page)[i] != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Check the header and special space of a page copy (metapage or data
+ * page).  Returns false for a new (all-zero) page, which a crash between
+ * extending the index and initializing the page can leave behind.
+ */
+static bool
+check_page_header(VerifyState *vs, Page page, BlockNumber blkno)
+{
+	PageHeader	hdr = (PageHeader) page;
+	HnswPageOpaque opaque;
+
+	if (PageIsNew(page))
+	{
+		if (!page_all_zero(page))
+			corrupted(vs, blkno, InvalidOffsetNumber,
+					  "The page header has pd_upper 0, but the page is not all zeros.");
+		return false;
+	}
+	if (PageGetPageSize(page) != BLCKSZ ||
+		PageGetPageLayoutVersion(page) != PG_PAGE_LAYOUT_VERSION ||
+		(hdr->pd_flags & ~PD_VALID_FLAG_BITS) != 0)
+		corrupted(vs, blkno, InvalidOffsetNumber,
+				  "The page header has size/version %u and flags 0x%x.",
+				  (unsigned) hdr->pd_pagesize_version, hdr->pd_flags);
+	if (hdr->pd_special != BLCKSZ - MAXALIGN(sizeof(HnswPageOpaqueData)))
+		corrupted(vs, blkno, InvalidOffsetNumber,
+				  "The special space starts at %u, expected %u.",
+				  hdr->pd_special,
+				  (unsigned) (BLCKSZ - MAXALIGN(sizeof(HnswPageOpaqueData))));
+	if (hdr->pd_lower < SizeOfPageHeaderData || hdr->pd_lower > hdr->pd_upper ||
+		hdr->pd_upper > hdr->pd_special ||
+		(hdr->pd_lower - SizeOfPageHeaderData) % sizeof(ItemIdData) != 0)
+		corrupted(vs, blkno, InvalidOffsetNumber,
+				  "The page header has pd_lower %u, pd_upper %u, pd_special %u.",
+				  hdr->pd_lower, hdr->pd_upper, hdr->pd_special);
+	opaque = HnswPageGetOpaque(page);
+	if (opaque->page_id != HNSW_PAGE_ID || opaque->flags != 0)
+		corrupted(vs, blkno, InvalidOffsetNumber,
+				  "The special space has page id 0x%04x and flags 0x%04x, expected 0x%04x and 0.",
+				  opaque->page_id, opaque->flags, HNSW_PAGE_ID);
+	return true;
+}
+
+/* Order line pointers by where their tuples start */
+static int
+itemid_cmp(const void *a, const void *b)
+{
+	const ItemIdData *ia = a;
+	const ItemIdData *ib = b;
+
+	return (int) ItemIdGetOffset(ia) - (int) ItemIdGetOffset(ib);
+}
+
+/*
+ * Check every line pointer of a data page copy: each one used, its tuple
+ * aligned and inside the tuple space, and the tuples, end to end, filling
+ * the tuple space [pd_upper, pd_special) exactly (tuples are only ever
+ * appended, and never shrink or go away).
+ */
+static void
+check_line_pointers(VerifyState *vs, Page page, BlockNumber blkno)
+{
+	PageHeader	hdr = (PageHeader) page;
+	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
+	ItemIdData	sorted[MaxOffsetNumber];
+	unsigned	pos;
+
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		ItemId		itemid = PageGetItemId(page, off);
+		unsigned	start = ItemIdGetOffset(itemid);
+		unsigned	len = ItemIdGetLength(itemid);
+
+		if (!ItemIdIsNormal(itemid))
+			corrupted(vs, blkno, off, "The line pointer has flags %u, expected %u (normal).",
+					  itemid->lp_flags, LP_NORMAL);
+		if (len == 0 || start != MAXALIGN(start) || start < hdr->pd_upper ||
+			start + len > hdr->pd_special)
+			corrupted(vs, blkno, off,
+					  "The line pointer points to %u bytes at %u, outside the tuple space [%u, %u) or unaligned.",
+					  len, start, hdr->pd_upper, hdr->pd_special);
+		sorted[off - 1] = *itemid;
+	}
+	qsort(sorted, maxoff, sizeof(ItemIdData), itemid_cmp);
+	pos = hdr->pd_upper;
+	for (int i = 0; i < maxoff; i++)
+	{
+		if (ItemIdGetOffset(&sorted[i]) != pos)
+			corrupted(vs, blkno, InvalidOffsetNumber,
+					  "The tuples do not fill the tuple space: one starts at %u where %u was expected.",
+					  ItemIdGetOffset(&sorted[i]), pos);
+		pos += MAXALIGN(ItemIdGetLength(&sorted[i]));
+	}
+	if (pos != hdr->pd_special)
+		corrupted(vs, blkno, InvalidOffsetNumber,
+				  "The tuples end at %u, not at the special space (%u).",
+				  pos, hdr->pd_special);
+}
+
+/* Tuples ------------------------------------------------------------------- */
+
+/* Is a TID the invalid TID that writers store in unused slots? */
+static inline bool
+tid_is_unused(ItemPointer tid)
+{
+	return ItemPointerGetBlockNumberNoCheck(tid) == InvalidBlockNumber &&
+		ItemPointerGetOffsetNumberNoCheck(tid) == InvalidOffsetNumber;
+}
+
+/* Does a TID name a possible tuple of an index page? */
+static bool
+index_tid_ok(VerifyState *vs, ItemPointer tid)
+{
+	BlockNumber blk = ItemPointerGetBlockNumberNoCheck(tid);
+	OffsetNumber off = ItemPointerGetOffsetNumberNoCheck(tid);
+
+	if (blk == HNSW_METAPAGE_BLKNO || blk == InvalidBlockNumber ||
+		off < FirstOffsetNumber || off > MaxOffsetNumber)
+		return false;
+	if (blk >= vs->nblocksNow)
+		vs->nblocksNow = RelationGetNumberOfBlocks(vs->index);
+	return blk < vs->nblocksNow;
+}
+
+/*
+ * Check the element tuple at an offset of a page copy whose line pointers
+ * are known to be sound, and return it.
+ */
+static HnswElementTuple
+check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
+{
+	ItemId		itemid = PageGetItemId(page, off);
+	HnswElementTuple etup = (HnswElementTuple) PageGetItem(page, itemid);
+	bool		gone;
+	double		norm = 0;
+
+	if (ItemIdGetLength(itemid) != HNSW_ELEMENT_TUPLE_SIZE(vs->dim))
+		corrupted(vs, blkno, off,
+				  "The element tuple is %u bytes long, expected %zu for %d dimensions.",
+				  ItemIdGetLength(itemid), HNSW_ELEMENT_TUPLE_SIZE(vs->dim),
+				  vs->dim);
+	if (etup->level > vs->maxLevel)
+		corrupted(vs, blkno, off,
+				  "The element has level %u, above the highest possible (%d).",
+				  etup->level, vs->maxLevel);
+	if ((etup->flags & ~HNSW_KNOWN_ELEMENT_FLAGS) != 0)
+		corrupted(vs, blkno, off, "The element has unknown flags 0x%02x.",
+				  etup->flags);
+	gone = (etup->flags & HNSW_KNOWN_ELEMENT_FLAGS) != 0;
+	if (etup->ntids > HNSW_HEAPTIDS || (gone && etup->ntids != 0) ||
+		(!gone && etup->ntids == 0))
+		corrupted(vs, blkno, off,
+				  "The element has %u heap TIDs and flags 0x%02x.",
+				  etup->ntids, etup->flags);
+	for (int t = 0; t < HNSW_HEAPTIDS; t++)
+	{
+		ItemPointer tid = &etup->heaptids[t];
+
+		if (t < etup->ntids ?
+			(ItemPointerGetBlockNumberNoCheck(tid) == InvalidBlockNumber ||
+			 ItemPointerGetOffsetNumberNoCheck(tid) < FirstOffsetNumber ||
+			 ItemPointerGetOffsetNumberNoCheck(tid) > MaxHeapTuplesPerPage) :
+			!tid_is_unused(tid))
+			corrupted(vs, blkno, off,
+					  "Heap TID slot %d of %u in use holds (%u,%u).",
+					  t, etup->ntids, ItemPointerGetBlockNumberNoCheck(tid),
+					  ItemPointerGetOffsetNumberNoCheck(tid));
+	}
+	if (!index_tid_ok(vs, &etup->neighbortid))
+		corrupted(vs, blkno, off,
+				  "The element's neighbour tuple TID (%u,%u) is not a valid index TID.",
+				  ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
+				  ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+	if (etup->unused != 0)
+		corrupted(vs, blkno, off, "The element's padding is 0x%04x, not 0.",
+				  etup->unused);
+	for (int i = 0; i < vs->dim; i++)
+	{
+		if (!isfinite(etup->vec[i]))
+			corrupted(vs, blkno, off,
+					  "Element %d of the vector is not a finite number.", i);
+		norm += (double) etup->vec[i] * etup->vec[i];
+	}
+	if (vs->normalized && fabs(norm - 1.0) > HNSW_VERIFY_NORM_SLACK)
+		corrupted(vs, blkno, off,
+				  "The vector of a cosine index has squared norm %g, not 1.",
+				  norm);
+	return etup;
+}
+
+/*
+ * Check the neighbour tuple at an offset of a page copy whose line
+ * pointers are known to be sound, and return it.  Each layer's list must
+ * be packed at the front of its slots, every entry a valid index TID, no
+ * entry twice.
+ */
+static HnswNeighborTuple
+check_neighbours(VerifyState *vs, Page page, BlockNumber blkno,
+				 OffsetNumber off)
+{
+	ItemId		itemid = PageGetItemId(page, off);
+	HnswNeighborTuple ntup = (HnswNeighborTuple) PageGetItem(page, itemid);
+	int			level;
+
+	if (ItemIdGetLength(itemid) < offsetof(HnswNeighborTupleData, slots))
+		corrupted(vs, blkno, off, "The neighbour tuple is only %u bytes long.",
+				  ItemIdGetLength(itemid));
+	level = ntup->nslots / vs->m - 2;
+	if (ntup->nslots % vs->m != 0 || level < 0 || level > vs->maxLevel)
+		corrupted(vs, blkno, off,
+				  "The neighbour tuple has %u slots, not (level + 2) * m for m = %d and a level from 0 to %d.",
+				  ntup->nslots, vs->m, vs->maxLevel);
+	if (ItemIdGetLength(itemid) != HNSW_NEIGHBOR_TUPLE_SIZE(level, vs->m))
+		corrupted(vs, blkno, off,
+				  "The neighbour tuple is %u bytes long, expected %zu for %u slots.",
+				  ItemIdGetLength(itemid),
+				  HNSW_NEIGHBOR_TUPLE_SIZE(level, vs->m), ntup->nslots);
+	if (ntup->unused != 0)
+		corrupted(vs, blkno, off, "The neighbour tuple's padding is 0x%02x, not 0.",
+				  ntup->unused);
+	for (int layer = 0; layer <= level; layer++)
+	{
+		int			start = HnswLayerStart(vs->m, layer);
+		int			cap = HnswLayerCapacity(vs->m, layer);
+		bool		ended = false;
+
+		for (int i = 0; i < cap; i++)
+		{
+			ItemPointer tid = &ntup->slots[start + i];
+
+			if (tid_is_unused(tid))
+			{
+				ended = true;
+				continue;
+			}
+			if (ended)
+				corrupted(vs, blkno, off,
+						  "Layer %d's list has an entry after its end (slot %d).",
+						  layer, i);
+			if (!index_tid_ok(vs, tid))
+				corrupted(vs, blkno, off,
+						  "Layer %d's list holds (%u,%u), which is not a valid index TID.",
+						  layer, ItemPointerGetBlockNumberNoCheck(tid),
+						  ItemPointerGetOffsetNumberNoCheck(tid));
+			for (int j = 0; j < i; j++)
+			{
+				if (ItemPointerEquals(tid, &ntup->slots[start + j]))
+					corrupted(vs, blkno, off,
+							  "Layer %d's list holds (%u,%u) twice.", layer,
+							  ItemPointerGetBlockNumber(tid),
+							  ItemPointerGetOffsetNumber(tid));
+			}
+		}
+	}
+	return ntup;
+}
+
+/* Keep a checked neighbour tuple's lists in memory; returns its index */
+static int64
+record_neighbours(VerifyState *vs, HnswNeighborTuple ntup, HnswRef ref)
+{
+	VNtup	   *v = varray_push(&vs->ntups);
+	int			level = ntup->nslots / vs->m - 2;
+
+	v->ref = ref;
+	v->owner = -1;
+	v->nslots = ntup->nslots;
+	v->l0start = vs->l0.count;
+	v->upstart = vs->up.count;
+	for (int layer = 0; layer <= level; layer++)
+	{
+		int			start = HnswLayerStart(vs->m, layer);
+		int			cap = HnswLayerCapacity(vs->m, layer);
+
+		for (int i = 0; i < cap && !tid_is_unused(&ntup->slots[start + i]); i++)
+		{
+			if (layer == 0)
+				*(ItemPointerData *) varray_push(&vs->l0) = ntup->slots[start + i];
+			else
+			{
+				VUpRef	   *u = varray_push(&vs->up);
+
+				u->tid = ntup->slots[start + i];
+				u->layer = layer;
+			}
+		}
+	}
+	v->l0count = vs->l0.count - v->l0start;
+	v->upcount = vs->up.count - v->upstart;
+	return vs->ntups.count - 1;
+}
+
+/* The metapage ------------------------------------------------------------- */
+
+/* Read and check the metapage; *meta gets a copy */
+static void
+check_metapage(VerifyState *vs, HnswMetaPageData *meta)
+{
+	Page		page = vs->page.data;
+	PageHeader	hdr = (PageHeader) page;
+	HnswMetaPage m;
+	int			typmod;
+
+	if (!read_page(vs, HNSW_METAPAGE_BLKNO))
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The index has no metapage.");
+	if (!check_page_header(vs, page, HNSW_METAPAGE_BLKNO))
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage is all zeros.");
+	m = HnswPageGetMeta(page);
+	if (hdr->pd_lower != (char *) m + sizeof(HnswMetaPageData) - (char *) page ||
+		hdr->pd_upper != hdr->pd_special)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage header has pd_lower %u and pd_upper %u.",
+				  hdr->pd_lower, hdr->pd_upper);
+	if (m->magic != HNSW_MAGIC_NUMBER)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage has magic number 0x%08x, expected 0x%08x.",
+				  m->magic, HNSW_MAGIC_NUMBER);
+	if (m->version != HNSW_FORMAT_VERSION)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage has format version %u, expected %u.",
+				  m->version, HNSW_FORMAT_VERSION);
+	typmod = TupleDescAttr(RelationGetDescr(vs->index), 0)->atttypmod;
+	if ((int64) m->dimensions != typmod)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage has %u dimensions, but the indexed column has %d.",
+				  m->dimensions, typmod);
+	if (m->m < HNSW_MIN_M || m->m > HNSW_MAX_M ||
+		m->efConstruction < HNSW_MIN_EF_CONSTRUCTION ||
+		m->efConstruction > HNSW_MAX_EF_CONSTRUCTION)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage has m %u and ef_construction %u, out of range.",
+				  m->m, m->efConstruction);
+	if (m->entryLevel == -1 ?
+		(m->entryBlkno != InvalidBlockNumber ||
+		 m->entryOffno != InvalidOffsetNumber) :
+		(m->entryLevel < 0 || m->entryLevel > HNSW_MAX_LEVEL ||
+		 m->entryBlkno == HNSW_METAPAGE_BLKNO ||
+		 m->entryBlkno == InvalidBlockNumber ||
+		 m->entryOffno < FirstOffsetNumber || m->entryOffno > MaxOffsetNumber))
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage names entry point (%u,%u) at level %d.",
+				  m->entryBlkno, m->entryOffno, m->entryLevel);
+	if (m->insertPage != InvalidBlockNumber &&
+		(m->insertPage == HNSW_METAPAGE_BLKNO ||
+		 m->insertPage >= RelationGetNumberOfBlocks(vs->index)))
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage names insert page %u, not a data page of the index.",
+				  m->insertPage);
+	*meta = *m;
+}
+
+/* Highest level whose neighbour tuple fits a page (as hnswgraph.c decides) */
+static int
+max_level_for(int m)
+{
+	int			level = HNSW_MAX_LEVEL;
+
+	while (level > 0 &&
+		   HNSW_NEIGHBOR_TUPLE_SIZE(level, m) + sizeof(ItemIdData) >
+		   HNSW_PAGE_CAPACITY)
+		level--;
+	return level;
+}
+
+/* The walk ----------------------------------------------------------------- */
+
+/* Check one data page copy and record what it holds */
+static void
+walk_page(VerifyState *vs, BlockNumber blkno)
+{
+	Page		page = vs->page.data;
+	OffsetNumber maxoff;
+
+	vs->elemStart[blkno] = vs->elems.count;
+	vs->ntupStart[blkno] = vs->ntups.count;
+	if (!check_page_header(vs, page, blkno))
+		return;
+	check_line_pointers(vs, page, blkno);
+	maxoff = PageGetMaxOffsetNumber(page);
+	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+	{
+		uint8		type = *(uint8 *) PageGetItem(page, PageGetItemId(page, off));
+		HnswRef		ref = HnswRefFromTid(blkno, off);
+
+		if (type == HNSW_ELEMENT_TUPLE)
+		{
+			HnswElementTuple etup = check_element(vs, page, blkno, off);
+			VElem	   *e = varray_push(&vs->elems);
+
+			e->ref = ref;
+			e->ntid = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
+									 ItemPointerGetOffsetNumber(&etup->neighbortid));
+			e->ntup = -1;
+			e->level = etup->level;
+			e->flags = etup->flags;
+			e->ntids = etup->ntids;
+			for (int t = 0; t < etup->ntids; t++)
+			{
+				VHeapTid   *h = varray_push(&vs->heaptids);
+
+				h->tid = etup->heaptids[t];
+				h->elem = vs->elems.count - 1;
+			}
+			if (etup->flags & HNSW_KNOWN_ELEMENT_FLAGS)
+				vs->deleted++;
+			vs->maxLevelSeen = Max(vs->maxLevelSeen, etup->level);
+		}
+		else if (type == HNSW_NEIGHBOR_TUPLE)
+			record_neighbours(vs, check_neighbours(vs, page, blkno, off), ref);
+		else
+			corrupted(vs, blkno, off, "The tuple has type %u, neither %u (element) nor %u (neighbours).",
+					  type, HNSW_ELEMENT_TUPLE, HNSW_NEIGHBOR_TUPLE);
+	}
+}
+
+/* Index of ref among the refs of block's range of a walk array, or -1 */
+static int64
+find_in_walk(VerifyState *vs, const int64 *start, const VArray *a,
+			 int64 nwalk, HnswRef ref)
+{
+	BlockNumber blkno = HnswRefBlock(ref);
+	int64		lo;
+	int64		hi;
+
+	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= vs->nblocks)
+		return -1;
+	lo = start[blkno];
+	hi = (blkno + 1 < vs->nblocks ? start[blkno + 1] : nwalk) - 1;
+	while (lo <= hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+		HnswRef		r = *(HnswRef *) (a->items + a->itemsize * mid);
+
+		if (r == ref)
+			return mid;
+		if (r < ref)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+static inline int64
+find_elem(VerifyState *vs, HnswRef ref)
+{
+	return find_in_walk(vs, vs->elemStart, &vs->elems, vs->elems.count, ref);
+}
+
+static inline int64
+find_ntup(VerifyState *vs, HnswRef ref)
+{
+	return find_in_walk(vs, vs->ntupStart, &vs->ntups, vs->nwalkNtups, ref);
+}
+
+/*
+ * Read the tuple at ref again, as it is now: the element tuple or neighbour
+ * tuple there (checked, and remembered in the late map), or NULL if there
+ * is no tuple of that type.  The caller reports the absence, naming the
+ * reference that led here.
+ */
+static VLate *
+reread(VerifyState *vs, HnswRef ref, bool wantElement)
+{
+	BlockNumber blkno = HnswRefBlock(ref);
+	OffsetNumber off = HnswRefOffset(ref);
+	Page		page = vs->page.data;
+	uint8		type;
+	VLate	   *late;
+	bool		found;
+
+	if (!read_page(vs, blkno) || !check_page_header(vs, page, blkno))
+		return NULL;
+	check_line_pointers(vs, page, blkno);
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		return NULL;
+	type = *(uint8 *) PageGetItem(page, PageGetItemId(page, off));
+	if (type != (wantElement ? HNSW_ELEMENT_TUPLE : HNSW_NEIGHBOR_TUPLE))
+		return NULL;
+	late = hash_search(vs->late, &ref, HASH_ENTER, &found);
+	late->isElement = wantElement;
+	if (wantElement)
+	{
+		HnswElementTuple etup = check_element(vs, page, blkno, off);
+
+		late->level = etup->level;
+		late->flags = etup->flags;
+		late->ntup = -1;
+	}
+	else if (!found || late->isElement)
+		late->ntup = record_neighbours(vs, check_neighbours(vs, page, blkno, off),
+									   ref);
+	return late;
+}
+
+/*
+ * The level of the element at ref, from the walk or a re-read (fresh is
+ * true: read it again even if the walk saw it, its slot may have been
+ * reused since).  -1 if there is no element tuple there.
+ */
+static int
+element_level(VerifyState *vs, HnswRef ref, bool fresh)
+{
+	int64		i;
+	VLate	   *late;
+
+	if (!fresh)
+	{
+		i = find_elem(vs, ref);
+		if (i >= 0)
+			return VITEM(vs->elems, VElem, i)->level;
+		late = hash_search(vs->late, &ref, HASH_FIND, NULL);
+		if (late && late->isElement)
+			return late->level;
+	}
+	late = reread(vs, ref, true);
+	return late ? late->level : -1;
+}
+
+/*
+ * Check a reference from element e (its neighbour tuple nt) on a layer:
+ * an element tuple, not e itself, of level >= layer.
+ */
+static void
+check_reference(VerifyState *vs, const VElem *e, const VNtup *nt,
+				ItemPointer tid, int layer)
+{
+	HnswRef		ref = HnswRefFromTid(ItemPointerGetBlockNumber(tid),
+									 ItemPointerGetOffsetNumber(tid));
+	int			level;
+
+	if (ref == e->ref)
+		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
+				  "The element at (%u,%u) is its own neighbour on layer %d.",
+				  HnswRefBlock(e->ref), HnswRefOffset(e->ref), layer);
+	level = element_level(vs, ref, false);
+	if (level >= 0 && level < layer)
+		level = element_level(vs, ref, true);
+	if (level < 0)
+		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
+				  "Layer %d's list of the element at (%u,%u) holds (%u,%u), which is not an element tuple.",
+				  layer, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+				  HnswRefBlock(ref), HnswRefOffset(ref));
+	if (level < layer)
+		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
+				  "Layer %d's list of the element at (%u,%u) holds the element at (%u,%u), whose level is only %d.",
+				  layer, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+				  HnswRefBlock(ref), HnswRefOffset(ref), level);
+}
+
+/*
+ * Give every element its neighbour tuple (one of its own, of the size its
+ * level asks for) and check the references in it.
+ */
+static void
+check_graph(VerifyState *vs)
+{
+	for (int64 i = 0; i < vs->elems.count; i++)
+	{
+		VElem	   *e = VITEM(vs->elems, VElem, i);
+		int64		n;
+		VNtup	   *nt;
+
+		CHECK_FOR_INTERRUPTS();
+		n = find_ntup(vs, e->ntid);
+		if (n < 0)
+		{
+			VLate	   *late = hash_search(vs->late, &e->ntid, HASH_FIND, NULL);
+
+			if (late == NULL || late->isElement)
+				late = reread(vs, e->ntid, false);
+			if (late == NULL)
+				corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+						  "The element's neighbour tuple TID (%u,%u) does not point to a neighbour tuple.",
+						  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid));
+			n = late->ntup;
+		}
+		nt = VITEM(vs->ntups, VNtup, n);
+		if (nt->owner >= 0)
+		{
+			VElem	   *other = VITEM(vs->elems, VElem, nt->owner);
+
+			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+					  "The element shares its neighbour tuple (%u,%u) with the element at (%u,%u).",
+					  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid),
+					  HnswRefBlock(other->ref), HnswRefOffset(other->ref));
+		}
+		if (nt->nslots != (e->level + 2) * vs->m)
+			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+					  "The element has level %u, but its neighbour tuple (%u,%u) has %u slots, not %d.",
+					  e->level, HnswRefBlock(e->ntid), HnswRefOffset(e->ntid),
+					  nt->nslots, (e->level + 2) * vs->m);
+		nt->owner = i;
+		e->ntup = n;
+
+		/* a freed element's lists are history: nothing to check there */
+		if (e->flags & HNSW_ELEMENT_FREE)
+			continue;
+		for (int j = 0; j < nt->l0count; j++)
+			check_reference(vs, e, nt, VITEM(vs->l0, ItemPointerData, nt->l0start + j), 0);
+		for (int j = 0; j < nt->upcount; j++)
+		{
+			VUpRef	   *u = VITEM(vs->up, VUpRef, nt->upstart + j);
+
+			check_reference(vs, e, nt, &u->tid, u->layer);
+		}
+	}
+}
+
+/*
+ * Check the entry point on a metapage read under HNSW_UPDATE_LOCK in share
+ * mode: no insert that raises the top can be half done then (hnsw.h, rule
+ * 2).  The entry point must be an element of exactly the entry level.
+ */
+static void
+check_entry(VerifyState *vs, HnswMetaPageData *meta)
+{
+	HnswRef		entry;
+	int			level;
+
+	LockPage(vs->index, HNSW_UPDATE_LOCK, ShareLock);
+	check_metapage(vs, meta);
+	UnlockPage(vs->index, HNSW_UPDATE_LOCK, ShareLock);
+	vs->entryLevel = meta->entryLevel;
+	if (meta->entryLevel < 0)
+		return;
+	entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
+	level = element_level(vs, entry, false);
+	if (level != meta->entryLevel)
+		level = element_level(vs, entry, true);
+	if (level < 0)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The entry point (%u,%u) is not an element tuple.",
+				  meta->entryBlkno, meta->entryOffno);
+	if (level != meta->entryLevel)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The entry point (%u,%u) has level %d, but the metapage says %d.",
+				  meta->entryBlkno, meta->entryOffno, level, meta->entryLevel);
+}
+
+/*
+ * Walk layer 0 breadth-first from the entry point and count the live
+ * elements of the walk it does not reach.  An entry point added while the
+ * walk ran is not in the map: its layer-0 list, read again, seeds the walk.
+ */
+static void
+count_unreachable(VerifyState *vs, const HnswMetaPageData *meta)
+{
+	int64		n = vs->elems.count;
+	bool	   *seen = palloc_extended(Max(n, 1) * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	int32	   *queue = palloc_extended(Max(n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	int64		head = 0;
+	int64		tail = 0;
+
+	if (meta->entryLevel >= 0)
+	{
+		HnswRef		entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
+		int64		i = find_elem(vs, entry);
+
+		if (i >= 0)
+		{
+			seen[i] = true;
+			queue[tail++] = i;
+		}
+		else
+		{
+			VLate	   *late = hash_search(vs->late, &entry, HASH_FIND, NULL);
+			VLate	   *lnt = NULL;
+
+			/* the late entry's own neighbour tuple, read once more */
+			if (late != NULL && late->isElement && read_page(vs, HnswRefBlock(entry)))
+			{
+				Page		page = vs->page.data;
+				HnswElementTuple etup;
+
+				check_page_header(vs, page, HnswRefBlock(entry));
+				check_line_pointers(vs, page, HnswRefBlock(entry));
+				etup = check_element(vs, page, HnswRefBlock(entry),
+									 HnswRefOffset(entry));
+				lnt = reread(vs, HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
+												ItemPointerGetOffsetNumber(&etup->neighbortid)),
+							 false);
+			}
+			if (lnt != NULL)
+			{
+				VNtup	   *nt = VITEM(vs->ntups, VNtup, lnt->ntup);
+
+				for (int j = 0; j < nt->l0count; j++)
+				{
+					ItemPointer tid = VITEM(vs->l0, ItemPointerData, nt->l0start + j);
+					int64		t = find_elem(vs, HnswRefFromTid(ItemPointerGetBlockNumber(tid),
+																 ItemPointerGetOffsetNumber(tid)));
+
+					if (t >= 0 && !seen[t])
+					{
+						seen[t] = true;
+						queue[tail++] = t;
+					}
+				}
+			}
+		}
+	}
+
+	while (head < tail)
+	{
+		VElem	   *e = VITEM(vs->elems, VElem, queue[head++]);
+		VNtup	   *nt;
+
+		CHECK_FOR_INTERRUPTS();
+		if (e->ntup < 0)
+			continue;
+		nt = VITEM(vs->ntups, VNtup, e->ntup);
+		for (int j = 0; j < nt->l0count; j++)
+		{
+			ItemPointer tid = VITEM(vs->l0, ItemPointerData, nt->l0start + j);
+			int64		t = find_elem(vs, HnswRefFromTid(ItemPointerGetBlockNumber(tid),
+														 ItemPointerGetOffsetNumber(tid)));
+
+			if (t >= 0 && !seen[t])
+			{
+				seen[t] = true;
+				queue[tail++] = t;
+			}
+		}
+	}
+
+	vs->unreachable = 0;
+	for (int64 i = 0; i < n; i++)
+	{
+		if (!seen[i] &&
+			(VITEM(vs->elems, VElem, i)->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
+			vs->unreachable++;
+	}
+	pfree(seen);
+	pfree(queue);
+}
+
+/* Heap TIDs ---------------------------------------------------------------- */
+
+static int
+heaptid_cmp(const void *a, const void *b)
+{
+	const VHeapTid *ha = a;
+	const VHeapTid *hb = b;
+	int			c = ItemPointerCompare((ItemPointer) &ha->tid, (ItemPointer) &hb->tid);
+
+	if (c != 0)
+		return c;
+	return (ha->elem > hb->elem) - (ha->elem < hb->elem);
+}
+
+/* Sort the heap TIDs and check that none is held twice */
+static void
+check_heap_tids(VerifyState *vs)
+{
+	VHeapTid   *h = VITEM(vs->heaptids, VHeapTid, 0);
+
+	qsort(h, vs->heaptids.count, sizeof(VHeapTid), heaptid_cmp);
+	for (int64 i = 1; i < vs->heaptids.count; i++)
+	{
+		if (ItemPointerEquals(&h[i].tid, &h[i - 1].tid))
+		{
+			VElem	   *a = VITEM(vs->elems, VElem, h[i - 1].elem);
+			VElem	   *b = VITEM(vs->elems, VElem, h[i].elem);
+
+			corrupted(vs, HnswRefBlock(b->ref), HnswRefOffset(b->ref),
+					  "Heap TID (%u,%u) is held by this element and by the element at (%u,%u).",
+					  ItemPointerGetBlockNumber(&h[i].tid),
+					  ItemPointerGetOffsetNumber(&h[i].tid),
+					  HnswRefBlock(a->ref), HnswRefOffset(a->ref));
+		}
+	}
+}
+
+/* Compare heap TIDs only (to look one up) */
+static int
+heaptid_cmp_tid(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) &((const VHeapTid *) a)->tid,
+							  (ItemPointer) &((const VHeapTid *) b)->tid);
+}
+
+/* table_index_build_scan callback: the row must be in the index */
+static void
+heap_row_callback(Relation index, ItemPointer tid, Datum *values,
+				  bool *isnull, bool tupleIsAlive, void *state)
+{
+	VerifyState *vs = (VerifyState *) state;
+	VHeapTid	key;
+	bool		indexed;
+	MemoryContext old;
+
+	if (isnull[0])
+		return;
+	/* zero vectors under cosine are not indexed */
+	old = MemoryContextSwitchTo(vs->rowcxt);
+	indexed = HnswPrepareVector(vs->info, values[0], vs->vecbuf);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(vs->rowcxt);
+	if (!indexed)
+		return;
+	key.tid = *tid;
+	key.elem = -1;
+	if (bsearch(&key, vs->heaptids.items, vs->heaptids.count, sizeof(VHeapTid),
+				heaptid_cmp_tid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" lacks heap tuple (%u,%u) of table \"%s\"",
+						vs->name, ItemPointerGetBlockNumber(tid),
+						ItemPointerGetOffsetNumber(tid),
+						RelationGetRelationName(vs->heap))));
+}
+
+/*
+ * With heapallindexed: every row the snapshot taken before the walk sees
+ * and the index should hold is in some element.  Rows committed before the
+ * snapshot were inserted into the index before it, and vacuum, which alone
+ * removes heap TIDs from elements, is kept out by our lock on the table.
+ */
+static void
+check_heap_rows(VerifyState *vs, Snapshot snapshot)
+{
+	IndexInfo  *indexInfo = BuildIndexInfo(vs->index);
+	TableScanDesc scan;
+
+	/* an MVCC scan of what the snapshot sees, no uniqueness business */
+	indexInfo->ii_Concurrent = true;
+	indexInfo->ii_Unique = false;
+	indexInfo->ii_ExclusionOps = NULL;
+	indexInfo->ii_ExclusionProcs = NULL;
+	indexInfo->ii_ExclusionStrats = NULL;
+
+	vs->info = HnswGetIndexInfo(vs->index);
+	vs->vecbuf = palloc(sizeof(float) * vs->dim);
+	vs->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw_verify row",
+									   ALLOCSET_DEFAULT_SIZES);
+	scan = table_beginscan_strat(vs->heap, snapshot, 0, NULL, true, true);
+	table_index_build_scan(vs->heap, vs->index, indexInfo, true, false,
+						   heap_row_callback, vs, scan);
+	MemoryContextDelete(vs->rowcxt);
+}
+
+/* The SQL function --------------------------------------------------------- */
+
+/*
+ * Open the index and its table for verification, checking privileges
+ * before taking any lock that could make others wait.
+ */
+static void
+open_relations(Oid indrelid, Relation *heap, Relation *index)
+{
+	Oid			heapid = IndexGetRelation(indrelid, true);
+
+	*heap = NULL;
+	if (OidIsValid(heapid))
+	{
+		AclResult	aclresult = pg_class_aclcheck(heapid, GetUserId(), ACL_SELECT);
+
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(heapid));
+		*heap = table_open(heapid, ShareUpdateExclusiveLock);
+	}
+	/* index_open rejects anything but an index */
+	*index = index_open(indrelid, AccessShareLock);
+	if (*heap == NULL || heapid != IndexGetRelation(indrelid, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("could not open the table of index \"%s\"",
+						RelationGetRelationName(*index))));
+	if ((*index)->rd_rel->relkind != RELKIND_INDEX ||
+		(*index)->rd_indam->ambuild != hnswbuild)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an hnsw index",
+						RelationGetRelationName(*index))));
+	if (RELATION_IS_OTHER_TEMP(*index))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot verify temporary indexes of other sessions")));
+}
+
+/*
+ * hnsw_verify(index regclass, heapallindexed boolean DEFAULT false): check
+ * the index (see the top of this file); error out on the first problem,
+ * else return one row: pages, elements, heap_tids, deleted, entry_level,
+ * max_level, unreachable.
+ */
+PG_FUNCTION_INFO_V1(tinyhnsw_hnsw_verify);
+Datum
+tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
+{
+	Oid			indrelid = PG_GETARG_OID(0);
+	bool		heapallindexed = PG_GETARG_BOOL(1);
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {0};
+	Relation	heap;
+	Relation	index;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	Snapshot	snapshot = NULL;
+	MemoryContext cxt;
+	MemoryContext old;
+	VerifyState *vs;
+	HnswMetaPageData meta;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("hnsw_verify cannot run during recovery"),
+				 errdetail("It locks the table against VACUUM, which recovery does not allow.")));
+
+	open_relations(indrelid, &heap, &index);
+
+	/* index expressions and predicates run as the table's owner */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(heap->rd_rel->relowner,
+						   save_sec_context | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw_verify",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	vs = palloc0(sizeof(VerifyState));
+	vs->index = index;
+	vs->heap = heap;
+	vs->name = RelationGetRelationName(index);
+	vs->maxLevelSeen = -1;
+	vs->strategy = GetAccessStrategy(BAS_BULKREAD);
+	vs->nblocksNow = RelationGetNumberOfBlocks(index);
+
+	if (heapallindexed)
+	{
+		if (!index->rd_index->indisvalid)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot check the heap against index \"%s\", which is not valid",
+							vs->name),
+					 errhint("Run hnsw_verify without heapallindexed, or REINDEX.")));
+		/* taken before the walk: what it sees is in the index by then */
+		snapshot = RegisterSnapshot(GetTransactionSnapshot());
+		if (index->rd_index->indcheckxmin &&
+			!TransactionIdPrecedes(HeapTupleHeaderGetXmin(index->rd_indextuple->t_data),
+								   snapshot->xmin))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("index \"%s\" is too new to be checked against the heap with this snapshot",
+							vs->name),
+					 errhint("Retry in a new transaction.")));
+	}
+
+	/* the metapage fixes dimensions and m for the whole walk */
+	check_metapage(vs, &meta);
+	vs->dim = meta.dimensions;
+	vs->m = meta.m;
+	vs->maxLevel = max_level_for(vs->m);
+	vs->normalized = HnswGetIndexInfo(index)->metric->normalize;
+
+	vs->nblocks = RelationGetNumberOfBlocks(index);
+	vs->nblocksNow = vs->nblocks;
+	varray_init(&vs->elems, sizeof(VElem));
+	varray_init(&vs->ntups, sizeof(VNtup));
+	varray_init(&vs->l0, sizeof(ItemPointerData));
+	varray_init(&vs->up, sizeof(VUpRef));
+	varray_init(&vs->heaptids, sizeof(VHeapTid));
+	vs->elemStart = palloc_extended(sizeof(int64) * vs->nblocks, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	vs->ntupStart = palloc_extended(sizeof(int64) * vs->nblocks, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(HnswRef);
+		ctl.entrysize = sizeof(VLate);
+		ctl.hcxt = cxt;
+		vs->late = hash_create("hnsw_verify late tuples", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < vs->nblocks; blkno++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		read_page(vs, blkno);
+		walk_page(vs, blkno);
+	}
+	vs->nwalkNtups = vs->ntups.count;
+
+	check_graph(vs);
+	check_entry(vs, &meta);
+	count_unreachable(vs, &meta);
+	check_heap_tids(vs);
+	if (heapallindexed)
+	{
+		check_heap_rows(vs, snapshot);
+		UnregisterSnapshot(snapshot);
+	}
+
+	values[0] = Int64GetDatum((int64) vs->nblocks);
+	values[1] = Int64GetDatum(vs->elems.count);
+	values[2] = Int64GetDatum(vs->heaptids.count);
+	values[3] = Int64GetDatum(vs->deleted);
+	values[4] = Int32GetDatum(vs->entryLevel);
+	values[5] = Int32GetDatum(vs->maxLevelSeen);
+	values[6] = Int64GetDatum(vs->unreachable);
+
+	FreeAccessStrategy(vs->strategy);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	index_close(index, AccessShareLock);
+	table_close(heap, ShareUpdateExclusiveLock);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
