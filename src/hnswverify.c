@@ -169,7 +169,7 @@ typedef struct VerifyState
 
 	/* summary */
 	int64		deleted;
-	int			maxLevelSeen;
+	int			maxLevelSeen;	/* of live elements */
 	int			entryLevel;
 	int64		unreachable;
 
@@ -634,6 +634,15 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage names insert page %u, not a data page of the index.",
 				  m->insertPage);
+	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
+	{
+		if (m->freeHint[l] != InvalidBlockNumber &&
+			(m->freeHint[l] == HNSW_METAPAGE_BLKNO ||
+			 m->freeHint[l] >= RelationGetNumberOfBlocks(vs->index)))
+			corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+					  "The metapage's free slot hint for level %d is block %u, not a data page of the index.",
+					  l, m->freeHint[l]);
+	}
 	*meta = *m;
 }
 
@@ -691,7 +700,8 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 			}
 			if (etup->flags & HNSW_KNOWN_ELEMENT_FLAGS)
 				vs->deleted++;
-			vs->maxLevelSeen = Max(vs->maxLevelSeen, etup->level);
+			else
+				vs->maxLevelSeen = Max(vs->maxLevelSeen, etup->level);
 		}
 		else if (type == HNSW_NEIGHBOR_TUPLE)
 			record_neighbours(vs, check_neighbours(vs, page, blkno, off), ref);
@@ -1155,6 +1165,12 @@ open_relations(Oid indrelid, Relation *heap, Relation *index)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("could not open the table of index \"%s\"",
 						RelationGetRelationName(*index))));
+	if ((*index)->rd_rel->relkind == RELKIND_PARTITIONED_INDEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot verify partitioned index \"%s\"",
+						RelationGetRelationName(*index)),
+				 errhint("Verify the index of each partition.")));
 	if ((*index)->rd_rel->relkind != RELKIND_INDEX ||
 		(*index)->rd_indam->ambuild != hnswbuild)
 		ereport(ERROR,
