@@ -56,6 +56,16 @@ extern PGDLLEXPORT Datum tinyhnsw_l1_metric(PG_FUNCTION_ARGS);
 extern PGDLLEXPORT Datum tinyhnsw_hnswhandler(PG_FUNCTION_ARGS);
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+int			hnsw_iterative_scan = HNSW_ITERATIVE_SCAN_STRICT;
+int			hnsw_max_scan_tuples = HNSW_DEFAULT_MAX_SCAN_TUPLES;
+double		hnsw_scan_mem_multiplier = HNSW_DEFAULT_SCAN_MEM_MULTIPLIER;
+
+static const struct config_enum_entry hnsw_iterative_scan_options[] = {
+	{"off", HNSW_ITERATIVE_SCAN_OFF, false},
+	{"relaxed_order", HNSW_ITERATIVE_SCAN_RELAXED, false},
+	{"strict_order", HNSW_ITERATIVE_SCAN_STRICT, false},
+	{NULL, 0, false}
+};
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -84,6 +94,23 @@ _PG_init(void)
 							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
 							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("hnsw.iterative_scan",
+							 "Sets whether a scan goes on searching when its first results run out.",
+							 "strict_order returns rows in exact distance order, relaxed_order may return some slightly out of order, off stops after one search of hnsw.ef_search.",
+							 &hnsw_iterative_scan, HNSW_ITERATIVE_SCAN_STRICT,
+							 hnsw_iterative_scan_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("hnsw.max_scan_tuples",
+							"Sets the most rows an iterative scan returns.",
+							NULL,
+							&hnsw_max_scan_tuples, HNSW_DEFAULT_MAX_SCAN_TUPLES,
+							1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("hnsw.scan_mem_multiplier",
+							 "Sets the memory an iterative scan may use, as a multiple of work_mem.",
+							 NULL,
+							 &hnsw_scan_mem_multiplier,
+							 HNSW_DEFAULT_SCAN_MEM_MULTIPLIER, 1, 1000,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hnsw");
 }
 

@@ -335,8 +335,22 @@ typedef struct HnswOptions
 	int			efConstruction;
 } HnswOptions;
 
+/* hnsw.iterative_scan */
+typedef enum HnswIterativeScan
+{
+	HNSW_ITERATIVE_SCAN_OFF,
+	HNSW_ITERATIVE_SCAN_RELAXED,
+	HNSW_ITERATIVE_SCAN_STRICT
+} HnswIterativeScan;
+
+#define HNSW_DEFAULT_MAX_SCAN_TUPLES	20000
+#define HNSW_DEFAULT_SCAN_MEM_MULTIPLIER	1.0
+
 /* hnsw.c */
 extern int	hnsw_ef_search;
+extern int	hnsw_iterative_scan;
+extern int	hnsw_max_scan_tuples;
+extern double hnsw_scan_mem_multiplier;
 extern const HnswIndexInfo *HnswGetIndexInfo(Relation index);
 extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
 							  float *out);
@@ -351,6 +365,11 @@ extern int	HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep,
 							int nep, int ef, int layer, HnswCandidate **out);
 extern int	HnswSearch(HnswGraph *g, const float *q, HnswRef entry,
 					   int entryLevel, int ef, HnswCandidate **out);
+typedef struct HnswStream HnswStream;
+extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
+								   HnswRef entry, int entryLevel, int ef);
+extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
+						   HnswCandidate *out);
 extern void HnswFindNeighbours(HnswGraph *g, const float *q, int level,
 							   HnswRef entry, int entryLevel,
 							   HnswNeighbourhood *nb);

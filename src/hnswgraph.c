@@ -17,6 +17,8 @@
 #include <math.h>
 
 #include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
 
 #include "hnsw.h"
@@ -116,11 +118,13 @@ heap_init(HnswHeap *h, int capacity, bool max)
 	h->max = max;
 }
 
-/* Does a belong above b? */
+/* Does a belong above b?  Ties go by ref, so that results are repeatable */
 static inline bool
 heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
 {
-	return h->max ? a->dist > b->dist : a->dist < b->dist;
+	if (a->dist != b->dist)
+		return h->max ? a->dist > b->dist : a->dist < b->dist;
+	return h->max ? a->ref > b->ref : a->ref < b->ref;
 }
 
 static void
@@ -338,6 +342,171 @@ HnswSearch(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	HnswCandidate ep = descend(g, q, entry, entryLevel, 0);
 
 	return HnswSearchLayer(g, q, &ep, 1, ef, 0, out);
+}
+
+/*
+ * A search as a stream of results in increasing distance, for scans: the
+ * first round is Algorithm 5 with ef; when its results run out and the
+ * caller wants more (a filter rejected them), the next round doubles ef
+ * and carries on from where the last stopped.  Nothing met is forgotten:
+ * unexpanded candidates stay in cand and unreturned results in pool, so a
+ * round costs only its new work.  A result is final for a round once it is
+ * no farther than the worst of the round's ef best, or nothing is left to
+ * expand; one found in a later round nearer than one already returned is
+ * late, and strict order drops it.
+ */
+struct HnswStream
+{
+	HnswGraph  *g;
+	const float *q;
+	int			ef;
+	HnswHeap	cand;			/* met, not yet expanded (min) */
+	HnswHeap	found;			/* the round's ef best (max) */
+	HnswHeap	pool;			/* live results not yet returned (min) */
+	bool		returnedAny;
+	float		last;			/* distance of the last one returned */
+	int			rounds;
+	float		bound;			/* results up to here are final */
+};
+
+static int
+float_cmp(const void *a, const void *b)
+{
+	float		fa = *(const float *) a;
+	float		fb = *(const float *) b;
+
+	return fa < fb ? -1 : (fa > fb ? 1 : 0);
+}
+
+/*
+ * After a round: what is final.  Everything, if nothing is left to expand;
+ * else the first round's W, as plain Algorithm 5 would return it; in later
+ * rounds only the nearer half of W, because the far end of a round is
+ * where the next round finds what this one missed, and under strict order
+ * such late finds are lost.
+ */
+static void
+stream_set_bound(HnswStream *s)
+{
+	float	   *d;
+	int			n = s->found.count;
+
+	s->rounds++;
+	if (s->cand.count == 0 || n < s->ef)
+		s->bound = get_float4_infinity();
+	else if (s->rounds == 1)
+		s->bound = s->found.items[0].dist;
+	else
+	{
+		d = palloc(sizeof(float) * n);
+		for (int i = 0; i < n; i++)
+			d[i] = s->found.items[i].dist;
+		qsort(d, n, sizeof(float), float_cmp);
+		s->bound = d[n / 2];
+		pfree(d);
+	}
+}
+
+/* Expand candidates until the round with the current ef converges */
+static void
+stream_expand(HnswStream *s)
+{
+	HnswGraph  *g = s->g;
+	HnswRef    *nbrs = palloc(sizeof(HnswRef) * 2 * g->m);
+	HnswCandidate *fresh = palloc(sizeof(HnswCandidate) * 2 * g->m);
+
+	while (s->cand.count > 0)
+	{
+		HnswCandidate c = s->cand.items[0];
+		int			nn;
+		int			nfresh = 0;
+
+		if (s->found.count >= s->ef && c.dist > s->found.items[0].dist)
+			break;
+		heap_pop(&s->cand, NULL);
+		CHECK_FOR_INTERRUPTS();
+
+		nn = g->ops->neighbours(g, &c, 0, nbrs);
+		for (int i = 0; i < nn; i++)
+		{
+			if (visited_add(&g->visited, nbrs[i]))
+				fresh[nfresh++].ref = nbrs[i];
+		}
+		if (nfresh == 0)
+			continue;
+		g->ops->distances(g, s->q, fresh, nfresh);
+		for (int i = 0; i < nfresh; i++)
+		{
+			/* everything is kept for later rounds; only W is bounded */
+			heap_push(&s->cand, &fresh[i]);
+			if (fresh[i].deleted)
+				continue;
+			heap_push(&s->pool, &fresh[i]);
+			if (s->found.count < s->ef || fresh[i].dist < s->found.items[0].dist)
+			{
+				heap_push(&s->found, &fresh[i]);
+				if (s->found.count > s->ef)
+					heap_pop(&s->found, NULL);
+			}
+		}
+	}
+	pfree(nbrs);
+	pfree(fresh);
+}
+
+/* Start a stream for q: descend to layer 0 and run the first round */
+HnswStream *
+HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
+				int ef)
+{
+	HnswStream *s = palloc0(sizeof(HnswStream));
+	HnswCandidate ep = descend(g, q, entry, entryLevel, 0);
+
+	s->g = g;
+	s->q = q;
+	s->ef = ef;
+	heap_init(&s->cand, 256, false);
+	heap_init(&s->found, Max(ef + 1, 16), true);
+	heap_init(&s->pool, 256, false);
+	visited_clear(&g->visited);
+	visited_add(&g->visited, ep.ref);
+	heap_push(&s->cand, &ep);
+	if (!ep.deleted)
+	{
+		heap_push(&s->found, &ep);
+		heap_push(&s->pool, &ep);
+	}
+	stream_expand(s);
+	stream_set_bound(s);
+	return s;
+}
+
+/*
+ * The next result, nearest first; false when there is none.  With
+ * iterate, a round that has run out starts another; with strict, late
+ * results are dropped rather than returned out of order.
+ */
+bool
+HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
+{
+	for (;;)
+	{
+		if (s->pool.count > 0 && s->pool.items[0].dist <= s->bound)
+		{
+			heap_pop(&s->pool, out);
+			if (strict && s->returnedAny && out->dist < s->last)
+				continue;
+			if (!s->returnedAny || out->dist > s->last)
+				s->last = out->dist;
+			s->returnedAny = true;
+			return true;
+		}
+		if (s->cand.count == 0 || !iterate)
+			return false;
+		s->ef = (s->ef < PG_INT32_MAX / 2) ? s->ef * 2 : PG_INT32_MAX;
+		stream_expand(s);
+		stream_set_bound(s);
+	}
 }
 
 /*

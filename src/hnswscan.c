@@ -3,10 +3,14 @@
  * hnswscan.c
  *	  Index scans for hnsw: ambeginscan, amrescan, amgettuple, amendscan.
  *
- * The first amgettuple runs the k-NN search (paper Algorithm 5) with
- * ef = hnsw.ef_search over the pages, then hands back the heap TIDs of
- * the elements found, nearest first.  Distances are exact, so the
- * executor need not recheck the order.
+ * The first amgettuple starts the k-NN search (paper Algorithm 5) with
+ * ef = hnsw.ef_search over the pages, as a stream (hnswgraph.c); the heap
+ * TIDs of the elements found are handed back nearest first.  When they run
+ * out before the executor is satisfied (a WHERE clause rejected rows, or
+ * LIMIT is above ef_search), hnsw.iterative_scan lets the search go on in
+ * rounds of doubling ef, until hnsw.max_scan_tuples rows have been returned
+ * or the scan's memory reaches work_mem * hnsw.scan_mem_multiplier.
+ * Distances are exact, so the executor need not recheck the order.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,11 +26,13 @@
 typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* one scan's search; reset by rescan */
-	bool		searched;		/* has this scan run its search? */
-	HnswCandidate *results;		/* elements found, nearest first */
-	int			nresults;
-	int			next;			/* next result to return */
-	ItemPointerData tids[HNSW_HEAPTIDS];	/* heap TIDs of results[next-1] */
+	bool		searched;		/* has this scan started its search? */
+	HnswPageGraph *pg;
+	HnswStream *stream;			/* NULL: nothing to return */
+	float	   *q;				/* the query, prepared for the metric */
+	int64		returned;		/* heap TIDs returned so far */
+	Size		memLimit;
+	ItemPointerData tids[HNSW_HEAPTIDS];	/* the current element's */
 	int			ntids;
 	int			nexttid;
 } HnswScanOpaqueData;
@@ -60,9 +66,10 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 				scan->numberOfOrderBys * sizeof(ScanKeyData));
 	MemoryContextReset(so->cxt);
 	so->searched = false;
-	so->results = NULL;
-	so->nresults = 0;
-	so->next = 0;
+	so->pg = NULL;
+	so->stream = NULL;
+	so->q = NULL;
+	so->returned = 0;
 	so->ntids = 0;
 	so->nexttid = 0;
 }
@@ -92,16 +99,25 @@ search(IndexScanDesc scan)
 		HnswReadMeta(index, &meta);
 		if (meta.entryLevel >= 0)
 		{
-			HnswPageGraph *pg = HnswPageGraphCreate(index);
-
-			so->nresults = HnswSearch(HnswPageGraphBase(pg), q,
-									  HnswRefFromTid(meta.entryBlkno,
-													 meta.entryOffno),
-									  meta.entryLevel, hnsw_ef_search,
-									  &so->results);
+			so->q = q;
+			so->pg = HnswPageGraphCreate(index);
+			so->stream = HnswStreamBegin(HnswPageGraphBase(so->pg), q,
+										 HnswRefFromTid(meta.entryBlkno,
+														meta.entryOffno),
+										 meta.entryLevel, hnsw_ef_search);
 		}
 	}
+	so->memLimit = (Size) (work_mem * 1024.0 * hnsw_scan_mem_multiplier);
 	MemoryContextSwitchTo(old);
+}
+
+/* May the search start another round? */
+static bool
+may_iterate(HnswScanOpaque so)
+{
+	return hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
+		so->returned < hnsw_max_scan_tuples &&
+		MemoryContextMemAllocated(so->cxt, true) < so->memLimit;
 }
 
 /* Load the heap TIDs of the next live result; false when none is left */
@@ -110,28 +126,44 @@ next_result(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	int			dim = HnswGetIndexInfo(index)->dimensions;
+	HnswGraph  *g;
+	HnswCandidate c;
+	MemoryContext old;
+	bool		found = false;
 
-	while (so->next < so->nresults)
+	if (so->stream == NULL)
+		return false;
+	g = HnswPageGraphBase(so->pg);
+	old = MemoryContextSwitchTo(so->cxt);
+	while (!found &&
+		   HnswStreamNext(so->stream, may_iterate(so),
+						  hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_RELAXED, &c))
 	{
-		HnswRef		ref = so->results[so->next++].ref;
-		BlockNumber blkno = HnswRefBlock(ref);
+		BlockNumber blkno = HnswRefBlock(c.ref);
 		HnswElementTuple etup;
 		Buffer		buf;
 
 		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		etup = HnswGetElement(index, BufferGetPage(buf), blkno,
-							  HnswRefOffset(ref), dim);
-		so->ntids = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ?
-			0 : etup->ntids;
+							  HnswRefOffset(c.ref), g->dim);
+
+		/*
+		 * Skip an element deleted since, or a slot vacuum freed and an
+		 * insert reused since we met it: its distance is no longer c's.
+		 */
+		if ((etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ||
+			g->dist(so->q, etup->vec, g->dim) != c.dist)
+			so->ntids = 0;
+		else
+			so->ntids = etup->ntids;
 		memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
 		UnlockReleaseBuffer(buf);
 		so->nexttid = 0;
-		if (so->ntids > 0)
-			return true;
+		found = so->ntids > 0;
 	}
-	return false;
+	MemoryContextSwitchTo(old);
+	return found;
 }
 
 /* amgettuple: the next heap TID in increasing distance */
@@ -147,6 +179,7 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 		return false;
 
 	scan->xs_heaptid = so->tids[so->nexttid++];
+	so->returned++;
 	scan->xs_recheck = false;
 	scan->xs_recheckorderby = false;
 	return true;
