@@ -21,11 +21,19 @@
  *
  *	 element tuple (HNSW_ELEMENT_TUPLE): level, flags, up to HNSW_HEAPTIDS
  *		heap TIDs (rows sharing the same vector share one element), the TID
- *		of the element's neighbour tuple, and the vector (dimensions floats).
+ *		of the element's neighbour tuple, the TID of its first duplicate
+ *		tuple, and the vector (dimensions floats).
  *	 neighbour tuple (HNSW_NEIGHBOR_TUPLE): (level + 2) * m slots of index
  *		TIDs of element tuples; layer 0 owns slots [0, 2m), layer l >= 1 owns
  *		[2m + (l - 1) m, 2m + l m).  A layer's list is packed at the front of
  *		its slots and ends at the first invalid TID.
+ *	 duplicate tuple (HNSW_DUPLICATE_TUPLE): up to HNSW_DUPLICATE_TIDS more
+ *		heap TIDs of an element whose own are taken, and the next duplicate
+ *		tuple of the chain.  Equal vectors thus stay one element: as many
+ *		elements at distance zero from each other would fill each other's
+ *		neighbour lists and cut themselves off from the graph.  Duplicate
+ *		tuples sit only on duplicate pages (HNSW_PAGE_DUPLICATES), never
+ *		beside elements; the metapage names the current one (dupPage).
  *
  * An element is named by the TID of its element tuple (HnswRef packs block
  * and offset).  Its neighbour tuple is written on the same page when both
@@ -79,7 +87,12 @@
  *		so a scan never starts from an element that is not yet in the graph.
  *	 5. Relation extension happens under the relation extension lock, which
  *		is never held while waiting for a buffer content lock.
- *	 6. Claiming a free slot locks the element's page and then, if it is
+ *	 6. An element's page is locked before its duplicate tuples' pages
+ *		(adding a heap TID, scans reading the chain, vacuum), and the
+ *		metapage is locked last of all, never held while waiting for
+ *		another lock.  Duplicate pages never hold elements, so the order
+ *		is by kind of page and cannot cycle.
+ *	 7. Claiming a free slot locks the element's page and then, if it is
  *		elsewhere, its neighbour tuple's page, which always has the higher
  *		block number: pages are locked in ascending block order.
  *	 Scans take no heavyweight lock; they read one page at a time under a
@@ -122,7 +135,9 @@
 #define HNSW_MAX_LEVEL				16
 
 /* Heap TIDs an element tuple holds (rows with equal vectors share it) */
-#define HNSW_HEAPTIDS				10
+#define HNSW_HEAPTIDS				9
+/* ... and each duplicate tuple of its chain */
+#define HNSW_DUPLICATE_TIDS			64
 
 /* Support function and strategy numbers */
 #define HNSW_METRIC_PROC			1	/* (internal) -> internal: HnswMetric */
@@ -145,6 +160,10 @@
 /* Tuple type bytes */
 #define HNSW_ELEMENT_TUPLE			1
 #define HNSW_NEIGHBOR_TUPLE			2
+#define HNSW_DUPLICATE_TUPLE		3
+
+/* Page flags */
+#define HNSW_PAGE_DUPLICATES		0x0001	/* holds duplicate tuples only */
 
 /* Element flags */
 #define HNSW_ELEMENT_DELETED		0x01	/* no heap TIDs left, still linked */
@@ -163,13 +182,14 @@ typedef struct HnswMetaPageData
 	BlockNumber insertPage;		/* last data page: new elements go here */
 	/* per level: lowest block that may hold a free slot of that level */
 	BlockNumber freeHint[HNSW_MAX_LEVEL + 1];
+	BlockNumber dupPage;		/* duplicate tuples go here */
 } HnswMetaPageData;
 
 typedef HnswMetaPageData *HnswMetaPage;
 
 typedef struct HnswPageOpaqueData
 {
-	uint16		flags;			/* none yet */
+	uint16		flags;			/* HNSW_PAGE_* */
 	uint16		page_id;		/* HNSW_PAGE_ID, for tools */
 } HnswPageOpaqueData;
 
@@ -183,6 +203,7 @@ typedef struct HnswElementTupleData
 	uint8		ntids;			/* heap TIDs in use (packed at the front) */
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
 	ItemPointerData neighbortid;	/* this element's neighbour tuple */
+	ItemPointerData duptid;		/* first duplicate tuple, or invalid */
 	uint16		unused;
 	float		vec[FLEXIBLE_ARRAY_MEMBER];
 } HnswElementTupleData;
@@ -198,6 +219,19 @@ typedef struct HnswNeighborTupleData
 } HnswNeighborTupleData;
 
 typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+typedef struct HnswDuplicateTupleData
+{
+	uint8		type;			/* HNSW_DUPLICATE_TUPLE */
+	uint8		unused;
+	uint16		ntids;			/* heap TIDs in use (packed at the front) */
+	ItemPointerData next;		/* next duplicate tuple, or invalid */
+	ItemPointerData heaptids[HNSW_DUPLICATE_TIDS];
+} HnswDuplicateTupleData;
+
+typedef HnswDuplicateTupleData *HnswDuplicateTuple;
+
+#define HNSW_DUPLICATE_TUPLE_SIZE	MAXALIGN(sizeof(HnswDuplicateTupleData))
 
 #define HNSW_ELEMENT_TUPLE_SIZE(dim) \
 	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dim))
@@ -407,7 +441,12 @@ extern HnswElementTuple HnswGetElement(Relation index, Page page,
 extern HnswNeighborTuple HnswGetNeighbors(Relation index, Page page,
 										  BlockNumber blkno,
 										  OffsetNumber offno, int m);
+extern HnswDuplicateTuple HnswGetDuplicate(Relation index, Page page,
+										   BlockNumber blkno,
+										   OffsetNumber offno);
 extern Buffer HnswNewBuffer(Relation index);
+extern int	HnswCollectHeapTids(Relation index, HnswElementTuple etup,
+								ItemPointer *tids, int *maxtids);
 extern HnswPageGraph *HnswPageGraphCreate(Relation index);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,

@@ -27,6 +27,9 @@
 typedef struct HnswMemElement
 {
 	uint32	   *slots;			/* (level + 2) * m neighbour numbers */
+	ItemPointer moretids;		/* heap TIDs past HNSW_HEAPTIDS, or NULL */
+	uint32		nmore;
+	uint32		maxmore;
 	uint8		level;
 	uint8		ntids;
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
@@ -194,15 +197,28 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	HnswFindNeighbours(g, vec, level, mg->entry, mg->entryLevel, &nb);
 
 	/* rows with the same vector share an element while it has room */
+	/* rows with the same vector share one element (hnsw.h: duplicates) */
 	dup = HnswFindDuplicate(g, vec, &nb);
 	if (dup >= 0)
 	{
 		e = mem_element(mg, nb.layer0[dup].ref);
 		if (e->ntids < HNSW_HEAPTIDS)
-		{
 			e->heaptids[e->ntids++] = *tid;
-			return;
+		else
+		{
+			if (e->nmore == e->maxmore)
+			{
+				uint32		n = Max(e->maxmore * 2, HNSW_DUPLICATE_TIDS);
+
+				e->moretids = e->moretids == NULL ?
+					MemoryContextAlloc(mg->cxt, sizeof(ItemPointerData) * n) :
+					repalloc(e->moretids, sizeof(ItemPointerData) * n);
+				mg->used += sizeof(ItemPointerData) * (n - e->maxmore);
+				e->maxmore = n;
+			}
+			e->moretids[e->nmore++] = *tid;
 		}
+		return;
 	}
 
 	if (mg->nelems == mg->maxelems)
@@ -214,6 +230,9 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	}
 	e = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim);
 	e->slots = mem_alloc(mg, sizeof(uint32) * nslots);
+	e->moretids = NULL;
+	e->nmore = 0;
+	e->maxmore = 0;
 	e->level = level;
 	e->ntids = 1;
 	e->heaptids[0] = *tid;
@@ -254,21 +273,28 @@ HnswMemCount(HnswMemGraph *mg)
 	return mg->nelems;
 }
 
-/* Where an element's two tuples go, decided before any page is written */
+/* Where an element's tuples go, decided before any page is written */
 typedef struct HnswMemPlace
 {
 	ItemPointerData etid;
 	ItemPointerData ntid;
+	ItemPointerData dtid;		/* head of its duplicate chain, or invalid */
 } HnswMemPlace;
+
+#define HnswMemChainLength(e) \
+	(((e)->nmore + HNSW_DUPLICATE_TIDS - 1) / HNSW_DUPLICATE_TIDS)
 
 /*
  * Lay the elements out in insertion order, filling the last page and
  * adding pages at the end, the way inserts do (hnswpage.c): an element's
  * neighbour tuple goes on the same page when both fit.  Block 0 is the
- * metapage.  Returns the last block used.
+ * metapage.  Duplicate chains follow on duplicate pages of their own; a
+ * chain's tuples are consecutive, so tuple k's successor is the next
+ * place.  Returns the last block used; *lastDup is the last duplicate
+ * page, if any.
  */
 static BlockNumber
-mem_place(HnswMemGraph *mg, HnswMemPlace *place)
+mem_place(HnswMemGraph *mg, HnswMemPlace *place, BlockNumber *lastDup)
 {
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(mg->g.dim) + sizeof(ItemIdData);
 	BlockNumber blk = HNSW_METAPAGE_BLKNO + 1;
@@ -298,12 +324,47 @@ mem_place(HnswMemGraph *mg, HnswMemPlace *place)
 		ItemPointerSet(&place[i].ntid, blk, ++off);
 		free -= nsize;
 	}
+
+	*lastDup = InvalidBlockNumber;
+	free = 0;
+	for (int64 i = 0; i < mg->nelems; i++)
+	{
+		ItemPointerSetInvalid(&place[i].dtid);
+		for (uint32 k = 0; k < HnswMemChainLength(mg->elems[i]); k++)
+		{
+			if (HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData) > free)
+			{
+				blk++;
+				off = 0;
+				free = HNSW_PAGE_CAPACITY;
+				*lastDup = blk;
+			}
+			if (k == 0)
+				ItemPointerSet(&place[i].dtid, blk, off + 1);
+			off++;
+			free -= HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData);
+		}
+	}
 	return blk;
+}
+
+/* The place of tuple k of element i's chain: they follow one another */
+static void
+chain_place(const HnswMemPlace *p, uint32 k, ItemPointer out)
+{
+	BlockNumber blk = ItemPointerGetBlockNumber(&p->dtid);
+	int			off = ItemPointerGetOffsetNumber(&p->dtid) - 1;
+	int			perPage = HNSW_PAGE_CAPACITY /
+		(HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData));
+
+	off += k;
+	ItemPointerSet(out, blk + off / perPage, off % perPage + 1);
 }
 
 /* Add a tuple where mem_place said it goes, moving to a new page if so */
 static void
-mem_put(Relation index, Buffer *buf, ItemPointer where, Item tuple, Size size)
+mem_put(Relation index, Buffer *buf, ItemPointer where, Item tuple, Size size,
+		uint16 pageFlags)
 {
 	BlockNumber blk = ItemPointerGetBlockNumber(where);
 
@@ -319,6 +380,7 @@ mem_put(Relation index, Buffer *buf, ItemPointer where, Item tuple, Size size)
 			elog(ERROR, "index \"%s\" grew unexpectedly during build: block %u, expected %u",
 				 RelationGetRelationName(index), BufferGetBlockNumber(*buf), blk);
 		HnswInitPage(BufferGetPage(*buf));
+		HnswPageGetOpaque(BufferGetPage(*buf))->flags = pageFlags;
 	}
 	if (PageAddItem(BufferGetPage(*buf), tuple, size,
 					ItemPointerGetOffsetNumber(where), false, false) !=
@@ -342,12 +404,14 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
 	Buffer		buf = InvalidBuffer;
 	BlockNumber last;
+	BlockNumber lastDup;
+	HnswDuplicateTuple dtup;
 	Page		metapage;
 	HnswMetaPage meta;
 
 	place = palloc_extended(sizeof(HnswMemPlace) * Max(mg->nelems, 1),
 							MCXT_ALLOC_HUGE);
-	last = mem_place(mg, place);
+	last = mem_place(mg, place, &lastDup);
 	etup = palloc0(esize);
 	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(g->maxLevel, g->m));
 
@@ -371,8 +435,9 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 				ItemPointerSetInvalid(&etup->heaptids[t]);
 		}
 		etup->neighbortid = place[i].ntid;
+		etup->duptid = place[i].dtid;
 		memcpy(etup->vec, e->vec, sizeof(float) * g->dim);
-		mem_put(index, &buf, &place[i].etid, (Item) etup, esize);
+		mem_put(index, &buf, &place[i].etid, (Item) etup, esize, 0);
 
 		memset(ntup, 0, nsize);
 		ntup->type = HNSW_NEIGHBOR_TUPLE;
@@ -384,8 +449,41 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 			else
 				ntup->slots[s] = place[e->slots[s]].etid;
 		}
-		mem_put(index, &buf, &place[i].ntid, (Item) ntup, nsize);
+		mem_put(index, &buf, &place[i].ntid, (Item) ntup, nsize, 0);
 	}
+
+	/* then the duplicate chains, in the order mem_place laid them out */
+	dtup = palloc0(HNSW_DUPLICATE_TUPLE_SIZE);
+	for (int64 i = 0; i < mg->nelems; i++)
+	{
+		HnswMemElement *e = mg->elems[i];
+		uint32		len = HnswMemChainLength(e);
+
+		for (uint32 k = 0; k < len; k++)
+		{
+			ItemPointerData where;
+			uint32		first = k * HNSW_DUPLICATE_TIDS;
+
+			memset(dtup, 0, HNSW_DUPLICATE_TUPLE_SIZE);
+			dtup->type = HNSW_DUPLICATE_TUPLE;
+			dtup->ntids = Min(e->nmore - first, HNSW_DUPLICATE_TIDS);
+			for (int t = 0; t < HNSW_DUPLICATE_TIDS; t++)
+			{
+				if (t < dtup->ntids)
+					dtup->heaptids[t] = e->moretids[first + t];
+				else
+					ItemPointerSetInvalid(&dtup->heaptids[t]);
+			}
+			if (k + 1 < len)
+				chain_place(&place[i], k + 1, &dtup->next);
+			else
+				ItemPointerSetInvalid(&dtup->next);
+			chain_place(&place[i], k, &where);
+			mem_put(index, &buf, &where, (Item) dtup,
+					HNSW_DUPLICATE_TUPLE_SIZE, HNSW_PAGE_DUPLICATES);
+		}
+	}
+	pfree(dtup);
 	if (buf != InvalidBuffer)
 	{
 		MarkBufferDirty(buf);
@@ -402,7 +500,9 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 		meta->entryBlkno = ItemPointerGetBlockNumber(&place[mg->entry].etid);
 		meta->entryOffno = ItemPointerGetOffsetNumber(&place[mg->entry].etid);
 		meta->entryLevel = mg->entryLevel;
-		meta->insertPage = last;
+		/* inserts must not append elements to a duplicate page */
+		meta->insertPage = lastDup == InvalidBlockNumber ? last : InvalidBlockNumber;
+		meta->dupPage = lastDup;
 	}
 	MarkBufferDirty(buf);
 	UnlockReleaseBuffer(buf);

@@ -62,6 +62,7 @@ init_metapage(Page page, int dimensions, int m, int efConstruction)
 	meta->insertPage = InvalidBlockNumber;
 	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
 		meta->freeHint[l] = InvalidBlockNumber;
+	meta->dupPage = InvalidBlockNumber;
 	((PageHeader) page)->pd_lower =
 		((char *) meta + sizeof(HnswMetaPageData)) - (char *) page;
 }
@@ -204,6 +205,74 @@ HnswGetNeighbors(Relation index, Page page, BlockNumber blkno,
 		sizeof(ItemPointerData) * ntup->nslots)
 		tuple_corrupted(index, blkno, offno, "neighbor tuple");
 	return ntup;
+}
+
+/* The duplicate tuple at blkno/offno of a locked page, checked likewise */
+HnswDuplicateTuple
+HnswGetDuplicate(Relation index, Page page, BlockNumber blkno,
+				 OffsetNumber offno)
+{
+	HnswDuplicateTuple dtup;
+
+	check_page(index, page, blkno);
+	dtup = (HnswDuplicateTuple) get_item(page, offno, HNSW_DUPLICATE_TUPLE_SIZE);
+	if (dtup == NULL || dtup->type != HNSW_DUPLICATE_TUPLE ||
+		dtup->ntids > HNSW_DUPLICATE_TIDS)
+		tuple_corrupted(index, blkno, offno, "duplicate tuple");
+	return dtup;
+}
+
+/* Append n heap TIDs to a palloc'd array, growing it */
+static void
+append_tids(ItemPointer *tids, int *ntids, int *maxtids,
+			const ItemPointerData *add, int n)
+{
+	if (*ntids + n > *maxtids)
+	{
+		*maxtids = Max(*maxtids * 2, *ntids + n);
+		*tids = repalloc(*tids, sizeof(ItemPointerData) * *maxtids);
+	}
+	memcpy(*tids + *ntids, add, sizeof(ItemPointerData) * n);
+	*ntids += n;
+}
+
+/*
+ * All heap TIDs of an element whose page the caller holds locked: its own
+ * and those of its duplicate chain (read under share locks, after the
+ * element's page: hnsw.h, rule 6).  *tids is a palloc'd array of *maxtids;
+ * returns the count.  The chain is bounded by the index size, so a damaged
+ * chain cannot loop forever.
+ */
+int
+HnswCollectHeapTids(Relation index, HnswElementTuple etup, ItemPointer *tids,
+					int *maxtids)
+{
+	ItemPointerData next = etup->duptid;
+	BlockNumber nblocks = 0;
+	int64		steps = 0;
+	int			n = 0;
+
+	append_tids(tids, &n, maxtids, etup->heaptids, etup->ntids);
+	while (ItemPointerIsValid(&next))
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&next);
+		OffsetNumber offno = ItemPointerGetOffsetNumber(&next);
+		HnswDuplicateTuple dtup;
+		Buffer		buf;
+
+		if (nblocks == 0)
+			nblocks = RelationGetNumberOfBlocks(index);
+		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks ||
+			++steps > (int64) nblocks * MaxOffsetNumber)
+			tuple_corrupted(index, blkno, offno, "duplicate chain");
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		dtup = HnswGetDuplicate(index, BufferGetPage(buf), blkno, offno);
+		append_tids(tids, &n, maxtids, dtup->heaptids, dtup->ntids);
+		next = dtup->next;
+		UnlockReleaseBuffer(buf);
+	}
+	return n;
 }
 
 /*
@@ -759,6 +828,8 @@ claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
 								ItemPointerGetOffsetNumber(&ntid),
 								"neighbor tuple");
 			etup->neighbortid = ntid;
+			/* the slot's duplicate chain (emptied by vacuum) stays with it */
+			etup->duptid = old->duptid;
 			memcpy(old, etup, esize);
 			memcpy(HnswGetNeighbors(index, npage, ItemPointerGetBlockNumber(&ntid),
 									ItemPointerGetOffsetNumber(&ntid), pg->g.m),
@@ -828,6 +899,7 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	etup->heaptids[0] = *heaptid;
 	for (int t = 1; t < HNSW_HEAPTIDS; t++)
 		ItemPointerSetInvalid(&etup->heaptids[t]);
+	ItemPointerSetInvalid(&etup->duptid);
 	memcpy(etup->vec, vec, sizeof(float) * g->dim);
 	ntup->type = HNSW_NEIGHBOR_TUPLE;
 	ntup->nslots = (level + 2) * g->m;
@@ -911,9 +983,20 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	pfree(ntup);
 }
 
+static bool
+set_dup_page(HnswMetaPage meta, void *arg)
+{
+	MetaArgs   *a = arg;
+
+	meta->dupPage = a->blkno;
+	return true;
+}
+
 /*
- * Add a heap TID to an element holding exactly vec, if it is live and has
- * room.  Returns false if not.
+ * Add a heap TID to an element holding exactly vec, if it is live: into
+ * its own slots, else into its duplicate chain, which grows by a tuple at
+ * its head when full.  Returns false if the element is not (or no longer)
+ * such an element.  Lock order: hnsw.h, rule 6.
  */
 static bool
 add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
@@ -924,24 +1007,116 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 	OffsetNumber offno = HnswRefOffset(c->ref);
 	GenericXLogState *state;
 	HnswElementTuple etup;
+	HnswDuplicateTupleData *dnew;
+	ItemPointerData next;
+	HnswMetaPageData meta;
 	Buffer		buf;
+	Buffer		dbuf;
+	Page		dpage;
+	OffsetNumber doff;
+	bool		newpage = false;
 
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, pg->g.dim);
 	if ((etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ||
-		etup->ntids >= HNSW_HEAPTIDS ||
 		memcmp(etup->vec, vec, sizeof(float) * pg->g.dim) != 0)
 	{
 		UnlockReleaseBuffer(buf);
 		return false;
 	}
+	if (etup->ntids < HNSW_HEAPTIDS)
+	{
+		state = GenericXLogStart(index);
+		etup = HnswGetElement(index, GenericXLogRegisterBuffer(state, buf, 0),
+							  blkno, offno, pg->g.dim);
+		etup->heaptids[etup->ntids++] = *heaptid;
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		return true;
+	}
+
+	/* a chain tuple with room; the element's lock keeps the chain still */
+	next = etup->duptid;
+	while (ItemPointerIsValid(&next))
+	{
+		BlockNumber dblk = ItemPointerGetBlockNumber(&next);
+		HnswDuplicateTuple dtup;
+
+		CHECK_FOR_INTERRUPTS();
+		if (dblk == HNSW_METAPAGE_BLKNO || dblk >= RelationGetNumberOfBlocks(index))
+			tuple_corrupted(index, blkno, offno, "duplicate chain");
+		dbuf = ReadBuffer(index, dblk);
+		LockBuffer(dbuf, BUFFER_LOCK_EXCLUSIVE);
+		dtup = HnswGetDuplicate(index, BufferGetPage(dbuf), dblk,
+								ItemPointerGetOffsetNumber(&next));
+		if (dtup->ntids < HNSW_DUPLICATE_TIDS)
+		{
+			state = GenericXLogStart(index);
+			dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, dbuf, 0),
+									dblk, ItemPointerGetOffsetNumber(&next));
+			dtup->heaptids[dtup->ntids++] = *heaptid;
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(dbuf);
+			UnlockReleaseBuffer(buf);
+			return true;
+		}
+		next = dtup->next;
+		UnlockReleaseBuffer(dbuf);
+	}
+
+	/* all full: a new chain tuple at the head, on the duplicate page */
+	dnew = palloc0(HNSW_DUPLICATE_TUPLE_SIZE);
+	dnew->type = HNSW_DUPLICATE_TUPLE;
+	dnew->ntids = 1;
+	dnew->heaptids[0] = *heaptid;
+	for (int t = 1; t < HNSW_DUPLICATE_TIDS; t++)
+		ItemPointerSetInvalid(&dnew->heaptids[t]);
+	dnew->next = etup->duptid;
+
+	HnswReadMeta(index, &meta);
+	dbuf = InvalidBuffer;
+	if (meta.dupPage != InvalidBlockNumber)
+	{
+		dbuf = ReadBuffer(index, meta.dupPage);
+		LockBuffer(dbuf, BUFFER_LOCK_EXCLUSIVE);
+		check_page(index, BufferGetPage(dbuf), meta.dupPage);
+		if (!(HnswPageGetOpaque(BufferGetPage(dbuf))->flags & HNSW_PAGE_DUPLICATES) ||
+			PageGetFreeSpace(BufferGetPage(dbuf)) < HNSW_DUPLICATE_TUPLE_SIZE)
+		{
+			UnlockReleaseBuffer(dbuf);
+			dbuf = InvalidBuffer;
+		}
+	}
 	state = GenericXLogStart(index);
+	if (dbuf == InvalidBuffer)
+	{
+		dbuf = HnswNewBuffer(index);
+		dpage = register_new_page(state, dbuf);
+		HnswPageGetOpaque(dpage)->flags |= HNSW_PAGE_DUPLICATES;
+		newpage = true;
+	}
+	else
+		dpage = GenericXLogRegisterBuffer(state, dbuf, 0);
+	doff = OffsetNumberNext(PageGetMaxOffsetNumber(dpage));
+	if (PageAddItem(dpage, (Item) dnew, HNSW_DUPLICATE_TUPLE_SIZE, doff,
+					false, false) != doff)
+		elog(ERROR, "failed to add duplicate tuple to index \"%s\"",
+			 RelationGetRelationName(index));
 	etup = HnswGetElement(index, GenericXLogRegisterBuffer(state, buf, 0),
 						  blkno, offno, pg->g.dim);
-	etup->heaptids[etup->ntids++] = *heaptid;
+	ItemPointerSet(&etup->duptid, BufferGetBlockNumber(dbuf), doff);
 	GenericXLogFinish(state);
+	if (newpage)
+	{
+		MetaArgs	a = {HNSW_INVALID_REF, 0, BufferGetBlockNumber(dbuf),
+		InvalidBlockNumber};
+
+		modify_meta(index, set_dup_page, &a);
+	}
+	UnlockReleaseBuffer(dbuf);
 	UnlockReleaseBuffer(buf);
+	pfree(dnew);
 	return true;
 }
 

@@ -32,7 +32,8 @@ typedef struct HnswScanOpaqueData
 	float	   *q;				/* the query, prepared for the metric */
 	int64		returned;		/* heap TIDs returned so far */
 	Size		memLimit;
-	ItemPointerData tids[HNSW_HEAPTIDS];	/* the current element's */
+	ItemPointer tids;			/* the current element's heap TIDs */
+	int			maxtids;
 	int			ntids;
 	int			nexttid;
 } HnswScanOpaqueData;
@@ -48,6 +49,8 @@ hnswbeginscan(Relation index, int nkeys, int norderbys)
 
 	so->cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw scan",
 									ALLOCSET_DEFAULT_SIZES);
+	so->maxtids = HNSW_HEAPTIDS;
+	so->tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * so->maxtids);
 	scan->opaque = so;
 	return scan;
 }
@@ -70,6 +73,8 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	so->stream = NULL;
 	so->q = NULL;
 	so->returned = 0;
+	so->maxtids = HNSW_HEAPTIDS;
+	so->tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * so->maxtids);
 	so->ntids = 0;
 	so->nexttid = 0;
 }
@@ -156,8 +161,8 @@ next_result(IndexScanDesc scan)
 			g->dist(so->q, etup->vec, g->dim) != c.dist)
 			so->ntids = 0;
 		else
-			so->ntids = etup->ntids;
-		memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
+			so->ntids = HnswCollectHeapTids(index, etup, &so->tids,
+											&so->maxtids);
 		UnlockReleaseBuffer(buf);
 		so->nexttid = 0;
 		found = so->ntids > 0;

@@ -96,6 +96,65 @@ is_element(Page page, OffsetNumber off)
 		*(uint8 *) PageGetItem(page, itemid) == HNSW_ELEMENT_TUPLE;
 }
 
+/*
+ * Pass 1 on an element's duplicate chain, its page locked by the caller
+ * (hnsw.h, rule 6): drop dead heap TIDs; return how many are left.
+ */
+static int64
+clean_chain(HnswVacuumState *vs, ItemPointer head)
+{
+	Relation	index = vs->index;
+	ItemPointerData next = *head;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int64		left = 0;
+	int64		steps = 0;
+
+	while (ItemPointerIsValid(&next))
+	{
+		BlockNumber blkno = ItemPointerGetBlockNumber(&next);
+		OffsetNumber offno = ItemPointerGetOffsetNumber(&next);
+		GenericXLogState *state;
+		HnswDuplicateTuple dtup;
+		Buffer		buf;
+		int			kept = 0;
+		bool		changed = false;
+
+		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks ||
+			++steps > (int64) nblocks * MaxOffsetNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a damaged duplicate chain at block %u offset %u",
+							RelationGetRelationName(index), blkno, offno)));
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+								 vs->info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(index);
+		dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, buf, 0),
+								blkno, offno);
+		for (int t = 0; t < dtup->ntids; t++)
+		{
+			if (vs->callback(&dtup->heaptids[t], vs->callback_state))
+			{
+				vs->stats->tuples_removed++;
+				changed = true;
+			}
+			else
+				dtup->heaptids[kept++] = dtup->heaptids[t];
+		}
+		for (int t = kept; t < dtup->ntids; t++)
+			ItemPointerSetInvalid(&dtup->heaptids[t]);
+		dtup->ntids = kept;
+		left += kept;
+		next = dtup->next;
+		if (changed)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+	}
+	return left;
+}
+
 /* Pass 1 on one exclusively locked page */
 static void
 remove_heap_tids(HnswVacuumState *vs, Buffer buf)
@@ -110,7 +169,7 @@ remove_heap_tids(HnswVacuumState *vs, Buffer buf)
 	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 	{
 		HnswElementTuple etup;
-		int			kept = 0;
+		int64		kept = 0;
 
 		if (!is_element(page, off))
 			continue;
@@ -136,6 +195,9 @@ remove_heap_tids(HnswVacuumState *vs, Buffer buf)
 		for (int t = kept; t < etup->ntids; t++)
 			ItemPointerSetInvalid(&etup->heaptids[t]);
 		etup->ntids = kept;
+		/* the chain's heap TIDs count as the element's */
+		if (ItemPointerIsValid(&etup->duptid))
+			kept += clean_chain(vs, &etup->duptid);
 		if (kept == 0)
 		{
 			etup->flags |= HNSW_ELEMENT_DELETED;
