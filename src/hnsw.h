@@ -350,6 +350,7 @@ typedef struct HnswMetric
 	DistanceKernel *kernel;		/* points at a dispatched kernel in distance.c */
 	bool		negate;			/* order by -kernel (inner product) */
 	bool		normalize;		/* store and query unit vectors (cosine) */
+	bool		buildL2;		/* link the graph by L2 distance */
 } HnswMetric;
 
 /* What a relation's rd_amcache holds: the options and the metric */
@@ -388,7 +389,7 @@ extern double hnsw_scan_mem_multiplier;
 extern const HnswIndexInfo *HnswGetIndexInfo(Relation index);
 extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
 							  float *out);
-extern DistanceKernel HnswMetricKernel(const HnswMetric *metric);
+extern DistanceKernel HnswMetricKernel(const HnswMetric *metric, bool build);
 
 /* hnswgraph.c: the algorithm */
 extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
@@ -447,7 +448,7 @@ extern HnswDuplicateTuple HnswGetDuplicate(Relation index, Page page,
 extern Buffer HnswNewBuffer(Relation index);
 extern int	HnswCollectHeapTids(Relation index, HnswElementTuple etup,
 								ItemPointer *tids, int *maxtids);
-extern HnswPageGraph *HnswPageGraphCreate(Relation index);
+extern HnswPageGraph *HnswPageGraphCreate(Relation index, bool forSearch);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);

@@ -85,7 +85,7 @@ spill(HnswBuildState *bs)
 			 errdetail("Building will take significantly more time."),
 			 errhint("Increase maintenance_work_mem to speed up builds.")));
 	write_graph(bs);
-	bs->pg = HnswPageGraphCreate(bs->index);
+	bs->pg = HnswPageGraphCreate(bs->index, false);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
 }
 

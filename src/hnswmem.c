@@ -168,7 +168,7 @@ HnswMemCreate(Relation index)
 	old = MemoryContextSwitchTo(cxt);
 	mg = palloc0(sizeof(HnswMemGraph));
 	mg->cxt = cxt;
-	HnswGraphInit(&mg->g, &hnsw_mem_ops, HnswMetricKernel(info->metric),
+	HnswGraphInit(&mg->g, &hnsw_mem_ops, HnswMetricKernel(info->metric, true),
 				  info->dimensions, info->m, info->efConstruction);
 	mg->maxelems = 1024;
 	mg->elems = palloc(sizeof(HnswMemElement *) * mg->maxelems);

@@ -618,15 +618,15 @@ static const HnswGraphOps hnsw_page_ops = {
 	.add_link = page_add_link,
 };
 
-/* A graph over an index's pages, in the current memory context */
+/* A graph over an index's pages, to search or to change it */
 HnswPageGraph *
-HnswPageGraphCreate(Relation index)
+HnswPageGraphCreate(Relation index, bool forSearch)
 {
 	const HnswIndexInfo *info = HnswGetIndexInfo(index);
 	HnswPageGraph *pg = palloc0(sizeof(HnswPageGraph));
 
 	pg->index = index;
-	HnswGraphInit(&pg->g, &hnsw_page_ops, HnswMetricKernel(info->metric),
+	HnswGraphInit(&pg->g, &hnsw_page_ops, HnswMetricKernel(info->metric, !forSearch),
 				  info->dimensions, info->m, info->efConstruction);
 	return pg;
 }

@@ -105,7 +105,7 @@ search(IndexScanDesc scan)
 		if (meta.entryLevel >= 0)
 		{
 			so->q = q;
-			so->pg = HnswPageGraphCreate(index);
+			so->pg = HnswPageGraphCreate(index, true);
 			so->stream = HnswStreamBegin(HnswPageGraphBase(so->pg), q,
 										 HnswRefFromTid(meta.entryBlkno,
 														meta.entryOffno),

@@ -341,7 +341,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 
 	if (vs->ndeleted == 0)
 		return;
-	pg = HnswPageGraphCreate(index);
+	pg = HnswPageGraphCreate(index, false);
 	g = HnswPageGraphBase(pg);
 	HnswReadMeta(index, &meta);
 	if (meta.entryLevel < 0)
