@@ -53,8 +53,11 @@ SELECT * FROM hnsw_verify('hv_idx', NULL);
 INSERT INTO hv SELECT i, hv_row(i) FROM generate_series(201, 300) i;
 INSERT INTO hv VALUES (301, NULL), (302, NULL);
 SELECT * FROM hv_summary('hv_idx', true);
--- 11 rows with one vector: an element holds 10 heap TIDs, so 2 elements
+-- rows with one vector share one element: 9 heap TIDs in it, the rest on
+-- its chain of duplicate tuples (64 each); 150 make a chain of 3
 INSERT INTO hv SELECT 400 + i, '[7,7,7]' FROM generate_series(1, 11) i;
+SELECT * FROM hv_summary('hv_idx', true);
+INSERT INTO hv SELECT 500 + i, '[7,7,7]' FROM generate_series(1, 139) i;
 SELECT * FROM hv_summary('hv_idx', true);
 -- a HOT update keeps the index entry of the chain's root
 UPDATE hv SET id = -id WHERE id BETWEEN 1 AND 5;
@@ -148,6 +151,14 @@ DELETE FROM hv_temp WHERE emb = hv_row(1);
 SELECT * FROM hv_summary('hv_temp_idx', true);
 ROLLBACK;
 SELECT * FROM hv_summary('hv_temp_idx', true);
+-- duplicates at build time
+CREATE TABLE hv_dup (emb vector(3));
+INSERT INTO hv_dup SELECT hv_row(i % 7) FROM generate_series(1, 700) i;
+CREATE INDEX hv_dup_idx ON hv_dup USING hnsw (emb);
+SELECT * FROM hv_summary('hv_dup_idx', true);
+DELETE FROM hv_dup WHERE ctid::text LIKE '%1)';
+VACUUM hv_dup;
+SELECT * FROM hv_summary('hv_dup_idx', true);
 -- a larger index, built in memory, then spilled to pages
 SET maintenance_work_mem = '1MB';
 CREATE TABLE hv_big (emb vector(16));
@@ -198,7 +209,7 @@ REVOKE ALL ON hv_ops FROM regress_hv_user;
 REVOKE EXECUTE ON FUNCTION hnsw_verify(regclass, boolean) FROM regress_hv_user;
 DROP ROLE regress_hv_user;
 
-DROP TABLE hv, hv_empty, hv_ops, hv_unlogged, hv_temp, hv_big, hv_parted CASCADE;
+DROP TABLE hv, hv_empty, hv_ops, hv_unlogged, hv_temp, hv_dup, hv_big, hv_parted CASCADE;
 DROP SEQUENCE hv_seq;
 DROP FUNCTION hv_summary(regclass, boolean);
 DROP FUNCTION hv_row(int);

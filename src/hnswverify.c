@@ -15,9 +15,14 @@
  * covering the tuple space exactly: our pages only ever append tuples that
  * keep their size for life), then each tuple.  What the later checks need
  * goes into memory: per element its TID, level, flags, heap TIDs and the
- * TID of its neighbour tuple; per neighbour tuple its layer-0 list and its
- * upper-layer lists.  Then, in memory: every element owns exactly one
- * neighbour tuple, of the size its level asks for; every neighbour
+ * TIDs of its neighbour tuple and first duplicate tuple; per neighbour
+ * tuple its layer-0 list and its upper-layer lists; per duplicate tuple
+ * its heap TIDs and the next of its chain.  Duplicate tuples must sit on
+ * duplicate pages and nothing else there.  Then, in memory: every element
+ * owns exactly one neighbour tuple, of the size its level asks for, and a
+ * duplicate chain no other element shares and that does not loop; an
+ * element has heap TIDs (its own or its chain's) unless flagged deleted or
+ * free, and then has none; every neighbour
  * reference is an element tuple on a valid page, not the element itself,
  * of level >= the layer it is linked on; no heap TID is held twice; the
  * metapage's entry point is an element of exactly the entry level; and a
@@ -35,7 +40,8 @@
  * nor reused by the heap, and no element is unlinked or freed behind our
  * back.  What inserts can still do meanwhile is append elements (to pages
  * already read or pages beyond the block count sampled at the start),
- * merge heap TIDs into existing elements, rewrite neighbour lists in
+ * merge heap TIDs into existing elements and duplicate tuples, put a new
+ * duplicate tuple at the head of a chain, rewrite neighbour lists in
  * place, and reuse an element freed by an earlier vacuum.  So whenever a
  * check fails against the map (a reference to an element or neighbour
  * tuple the map does not have, or whose level is too low), the page in
@@ -92,6 +98,7 @@ typedef struct VElem
 {
 	HnswRef		ref;			/* where it is */
 	HnswRef		ntid;			/* its neighbour tuple */
+	HnswRef		duptid;			/* its first duplicate tuple, or invalid */
 	int32		ntup;			/* index in ntups[], -1 until paired */
 	uint8		level;
 	uint8		flags;
@@ -109,6 +116,16 @@ typedef struct VNtup
 	uint32		upstart;		/* its upper-layer references in up[] */
 	uint16		upcount;
 } VNtup;
+
+/* A duplicate tuple as the walk (or a re-read) saw it */
+typedef struct VDup
+{
+	HnswRef		ref;
+	HnswRef		next;			/* next of the chain, or HNSW_INVALID_REF */
+	uint32		tidstart;		/* its heap TIDs in duptids[] */
+	uint16		ntids;
+	bool		chained;		/* met on some element's chain */
+} VDup;
 
 /* A reference on a layer above 0 */
 typedef struct VUpRef
@@ -128,10 +145,10 @@ typedef struct VHeapTid
 typedef struct VLate
 {
 	HnswRef		ref;			/* hash key */
-	bool		isElement;
+	uint8		type;			/* HNSW_*_TUPLE */
 	uint8		level;			/* element */
 	uint8		flags;
-	int32		ntup;			/* neighbour tuple: index in ntups[] */
+	int32		index;			/* neighbour or duplicate tuple: in ntups[]/dups[] */
 } VLate;
 
 /* A growable array in the verifier's memory context */
@@ -162,9 +179,14 @@ typedef struct VerifyState
 	int64		nwalkNtups;		/* how many of ntups the walk found */
 	VArray		l0;				/* ItemPointerData */
 	VArray		up;				/* VUpRef */
+	VArray		dups;			/* VDup, walk order, then re-read ones */
+	int64		nwalkDups;
+	VArray		duptids;		/* ItemPointerData: duplicate tuples' heap TIDs */
 	VArray		heaptids;		/* VHeapTid */
 	int64	   *elemStart;		/* per block: first index in elems[] */
 	int64	   *ntupStart;		/* per block: first index in ntups[] */
+	int64	   *dupStart;		/* per block: first index in dups[] */
+	uint8	   *pageKind;		/* per block: PAGE_* as the walk saw it */
 	HTAB	   *late;			/* VLate by ref */
 
 	/* summary */
@@ -178,6 +200,11 @@ typedef struct VerifyState
 	float	   *vecbuf;
 	MemoryContext rowcxt;
 } VerifyState;
+
+/* What the walk found a block to be */
+#define PAGE_NEW		0		/* all zeros */
+#define PAGE_ELEMENTS	1		/* element and neighbour tuples */
+#define PAGE_DUPLICATES	2		/* duplicate tuples */
 
 static void corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
 					  const char *fmt,...) pg_attribute_printf(4, 5) pg_attribute_noreturn();
@@ -286,12 +313,14 @@ page_all_zero(Page page)
 
 /*
  * Check the header and special space of a page copy (metapage or data
- * page).  Returns false for a new (all-zero) page, which a crash between
- * extending the index and initializing the page can leave behind.
+ * page) and return its kind: PAGE_NEW for an all-zero page, which a crash
+ * between extending the index and initializing the page can leave behind.
  */
-static bool
+static int
 check_page_header(VerifyState *vs, Page page, BlockNumber blkno)
 {
+	uint16		okflags = blkno == HNSW_METAPAGE_BLKNO ? 0 : HNSW_PAGE_DUPLICATES;
+
 	PageHeader	hdr = (PageHeader) page;
 	HnswPageOpaque opaque;
 
@@ -300,7 +329,7 @@ check_page_header(VerifyState *vs, Page page, BlockNumber blkno)
 		if (!page_all_zero(page))
 			corrupted(vs, blkno, InvalidOffsetNumber,
 					  "The page header has pd_upper 0, but the page is not all zeros.");
-		return false;
+		return PAGE_NEW;
 	}
 	if (PageGetPageSize(page) != BLCKSZ ||
 		PageGetPageLayoutVersion(page) != PG_PAGE_LAYOUT_VERSION ||
@@ -320,11 +349,11 @@ check_page_header(VerifyState *vs, Page page, BlockNumber blkno)
 				  "The page header has pd_lower %u, pd_upper %u, pd_special %u.",
 				  hdr->pd_lower, hdr->pd_upper, hdr->pd_special);
 	opaque = HnswPageGetOpaque(page);
-	if (opaque->page_id != HNSW_PAGE_ID || opaque->flags != 0)
+	if (opaque->page_id != HNSW_PAGE_ID || (opaque->flags & ~okflags) != 0)
 		corrupted(vs, blkno, InvalidOffsetNumber,
-				  "The special space has page id 0x%04x and flags 0x%04x, expected 0x%04x and 0.",
-				  opaque->page_id, opaque->flags, HNSW_PAGE_ID);
-	return true;
+				  "The special space has page id 0x%04x and flags 0x%04x, expected 0x%04x and flags within 0x%04x.",
+				  opaque->page_id, opaque->flags, HNSW_PAGE_ID, okflags);
+	return (opaque->flags & HNSW_PAGE_DUPLICATES) ? PAGE_DUPLICATES : PAGE_ELEMENTS;
 }
 
 /* Order line pointers by where their tuples start */
@@ -393,6 +422,15 @@ tid_is_unused(ItemPointer tid)
 		ItemPointerGetOffsetNumberNoCheck(tid) == InvalidOffsetNumber;
 }
 
+/* Is a TID a possible heap TID? */
+static inline bool
+heap_tid_ok(ItemPointer tid)
+{
+	return ItemPointerGetBlockNumberNoCheck(tid) != InvalidBlockNumber &&
+		ItemPointerGetOffsetNumberNoCheck(tid) >= FirstOffsetNumber &&
+		ItemPointerGetOffsetNumberNoCheck(tid) <= MaxHeapTuplesPerPage;
+}
+
 /* Does a TID name a possible tuple of an index page? */
 static bool
 index_tid_ok(VerifyState *vs, ItemPointer tid)
@@ -433,8 +471,9 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 		corrupted(vs, blkno, off, "The element has unknown flags 0x%02x.",
 				  etup->flags);
 	gone = (etup->flags & HNSW_KNOWN_ELEMENT_FLAGS) != 0;
+	/* vacuum may leave a live element only its chain's heap TIDs */
 	if (etup->ntids > HNSW_HEAPTIDS || (gone && etup->ntids != 0) ||
-		(!gone && etup->ntids == 0))
+		(!gone && etup->ntids == 0 && tid_is_unused(&etup->duptid)))
 		corrupted(vs, blkno, off,
 				  "The element has %u heap TIDs and flags 0x%02x.",
 				  etup->ntids, etup->flags);
@@ -442,11 +481,7 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 	{
 		ItemPointer tid = &etup->heaptids[t];
 
-		if (t < etup->ntids ?
-			(ItemPointerGetBlockNumberNoCheck(tid) == InvalidBlockNumber ||
-			 ItemPointerGetOffsetNumberNoCheck(tid) < FirstOffsetNumber ||
-			 ItemPointerGetOffsetNumberNoCheck(tid) > MaxHeapTuplesPerPage) :
-			!tid_is_unused(tid))
+		if (t < etup->ntids ? !heap_tid_ok(tid) : !tid_is_unused(tid))
 			corrupted(vs, blkno, off,
 					  "Heap TID slot %d of %u in use holds (%u,%u).",
 					  t, etup->ntids, ItemPointerGetBlockNumberNoCheck(tid),
@@ -457,6 +492,11 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 				  "The element's neighbour tuple TID (%u,%u) is not a valid index TID.",
 				  ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
 				  ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+	if (!tid_is_unused(&etup->duptid) && !index_tid_ok(vs, &etup->duptid))
+		corrupted(vs, blkno, off,
+				  "The element's duplicate tuple TID (%u,%u) is not a valid index TID.",
+				  ItemPointerGetBlockNumberNoCheck(&etup->duptid),
+				  ItemPointerGetOffsetNumberNoCheck(&etup->duptid));
 	if (etup->unused != 0)
 		corrupted(vs, blkno, off, "The element's padding is 0x%04x, not 0.",
 				  etup->unused);
@@ -541,6 +581,61 @@ check_neighbours(VerifyState *vs, Page page, BlockNumber blkno,
 	return ntup;
 }
 
+/*
+ * Check the duplicate tuple at an offset of a page copy whose line
+ * pointers are known to be sound, and return it.
+ */
+static HnswDuplicateTuple
+check_duplicate(VerifyState *vs, Page page, BlockNumber blkno,
+				OffsetNumber off)
+{
+	ItemId		itemid = PageGetItemId(page, off);
+	HnswDuplicateTuple dtup = (HnswDuplicateTuple) PageGetItem(page, itemid);
+
+	if (ItemIdGetLength(itemid) != HNSW_DUPLICATE_TUPLE_SIZE)
+		corrupted(vs, blkno, off,
+				  "The duplicate tuple is %u bytes long, expected %zu.",
+				  ItemIdGetLength(itemid), (Size) HNSW_DUPLICATE_TUPLE_SIZE);
+	if (dtup->ntids > HNSW_DUPLICATE_TIDS || dtup->unused != 0)
+		corrupted(vs, blkno, off,
+				  "The duplicate tuple has %u heap TIDs and padding 0x%02x.",
+				  dtup->ntids, dtup->unused);
+	for (int t = 0; t < HNSW_DUPLICATE_TIDS; t++)
+	{
+		ItemPointer tid = &dtup->heaptids[t];
+
+		if (t < dtup->ntids ? !heap_tid_ok(tid) : !tid_is_unused(tid))
+			corrupted(vs, blkno, off,
+					  "Heap TID slot %d of %u in use holds (%u,%u).",
+					  t, dtup->ntids, ItemPointerGetBlockNumberNoCheck(tid),
+					  ItemPointerGetOffsetNumberNoCheck(tid));
+	}
+	if (!tid_is_unused(&dtup->next) && !index_tid_ok(vs, &dtup->next))
+		corrupted(vs, blkno, off,
+				  "The next duplicate tuple TID (%u,%u) is not a valid index TID.",
+				  ItemPointerGetBlockNumberNoCheck(&dtup->next),
+				  ItemPointerGetOffsetNumberNoCheck(&dtup->next));
+	return dtup;
+}
+
+/* Keep a checked duplicate tuple in memory; returns its index */
+static int64
+record_duplicate(VerifyState *vs, HnswDuplicateTuple dtup, HnswRef ref)
+{
+	VDup	   *d = varray_push(&vs->dups);
+
+	d->ref = ref;
+	d->next = tid_is_unused(&dtup->next) ? HNSW_INVALID_REF :
+		HnswRefFromTid(ItemPointerGetBlockNumber(&dtup->next),
+					   ItemPointerGetOffsetNumber(&dtup->next));
+	d->tidstart = vs->duptids.count;
+	d->ntids = dtup->ntids;
+	d->chained = false;
+	for (int t = 0; t < dtup->ntids; t++)
+		*(ItemPointerData *) varray_push(&vs->duptids) = dtup->heaptids[t];
+	return vs->dups.count - 1;
+}
+
 /* Keep a checked neighbour tuple's lists in memory; returns its index */
 static int64
 record_neighbours(VerifyState *vs, HnswNeighborTuple ntup, HnswRef ref)
@@ -590,7 +685,7 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	if (!read_page(vs, HNSW_METAPAGE_BLKNO))
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The index has no metapage.");
-	if (!check_page_header(vs, page, HNSW_METAPAGE_BLKNO))
+	if (check_page_header(vs, page, HNSW_METAPAGE_BLKNO) == PAGE_NEW)
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage is all zeros.");
 	m = HnswPageGetMeta(page);
@@ -634,6 +729,12 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage names insert page %u, not a data page of the index.",
 				  m->insertPage);
+	if (m->dupPage != InvalidBlockNumber &&
+		(m->dupPage == HNSW_METAPAGE_BLKNO ||
+		 m->dupPage >= RelationGetNumberOfBlocks(vs->index)))
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage names duplicate page %u, not a data page of the index.",
+				  m->dupPage);
 	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
 	{
 		if (m->freeHint[l] != InvalidBlockNumber &&
@@ -668,9 +769,13 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 	Page		page = vs->page.data;
 	OffsetNumber maxoff;
 
+	int			kind;
+
 	vs->elemStart[blkno] = vs->elems.count;
 	vs->ntupStart[blkno] = vs->ntups.count;
-	if (!check_page_header(vs, page, blkno))
+	vs->dupStart[blkno] = vs->dups.count;
+	kind = vs->pageKind[blkno] = check_page_header(vs, page, blkno);
+	if (kind == PAGE_NEW)
 		return;
 	check_line_pointers(vs, page, blkno);
 	maxoff = PageGetMaxOffsetNumber(page);
@@ -679,7 +784,13 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 		uint8		type = *(uint8 *) PageGetItem(page, PageGetItemId(page, off));
 		HnswRef		ref = HnswRefFromTid(blkno, off);
 
-		if (type == HNSW_ELEMENT_TUPLE)
+		if ((type == HNSW_DUPLICATE_TUPLE) != (kind == PAGE_DUPLICATES))
+			corrupted(vs, blkno, off,
+					  "A tuple of type %u is on a page %s duplicate tuples.", type,
+					  kind == PAGE_DUPLICATES ? "for" : "not for");
+		if (type == HNSW_DUPLICATE_TUPLE)
+			record_duplicate(vs, check_duplicate(vs, page, blkno, off), ref);
+		else if (type == HNSW_ELEMENT_TUPLE)
 		{
 			HnswElementTuple etup = check_element(vs, page, blkno, off);
 			VElem	   *e = varray_push(&vs->elems);
@@ -687,6 +798,9 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 			e->ref = ref;
 			e->ntid = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
 									 ItemPointerGetOffsetNumber(&etup->neighbortid));
+			e->duptid = tid_is_unused(&etup->duptid) ? HNSW_INVALID_REF :
+				HnswRefFromTid(ItemPointerGetBlockNumber(&etup->duptid),
+							   ItemPointerGetOffsetNumber(&etup->duptid));
 			e->ntup = -1;
 			e->level = etup->level;
 			e->flags = etup->flags;
@@ -706,8 +820,9 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 		else if (type == HNSW_NEIGHBOR_TUPLE)
 			record_neighbours(vs, check_neighbours(vs, page, blkno, off), ref);
 		else
-			corrupted(vs, blkno, off, "The tuple has type %u, neither %u (element) nor %u (neighbours).",
-					  type, HNSW_ELEMENT_TUPLE, HNSW_NEIGHBOR_TUPLE);
+			corrupted(vs, blkno, off, "The tuple has type %u, not %u (element), %u (neighbours) or %u (duplicates).",
+					  type, HNSW_ELEMENT_TUPLE, HNSW_NEIGHBOR_TUPLE,
+					  HNSW_DUPLICATE_TUPLE);
 	}
 }
 
@@ -751,42 +866,58 @@ find_ntup(VerifyState *vs, HnswRef ref)
 	return find_in_walk(vs, vs->ntupStart, &vs->ntups, vs->nwalkNtups, ref);
 }
 
+static inline int64
+find_dup(VerifyState *vs, HnswRef ref)
+{
+	return find_in_walk(vs, vs->dupStart, &vs->dups, vs->nwalkDups, ref);
+}
+
 /*
- * Read the tuple at ref again, as it is now: the element tuple or neighbour
- * tuple there (checked, and remembered in the late map), or NULL if there
- * is no tuple of that type.  The caller reports the absence, naming the
- * reference that led here.
+ * Read the tuple at ref again, as it is now: the tuple of the wanted type
+ * there (checked, and remembered in the late map), or NULL if there is no
+ * such tuple.  The caller reports the absence, naming the reference that
+ * led here.
  */
 static VLate *
-reread(VerifyState *vs, HnswRef ref, bool wantElement)
+reread(VerifyState *vs, HnswRef ref, uint8 want)
 {
 	BlockNumber blkno = HnswRefBlock(ref);
 	OffsetNumber off = HnswRefOffset(ref);
 	Page		page = vs->page.data;
+	int			kind;
 	uint8		type;
 	VLate	   *late;
 	bool		found;
 
-	if (!read_page(vs, blkno) || !check_page_header(vs, page, blkno))
+	if (!read_page(vs, blkno))
+		return NULL;
+	kind = check_page_header(vs, page, blkno);
+	if (kind == PAGE_NEW ||
+		(kind == PAGE_DUPLICATES) != (want == HNSW_DUPLICATE_TUPLE))
 		return NULL;
 	check_line_pointers(vs, page, blkno);
 	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
 		return NULL;
 	type = *(uint8 *) PageGetItem(page, PageGetItemId(page, off));
-	if (type != (wantElement ? HNSW_ELEMENT_TUPLE : HNSW_NEIGHBOR_TUPLE))
+	if (type != want)
 		return NULL;
 	late = hash_search(vs->late, &ref, HASH_ENTER, &found);
-	late->isElement = wantElement;
-	if (wantElement)
+	if (found && late->type == want && want != HNSW_ELEMENT_TUPLE)
+		return late;			/* tuples other than elements keep their place */
+	late->type = want;
+	late->index = -1;
+	if (want == HNSW_ELEMENT_TUPLE)
 	{
 		HnswElementTuple etup = check_element(vs, page, blkno, off);
 
 		late->level = etup->level;
 		late->flags = etup->flags;
-		late->ntup = -1;
 	}
-	else if (!found || late->isElement)
-		late->ntup = record_neighbours(vs, check_neighbours(vs, page, blkno, off),
+	else if (want == HNSW_NEIGHBOR_TUPLE)
+		late->index = record_neighbours(vs, check_neighbours(vs, page, blkno, off),
+										ref);
+	else
+		late->index = record_duplicate(vs, check_duplicate(vs, page, blkno, off),
 									   ref);
 	return late;
 }
@@ -808,10 +939,10 @@ element_level(VerifyState *vs, HnswRef ref, bool fresh)
 		if (i >= 0)
 			return VITEM(vs->elems, VElem, i)->level;
 		late = hash_search(vs->late, &ref, HASH_FIND, NULL);
-		if (late && late->isElement)
+		if (late && late->type == HNSW_ELEMENT_TUPLE)
 			return late->level;
 	}
-	late = reread(vs, ref, true);
+	late = reread(vs, ref, HNSW_ELEMENT_TUPLE);
 	return late ? late->level : -1;
 }
 
@@ -865,13 +996,13 @@ check_graph(VerifyState *vs)
 		{
 			VLate	   *late = hash_search(vs->late, &e->ntid, HASH_FIND, NULL);
 
-			if (late == NULL || late->isElement)
-				late = reread(vs, e->ntid, false);
+			if (late == NULL || late->type != HNSW_NEIGHBOR_TUPLE)
+				late = reread(vs, e->ntid, HNSW_NEIGHBOR_TUPLE);
 			if (late == NULL)
 				corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
 						  "The element's neighbour tuple TID (%u,%u) does not point to a neighbour tuple.",
 						  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid));
-			n = late->ntup;
+			n = late->index;
 		}
 		nt = VITEM(vs->ntups, VNtup, n);
 		if (nt->owner >= 0)
@@ -906,6 +1037,68 @@ check_graph(VerifyState *vs)
 }
 
 /*
+ * Follow each element's duplicate chain: every link a duplicate tuple, no
+ * tuple met twice (two chains sharing a tuple, or a loop), the chain's heap
+ * TIDs counted as the element's.  A live element must hold some heap TID,
+ * itself or through its chain; a deleted or free one none.  (Inserts only
+ * add heap TIDs, and to an element's own slots while it has room, so a
+ * chain read before the element cannot make a live element look empty.)
+ */
+static void
+check_chains(VerifyState *vs)
+{
+	for (int64 i = 0; i < vs->elems.count; i++)
+	{
+		VElem	   *e = VITEM(vs->elems, VElem, i);
+		HnswRef		ref = e->duptid;
+		HnswRef		from = e->ref;
+		int64		chaintids = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		while (ref != HNSW_INVALID_REF)
+		{
+			int64		d = find_dup(vs, ref);
+			VDup	   *dup;
+
+			if (d < 0)
+			{
+				VLate	   *late = hash_search(vs->late, &ref, HASH_FIND, NULL);
+
+				if (late == NULL || late->type != HNSW_DUPLICATE_TUPLE)
+					late = reread(vs, ref, HNSW_DUPLICATE_TUPLE);
+				if (late == NULL)
+					corrupted(vs, HnswRefBlock(from), HnswRefOffset(from),
+							  "The duplicate chain of the element at (%u,%u) leads here to (%u,%u), which is not a duplicate tuple.",
+							  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+							  HnswRefBlock(ref), HnswRefOffset(ref));
+				d = late->index;
+			}
+			dup = VITEM(vs->dups, VDup, d);
+			if (dup->chained)
+				corrupted(vs, HnswRefBlock(ref), HnswRefOffset(ref),
+						  "The duplicate tuple is met a second time, on the chain of the element at (%u,%u): two chains share it, or a chain loops.",
+						  HnswRefBlock(e->ref), HnswRefOffset(e->ref));
+			dup->chained = true;
+			for (int t = 0; t < dup->ntids; t++)
+			{
+				VHeapTid   *h = varray_push(&vs->heaptids);
+
+				h->tid = *VITEM(vs->duptids, ItemPointerData, dup->tidstart + t);
+				h->elem = i;
+			}
+			chaintids += dup->ntids;
+			from = ref;
+			ref = dup->next;
+		}
+		if ((e->flags & HNSW_KNOWN_ELEMENT_FLAGS) ? chaintids > 0 :
+			e->ntids + chaintids == 0)
+			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
+					  "The element has flags 0x%02x, %u heap TIDs of its own and " INT64_FORMAT " on its duplicate chain.",
+					  e->flags, e->ntids, chaintids);
+	}
+}
+
+/*
  * Check the entry point on a metapage read under HNSW_UPDATE_LOCK in share
  * mode: no insert that raises the top can be half done then (hnsw.h, rule
  * 2).  The entry point must be an element of exactly the entry level.
@@ -920,6 +1113,12 @@ check_entry(VerifyState *vs, HnswMetaPageData *meta)
 	check_metapage(vs, meta);
 	UnlockPage(vs->index, HNSW_UPDATE_LOCK, ShareLock);
 	vs->entryLevel = meta->entryLevel;
+	/* pages never change kind: the duplicate page cannot be an element page */
+	if (meta->dupPage != InvalidBlockNumber && meta->dupPage < vs->nblocks &&
+		vs->pageKind[meta->dupPage] == PAGE_ELEMENTS)
+		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+				  "The metapage names block %u as the duplicate page, but it holds elements.",
+				  meta->dupPage);
 	if (meta->entryLevel < 0)
 		return;
 	entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
@@ -966,7 +1165,8 @@ count_unreachable(VerifyState *vs, const HnswMetaPageData *meta)
 			VLate	   *lnt = NULL;
 
 			/* the late entry's own neighbour tuple, read once more */
-			if (late != NULL && late->isElement && read_page(vs, HnswRefBlock(entry)))
+			if (late != NULL && late->type == HNSW_ELEMENT_TUPLE &&
+				read_page(vs, HnswRefBlock(entry)))
 			{
 				Page		page = vs->page.data;
 				HnswElementTuple etup;
@@ -977,11 +1177,11 @@ count_unreachable(VerifyState *vs, const HnswMetaPageData *meta)
 									 HnswRefOffset(entry));
 				lnt = reread(vs, HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
 												ItemPointerGetOffsetNumber(&etup->neighbortid)),
-							 false);
+							 HNSW_NEIGHBOR_TUPLE);
 			}
 			if (lnt != NULL)
 			{
-				VNtup	   *nt = VITEM(vs->ntups, VNtup, lnt->ntup);
+				VNtup	   *nt = VITEM(vs->ntups, VNtup, lnt->index);
 
 				for (int j = 0; j < nt->l0count; j++)
 				{
@@ -1270,9 +1470,13 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	varray_init(&vs->ntups, sizeof(VNtup));
 	varray_init(&vs->l0, sizeof(ItemPointerData));
 	varray_init(&vs->up, sizeof(VUpRef));
+	varray_init(&vs->dups, sizeof(VDup));
+	varray_init(&vs->duptids, sizeof(ItemPointerData));
 	varray_init(&vs->heaptids, sizeof(VHeapTid));
 	vs->elemStart = palloc_extended(sizeof(int64) * vs->nblocks, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	vs->ntupStart = palloc_extended(sizeof(int64) * vs->nblocks, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	vs->dupStart = palloc_extended(sizeof(int64) * vs->nblocks, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	vs->pageKind = palloc_extended(vs->nblocks, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	{
 		HASHCTL		ctl;
 
@@ -1290,8 +1494,10 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 		walk_page(vs, blkno);
 	}
 	vs->nwalkNtups = vs->ntups.count;
+	vs->nwalkDups = vs->dups.count;
 
 	check_graph(vs);
+	check_chains(vs);
 	check_entry(vs, &meta);
 	count_unreachable(vs, &meta);
 	check_heap_tids(vs);
