@@ -295,9 +295,13 @@ typedef struct HnswGraphOps
 	/* c's vector, valid until the caller's memory context is reset */
 	const float *(*vector) (HnswGraph *g, const HnswCandidate *c);
 
-	/* Make q (at distance q->dist from e) a neighbour of e on a layer */
-	void		(*add_link) (HnswGraph *g, const HnswCandidate *e, int layer,
-							 const HnswCandidate *q);
+	/*
+	 * Make q (at distance q->dist from e) a neighbour of e on a layer, if
+	 * the heuristic keeps it, or in any case with force.  Returns whether q
+	 * is now in e's list.
+	 */
+	bool		(*add_link) (HnswGraph *g, const HnswCandidate *e, int layer,
+							 const HnswCandidate *q, bool force);
 } HnswGraphOps;
 
 /* Visited set: open addressing over refs, cleared by bumping a generation */
@@ -419,7 +423,7 @@ extern int	HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e,
 								 HnswCandidate **out);
 extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 						  const HnswRef *cur, int ncur,
-						  const HnswCandidate *q, HnswRef *out);
+						  const HnswCandidate *q, bool force, HnswRef *out);
 
 /* hnswmem.c: the graph in memory (CREATE INDEX) */
 typedef struct HnswMemGraph HnswMemGraph;

@@ -627,20 +627,31 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 
 /*
  * Algorithm 1, INSERT, second half: add the new element q to the lists of
- * the neighbours it chose.
+ * the neighbours it chose.  If every one of them prunes q away on layer 0,
+ * q would be unreachable, so its nearest neighbour is made to keep it.
  */
 void
 HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighbourhood *nb)
 {
 	for (int lc = nb->level; lc >= 0; lc--)
 	{
+		bool		linked = false;
+
 		for (int i = 0; i < nb->count[lc]; i++)
 		{
 			HnswCandidate qe = *q;
 
 			/* the distance seen from the neighbour's side is the same */
 			qe.dist = nb->lists[lc][i].dist;
-			g->ops->add_link(g, &nb->lists[lc][i], lc, &qe);
+			if (g->ops->add_link(g, &nb->lists[lc][i], lc, &qe, false))
+				linked = true;
+		}
+		if (!linked && lc == 0 && nb->count[0] > 0)
+		{
+			HnswCandidate qe = *q;
+
+			qe.dist = nb->lists[0][0].dist;
+			g->ops->add_link(g, &nb->lists[0][0], 0, &qe, true);
 		}
 	}
 }
@@ -723,12 +734,13 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
  * appended while there is room; a full list is shrunk back to capacity
  * with the heuristic over its members and q (paper Algorithm 1, lines
  * 13-16).  Returns the new count, with the list in out; q may be absent
- * from it when e has better neighbours.  Storages call this from add_link.
+ * from it when e has better neighbours, unless force, when it takes the
+ * place of the last kept.  Storages call this from add_link.
  */
 int
 HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 			  const HnswRef *cur, int ncur, const HnswCandidate *q,
-			  HnswRef *out)
+			  bool force, HnswRef *out)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswCandidate *c;
@@ -765,5 +777,18 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 	for (int i = 0; i < n; i++)
 		out[i] = c[i].ref;
 	pfree(c);
+	if (force)
+	{
+		bool		kept = false;
+
+		for (int i = 0; i < n && !kept; i++)
+			kept = (out[i] == q->ref);
+		if (!kept)
+		{
+			if (n < cap)
+				n++;
+			out[n - 1] = q->ref;
+		}
+	}
 	return n;
 }

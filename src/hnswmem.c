@@ -125,9 +125,9 @@ mem_vector(HnswGraph *g, const HnswCandidate *c)
 	return mem_element((HnswMemGraph *) g, c->ref)->vec;
 }
 
-static void
+static bool
 mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
-			 const HnswCandidate *q)
+			 const HnswCandidate *q, bool force)
 {
 	HnswMemElement *el = mem_element((HnswMemGraph *) g, e->ref);
 	uint32	   *slots = el->slots + HnswLayerStart(g->m, layer);
@@ -140,9 +140,15 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 	cur[0] = HNSW_INVALID_REF;	/* quiets a false "uninitialized" */
 	for (ncur = 0; ncur < cap && slots[ncur] != HNSW_MEM_NONE; ncur++)
 		cur[ncur] = slots[ncur];
-	n = HnswMergeLink(g, e, layer, cur, ncur, q, out);
+	n = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
 	for (int i = 0; i < cap; i++)
 		slots[i] = i < n ? (uint32) out[i] : HNSW_MEM_NONE;
+	for (int i = 0; i < n; i++)
+	{
+		if (out[i] == q->ref)
+			return true;
+	}
+	return false;
 }
 
 static const HnswGraphOps hnsw_mem_ops = {

@@ -521,9 +521,9 @@ write_layer(HnswGraph *g, Buffer buf, OffsetNumber offno, int layer,
  * locked append.  A full list is pruned with no lock held, and written
  * only over the very list it was computed from (hnsw.h, rule 3).
  */
-static void
+static bool
 page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
-			  const HnswCandidate *q)
+			  const HnswCandidate *q, bool force)
 {
 	Relation	index = graph_index(g);
 	BlockNumber blkno = HnswRefBlock(e->loc);
@@ -551,30 +551,41 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 		if (refs_contain(now, nnow, q->ref))
 		{
 			UnlockReleaseBuffer(buf);
-			return;
+			return true;
 		}
 		if (nnow < cap)
 		{
 			now[nnow++] = q->ref;
 			write_layer(g, buf, offno, layer, now, nnow);
 			UnlockReleaseBuffer(buf);
-			return;
+			return true;
 		}
 		if (ncur == nnow && memcmp(cur, now, sizeof(HnswRef) * nnow) == 0)
 		{
 			/* unchanged since we pruned it: q may not have made the cut */
-			if (refs_contain(out, nout, q->ref))
+			bool		kept = refs_contain(out, nout, q->ref);
+
+			if (kept)
 				write_layer(g, buf, offno, layer, out, nout);
 			UnlockReleaseBuffer(buf);
-			return;
+			return kept;
+		}
+		if (attempt == HNSW_LINK_RETRIES)
+		{
+			/* still changing under us: forced, q takes the last place */
+			if (force)
+			{
+				now[nnow - 1] = q->ref;
+				write_layer(g, buf, offno, layer, now, nnow);
+			}
+			UnlockReleaseBuffer(buf);
+			return force;
 		}
 		UnlockReleaseBuffer(buf);
-		if (attempt == HNSW_LINK_RETRIES)
-			return;				/* q keeps its own links; see hnsw.h */
 
 		memcpy(cur, now, sizeof(HnswRef) * nnow);
 		ncur = nnow;
-		nout = HnswMergeLink(g, e, layer, cur, ncur, q, out);
+		nout = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
 	}
 }
 
@@ -791,6 +802,12 @@ claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
+		/* a page added just before a crash may never have been written */
+		if (PageIsNew(page))
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
 		check_page(index, page, blkno);
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !found; off++)
@@ -928,8 +945,10 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	{
 		ebuf = ReadBuffer(index, insertPage);
 		LockBuffer(ebuf, BUFFER_LOCK_EXCLUSIVE);
-		check_page(index, BufferGetPage(ebuf), insertPage);
-		if (PageGetExactFreeSpace(BufferGetPage(ebuf)) <
+		if (!PageIsNew(BufferGetPage(ebuf)))
+			check_page(index, BufferGetPage(ebuf), insertPage);
+		if (PageIsNew(BufferGetPage(ebuf)) ||
+			PageGetExactFreeSpace(BufferGetPage(ebuf)) <
 			esize + sizeof(ItemIdData))
 		{
 			UnlockReleaseBuffer(ebuf);
@@ -1080,8 +1099,10 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 	{
 		dbuf = ReadBuffer(index, meta.dupPage);
 		LockBuffer(dbuf, BUFFER_LOCK_EXCLUSIVE);
-		check_page(index, BufferGetPage(dbuf), meta.dupPage);
-		if (!(HnswPageGetOpaque(BufferGetPage(dbuf))->flags & HNSW_PAGE_DUPLICATES) ||
+		if (!PageIsNew(BufferGetPage(dbuf)))
+			check_page(index, BufferGetPage(dbuf), meta.dupPage);
+		if (PageIsNew(BufferGetPage(dbuf)) ||
+			!(HnswPageGetOpaque(BufferGetPage(dbuf))->flags & HNSW_PAGE_DUPLICATES) ||
 			PageGetFreeSpace(BufferGetPage(dbuf)) < HNSW_DUPLICATE_TUPLE_SIZE)
 		{
 			UnlockReleaseBuffer(dbuf);

@@ -325,7 +325,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 		if (had)
 			continue;
 		q.dist = out[i].dist;
-		g->ops->add_link(g, &out[i], layer, &q);
+		g->ops->add_link(g, &out[i], layer, &q, false);
 	}
 }
 
