@@ -1,0 +1,524 @@
+#!/usr/bin/python3
+"""tinyhnsw benchmark: recall@k and queries per second of the hnsw index
+against exact search, with hnswlib on the same data as the reference.
+
+Run it through test/bench/run, which starts a throw-away cluster (or uses the
+server named by PGHOST/PGPORT/PGDATABASE). For each dataset it loads the
+table with COPY, builds the index, then measures recall@k and QPS at each
+hnsw.ef_search value from one client with a prepared statement (best of
+--passes passes), optionally from --clients N clients; then builds hnswlib
+with the same M and ef_construction (1 and 2 threads) and queries it
+single-threaded at the same ef values. It prints a table with our figures as
+ratios to hnswlib's, writes the results as JSON and draws recall against
+QPS (PNG), and prints both paths.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import tinybench as tb  # noqa: E402
+
+# pgvector's published figures for Fashion-MNIST (60,000 x 784, L2, k = 10,
+# m = 16, ef_construction = 64) on this machine class, as given in the
+# project's issue: published figures, not measurements of this run.
+PGVECTOR_PUBLISHED = {
+    "system": "pgvector 0.8.6 (published)",
+    "dataset": "fashion-mnist", "n": 60000, "k": 10, "m": 16, "ef_construction": 64,
+    "recall": {10: 0.9715, 20: 0.9884, 40: 0.9951, 80: 0.9983, 160: 0.9992},
+    "qps": {10: 857, 20: 695, 40: 595, 80: 509, 160: 362},
+    "build_seconds": 41.2, "build_seconds_1_parallel_worker": 36.3,
+    "index_bytes": 234 * 1024 * 1024,
+}
+
+DATASETS = ("fashion-mnist", "gaussian", "cosine")
+
+# sizes: (full, --quick)
+SIZES = {
+    "fashion-mnist": ({"n": 60000}, {"n": 10000}),
+    "gaussian": ({"n": 200000, "dim": 128, "clusters": 1000}, {"n": 20000, "dim": 128, "clusters": 100}),
+    "cosine": ({"n": 50000, "dim": 1536, "clusters": 500}, {"n": 5000, "dim": 1536, "clusters": 50}),
+}
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(prog="test/bench/run", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--dataset", default=None,
+                    help="comma-separated: fashion-mnist, gaussian, cosine or all "
+                         "(default: fashion-mnist; all with --quick)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small sizes, 200 queries, 1 pass: a smoke run")
+    ap.add_argument("--n", type=int, help="rows (default per dataset; fashion-mnist: at most 60,000)")
+    ap.add_argument("--dim", type=int, help="dimensions of generated datasets")
+    ap.add_argument("--clusters", type=int, help="clusters of generated datasets")
+    ap.add_argument("--seed", type=int, default=42, help="seed of generated datasets")
+    ap.add_argument("--queries", type=int, help="queries (default 1000; 200 with --quick)")
+    ap.add_argument("--k", type=int, default=10, help="neighbours per query (recall@k)")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=64)
+    ap.add_argument("--ef", default="10,20,40,80,160", help="hnsw.ef_search values")
+    ap.add_argument("--passes", type=int, help="timed passes over the queries per ef value; "
+                    "the table shows the best (default 3; 1 with --quick)")
+    ap.add_argument("--clients", type=int, default=1,
+                    help="also measure QPS with this many concurrent clients (processes)")
+    ap.add_argument("--no-hnswlib", action="store_true", help="skip the hnswlib reference")
+    ap.add_argument("--hnswlib-build-threads", default="1,2", help="hnswlib build thread counts")
+    ap.add_argument("--pgvector-published", action="store_true",
+                    help="add pgvector 0.8.6's published Fashion-MNIST figures (full size, k=10, "
+                         "m=16, ef_construction=64 only) as a static line")
+    ap.add_argument("--force-index", action="store_true",
+                    help="SET enable_seqscan = off for the measured queries (otherwise an ef value "
+                         "whose plan is not an index scan is reported and not measured)")
+    ap.add_argument("--shared-buffers", default="4GB", help="the throw-away cluster's shared_buffers")
+    ap.add_argument("--maintenance-work-mem", default="4GB", help="maintenance_work_mem for CREATE INDEX")
+    ap.add_argument("--parallel-workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    ap.add_argument("--cache-dir", default=tb.default_cache_dir(), help="ground-truth cache ('' for none)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for JSON and PNG")
+    ap.add_argument("--keep", action="store_true", help="keep the tables")
+    args = ap.parse_args()
+    if args.dataset is None:
+        args.dataset = "all" if args.quick else "fashion-mnist"
+    names = DATASETS if args.dataset == "all" else [d.strip() for d in args.dataset.split(",") if d.strip()]
+    for name in names:
+        if name not in DATASETS:
+            ap.error(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or all")
+    args.datasets = list(names)
+    args.queries = args.queries or (200 if args.quick else 1000)
+    args.passes = args.passes or (1 if args.quick else 3)
+    args.efs = [int(x) for x in args.ef.split(",") if x]
+    args.hnswlib_threads = [int(x) for x in args.hnswlib_build_threads.split(",") if x]
+    return args
+
+
+def make_dataset(name, args):
+    size = dict(SIZES[name][1 if args.quick else 0])
+    for key in ("n", "dim", "clusters"):
+        if getattr(args, key) is not None and key in size:
+            size[key] = getattr(args, key)
+    if name == "fashion-mnist":
+        return tb.fashion_mnist(n=size["n"], nq=args.queries)
+    if name == "gaussian":
+        return tb.clustered_gaussian(size["n"], size["dim"], size["clusters"], args.queries, args.seed)
+    return tb.clustered_unit(size["n"], size["dim"], size["clusters"], args.queries, args.seed)
+
+
+# ------------------------------------------------------------------ tinyhnsw
+
+def bench_tinyhnsw(conn, ds, check, args, table, index):
+    res = {"system": "tinyhnsw"}
+    tb.create_table(conn, table, ds.dim, with_labels=ds.labels is not None)
+    res["load_seconds"] = tb.load_table(conn, table, ds)
+    res["build_seconds"] = tb.build_index(conn, table, index, ds.metric, args.m, args.ef_construction,
+                                          expected_rows=ds.n)
+    res["build_parallel_workers_seen"] = tb.build_index.parallel_workers_seen
+    res["index_bytes"], res["index_pretty"] = tb.relation_size(conn, index)
+    res["table_bytes"] = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
+
+    qtexts = [tb.vector_literal(q) for q in ds.queries]
+    sql = tb.query_sql(table, ds.metric, args.k)
+    if args.force_index:
+        conn.execute("SET enable_seqscan = off")
+    res["force_index"] = args.force_index
+
+    # the plan at each ef value (the index's cost depends on it)
+    plans = {}
+    for ef in args.efs:
+        conn.execute(f"SET hnsw.ef_search = {ef}")
+        ok, desc = tb.plan_check(conn, table, index, ds.metric, args.k, qtexts[0])
+        plans[ef] = (ok, desc)
+        if not ok:
+            print(f"WARNING: {ds.name}: at hnsw.ef_search = {ef} the planner does not use the index "
+                  f"({desc}); not measured (--force-index measures it anyway)", file=sys.stderr)
+    measured = [ef for ef in args.efs if plans[ef][0]]
+
+    runs = {ef: {"plan": plans[ef][1], "qps_passes": []} for ef in args.efs}
+    if measured:
+        warm = measured[len(measured) // 2]
+        tb.run_queries(conn, sql, qtexts[:min(len(qtexts), 200)], warm, label="warm-up")
+    for p in range(args.passes):
+        for ef in measured:
+            label = f"ef {ef}" + (f" pass {p + 1}" if args.passes > 1 else "")
+            seconds, results = tb.run_queries(conn, sql, qtexts, ef, label=label)
+            runs[ef]["qps_passes"].append(len(qtexts) / seconds)
+            r = check.recall(results)
+            if p == 0:
+                runs[ef].update(r)
+                runs[ef]["first_results"] = results
+            elif results != runs[ef]["first_results"]:
+                runs[ef]["results_differ_between_passes"] = True
+    for ef in measured:
+        q = runs[ef]["qps_passes"]
+        runs[ef]["qps"] = max(q)
+        runs[ef]["qps_median"] = statistics.median(q)
+        runs[ef].pop("first_results", None)
+
+    if args.clients > 1 and measured:
+        settings = {"enable_seqscan": "off"} if args.force_index else {}
+        bar = tb.Progress(f"{args.clients} clients", len(measured) * args.passes, " runs")
+        for p in range(args.passes):
+            for i, ef in enumerate(measured):
+                qps = tb.run_clients(sql, qtexts, ef, args.clients, settings)
+                runs[ef].setdefault("clients_qps_passes", []).append(qps)
+                bar.update(p * len(measured) + i + 1)
+        bar.close()
+        for ef in measured:
+            runs[ef]["clients_qps"] = max(runs[ef]["clients_qps_passes"])
+        res["clients"] = args.clients
+    if args.force_index:
+        conn.execute("RESET enable_seqscan")
+    res["runs"] = runs
+    if not args.keep:
+        conn.execute(f"DROP TABLE {table}")
+    return res
+
+
+# ------------------------------------------------------------------ hnswlib
+
+def bench_hnswlib(ds, check, args):
+    try:
+        import hnswlib
+    except ImportError:
+        print("hnswlib is not installed (apt-get install python3-hnswlib): skipped", file=sys.stderr)
+        return None
+    space = {"l2": "l2", "cosine": "cosine", "ip": "ip"}[ds.metric]
+    res = {"system": "hnswlib", "version": _hnswlib_version(), "builds": {}}
+    index_for_queries = None
+    for threads in args.hnswlib_threads:
+        idx = hnswlib.Index(space=space, dim=ds.dim)
+        idx.init_index(max_elements=ds.n, M=args.m, ef_construction=args.ef_construction, random_seed=100)
+        idx.set_num_threads(threads)
+        bar = tb.Progress(f"hnswlib {threads}T", ds.n, " rows")
+        chunk = 5000
+        t0 = time.perf_counter()
+        for lo in range(0, ds.n, chunk):
+            hi = min(ds.n, lo + chunk)
+            idx.add_items(ds.data[lo:hi], np.arange(lo, hi), num_threads=threads)
+            bar.update(hi)
+        seconds = time.perf_counter() - t0
+        bar.close()
+        res["builds"][threads] = seconds
+        if index_for_queries is None:
+            index_for_queries = (threads, idx)
+    threads, idx = index_for_queries
+    res["queried_build_threads"] = threads
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "index.bin")
+        idx.save_index(path)
+        res["index_bytes"] = os.path.getsize(path)
+    qs = [q.reshape(1, -1) for q in ds.queries]
+    runs = {}
+    for p in range(args.passes):
+        for ef in args.efs:
+            idx.set_ef(ef)
+            bar = tb.Progress(f"hnswlib ef {ef}", len(qs), " queries")
+            results = []
+            t0 = time.perf_counter()
+            for j, q in enumerate(qs, 1):
+                labels, _ = idx.knn_query(q, k=args.k, num_threads=1)
+                results.append(labels[0].tolist())
+                if j % 100 == 0:
+                    bar.update(j)
+            seconds = time.perf_counter() - t0
+            bar.close(f"{len(qs) / seconds:,.0f} QPS")
+            run = runs.setdefault(ef, {"qps_passes": []})
+            run["qps_passes"].append(len(qs) / seconds)
+            if p == 0:
+                run.update(check.recall(results))
+    for ef, run in runs.items():
+        run["qps"] = max(run["qps_passes"])
+        run["qps_median"] = statistics.median(run["qps_passes"])
+    res["runs"] = runs
+    return res
+
+
+def _hnswlib_version():
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "python3-hnswlib"],
+                             capture_output=True, text=True, check=False)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------ report
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def print_report(entry, args):
+    ds = entry["dataset"]
+    ours = entry["tinyhnsw"]
+    ref = entry.get("hnswlib")
+    pub = entry.get("pgvector_published")
+    print()
+    print(f"== {ds['name']}: {ds['n']:,} x {ds['dim']}, {ds['metric']}, {ds['queries']:,} queries, "
+          f"k={args.k}, m={args.m}, ef_construction={args.ef_construction}")
+    print(f"   ground truth: {entry['ground_truth']}")
+    w = 16
+    head = f"   {'':<26}{'tinyhnsw':>{w}}{'hnswlib':>{w}}{'ratio':>{w}}"
+    if pub:
+        head += f"   {'pgvector 0.8.6 (published)'}"
+    print(head)
+
+    def line(name, mine, theirs, fmt, pubval=None):
+        s = f"   {name:<26}{fmt(mine) if mine is not None else '-':>{w}}"
+        s += f"{fmt(theirs) if theirs is not None else '-':>{w}}{ratio(mine, theirs):>{w}}"
+        if pub and pubval is not None:
+            s += f"   {pubval}"
+        print(s)
+
+    secs = lambda v: f"{v:.1f} s"  # noqa: E731
+    print(f"   {'load (COPY)':<26}{secs(ours['load_seconds']):>{w}}")
+    b1 = ref["builds"].get(1) if ref else None
+    b2 = ref["builds"].get(2) if ref else None
+    line("build, serial / 1 thread", ours["build_seconds"], b1, secs,
+         f"{pub['build_seconds']} s" if pub else None)
+    if b2 is not None:
+        line("  vs hnswlib 2 threads", ours["build_seconds"], b2, secs,
+             f"{pub['build_seconds_1_parallel_worker']} s (1 parallel worker)" if pub else None)
+    line("index size", ours["index_bytes"], ref["index_bytes"] if ref else None, tb.fmt_bytes,
+         tb.fmt_bytes(pub["index_bytes"]) if pub else None)
+    if ours.get("build_parallel_workers_seen") == 0 and args.parallel_workers > 0:
+        print(f"   (max_parallel_maintenance_workers = {args.parallel_workers}, but no parallel worker "
+              f"was seen helping tinyhnsw's build)")
+
+    print()
+    clients = ours.get("clients")
+    cols = f"   {'ef_search':>9} | {'tinyhnsw':>8} {'QPS':>7}"
+    if clients:
+        cols += f" {f'QPS {clients}cl':>9}"
+    if ref:
+        cols += f" | {'hnswlib':>8} {'QPS':>7} | {'recall':>7} {'QPS':>6}"
+    if pub:
+        cols += f" | {'pgvector':>8} {'QPS':>5}  vs pub. QPS"
+    print(cols)
+    sub = f"   {'':>9} | {'recall':>8} {'':>7}"
+    if clients:
+        sub += f" {'':>9}"
+    if ref:
+        sub += f" | {'recall':>8} {'':>7} | {'ratio':>7} {'ratio':>6}"
+    if pub:
+        sub += f" | {'recall':>8} {'':>5}"
+    print(sub)
+    for ef in args.efs:
+        run = ours["runs"][ef]
+        if "qps" not in run:
+            print(f"   {ef:>9} | not measured: the planner chose {run['plan']}")
+            continue
+        s = f"   {ef:>9} | {run['recall']:>8.4f} {run['qps']:>7,.0f}"
+        if clients:
+            s += f" {run['clients_qps']:>9,.0f}"
+        if ref:
+            rr = ref["runs"][ef]
+            s += f" | {rr['recall']:>8.4f} {rr['qps']:>7,.0f} | {ratio(run['recall'], rr['recall']):>7} " \
+                 f"{ratio(run['qps'], rr['qps']):>6}"
+        if pub:
+            s += f" | {pub['recall'][ef]:>8.4f} {pub['qps'][ef]:>5}  {ratio(run['qps'], pub['qps'][ef]):>6}" \
+                if ef in pub["recall"] else " | -"
+        odd = []
+        if run.get("short"):
+            odd.append(f"{run['short']} queries got fewer than {args.k} rows")
+        if run.get("duplicates"):
+            odd.append(f"{run['duplicates']} queries got an id twice")
+        if run.get("results_differ_between_passes"):
+            odd.append("results differ between passes")
+        if odd:
+            s += "   !! " + "; ".join(odd)
+        print(s)
+    note = f"   QPS: best of {args.passes} pass{'es' if args.passes > 1 else ''} of {ds['queries']:,} queries " \
+           f"(median in the JSON); one client, prepared statement"
+    if clients:
+        note += f"; {clients}cl: {clients} concurrent clients, each running every query"
+    print(note)
+    if ref:
+        print(f"   hnswlib: built with {ref['queried_build_threads']} thread(s), queried one query at a time "
+              f"from Python, single-threaded; ratio = tinyhnsw / hnswlib")
+    if pub:
+        print("   pgvector 0.8.6: figures as published (m=16, ef_construction=64, this machine class), "
+              "not measured in this run; its query set may differ")
+    if ours.get("force_index"):
+        print("   queries ran with enable_seqscan = off (--force-index)")
+
+
+def plot(entry, args, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ds = entry["dataset"]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+
+    def series(runs, key="qps"):
+        pts = [(ef, runs[ef]["recall"], runs[ef][key]) for ef in args.efs
+               if ef in runs and key in runs[ef]]
+        return pts
+
+    lines = [("tinyhnsw (1 client)", series(entry["tinyhnsw"]["runs"]), "o-", None)]
+    if entry["tinyhnsw"].get("clients"):
+        lines.append((f"tinyhnsw ({entry['tinyhnsw']['clients']} clients)",
+                      series(entry["tinyhnsw"]["runs"], "clients_qps"), "o--", None))
+    if entry.get("hnswlib"):
+        lines.append(("hnswlib (1 thread)", series(entry["hnswlib"]["runs"]), "s-", None))
+    pub = entry.get("pgvector_published")
+    if pub:
+        pts = [(ef, pub["recall"][ef], pub["qps"][ef]) for ef in args.efs if ef in pub["recall"]]
+        lines.append(("pgvector 0.8.6 (published figures)", pts, "^:", None))
+    for name, pts, style, _ in lines:
+        if not pts:
+            continue
+        xs = [p[1] for p in pts]
+        ys = [p[2] for p in pts]
+        ax.plot(xs, ys, style, label=name)
+        for ef, x, y in pts:
+            ax.annotate(str(ef), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"recall@{args.k}")
+    ax.set_ylabel("queries per second (log scale)")
+    ax.set_title(f"{ds['name']} ({ds['n']:,} x {ds['dim']}, {ds['metric']}), "
+                 f"m={args.m}, ef_construction={args.ef_construction}; labels: ef_search", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def environment(conn):
+    env = {
+        "host": socket.gethostname(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "server_version": conn.execute("SHOW server_version").fetchone()[0],
+        "tinyhnsw": conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'tinyhnsw'").fetchone()[0],
+        "settings": tb.server_settings(conn, ["shared_buffers", "maintenance_work_mem",
+                                              "max_parallel_maintenance_workers", "work_mem", "fsync",
+                                              "wal_level", "jit"]),
+        "external_server": os.environ.get("BENCH_EXTERNAL") == "1",
+    }
+    try:
+        root = os.path.dirname(os.path.dirname(HERE))
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True)
+        env["git_commit"] = head.stdout.strip() or None
+        env["git_dirty"] = bool(dirty.stdout.strip())
+    except OSError:
+        pass
+    return env
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+# ------------------------------------------------------------------ main
+
+def main():
+    args = parse_args()
+    tb.sigterm_as_interrupt()
+    started = time.perf_counter()
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    os.makedirs(args.out, exist_ok=True)
+    conn = tb.connect(application_name="tinyhnsw bench")
+    conn.execute("SET client_min_messages = warning")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS tinyhnsw")
+    conn.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
+    conn.execute(f"SET max_parallel_maintenance_workers = {args.parallel_workers}")
+    env = environment(conn)
+    s = env["settings"]
+    print(f"PostgreSQL {env['server_version']}, tinyhnsw {env['tinyhnsw']} "
+          f"(commit {(env.get('git_commit') or '?')[:10]}{', dirty tree' if env.get('git_dirty') else ''}); "
+          f"shared_buffers {s['shared_buffers']}, maintenance_work_mem {s['maintenance_work_mem']}, "
+          f"max_parallel_maintenance_workers {s['max_parallel_maintenance_workers']}; "
+          f"{env['cores']} cores, {env['cpu']}")
+    report = {"started": stamp, "argv": sys.argv[1:], "environment": env,
+              "parameters": {"k": args.k, "m": args.m, "ef_construction": args.ef_construction,
+                             "ef_search": args.efs, "passes": args.passes, "clients": args.clients,
+                             "quick": args.quick, "qps_reported": "best of passes"},
+              "datasets": []}
+    json_path = os.path.join(args.out, f"bench-{stamp}.json")
+    try:
+        for name in args.datasets:
+            t0 = time.perf_counter()
+            ds = make_dataset(name, args)
+            made = time.perf_counter() - t0
+            print(f"\n{ds.describe()}: made in {made:.1f} s", file=sys.stderr)
+            gt_ids, gt_dists, gt_s, cached = tb.ground_truth(ds, args.k, args.cache_dir or None)
+            gt_note = f"cached ({cached})" if cached else f"computed with numpy in {gt_s:.1f} s"
+            check = tb.RecallCheck(ds, gt_ids, gt_dists, args.k)
+            table = f"tinyhnsw_bench_{name.replace('-', '_')}"
+            entry = {"dataset": {"name": ds.name, "metric": ds.metric, "n": ds.n, "dim": ds.dim,
+                                 "queries": len(ds.queries), "params": ds.params},
+                     "ground_truth": gt_note}
+            entry["tinyhnsw"] = bench_tinyhnsw(conn, ds, check, args, table, table + "_idx")
+            if not args.no_hnswlib:
+                ref = bench_hnswlib(ds, check, args)
+                if ref:
+                    entry["hnswlib"] = ref
+            if args.pgvector_published:
+                p = PGVECTOR_PUBLISHED
+                if (name == p["dataset"] and ds.n == p["n"] and args.k == p["k"] and args.m == p["m"]
+                        and args.ef_construction == p["ef_construction"]):
+                    entry["pgvector_published"] = p
+                else:
+                    print(f"note: pgvector's published figures are for full Fashion-MNIST, k=10, m=16, "
+                          f"ef_construction=64: not shown for {name}", file=sys.stderr)
+            report["datasets"].append(entry)
+            print_report(entry, args)
+            png = os.path.join(args.out, f"bench-{stamp}-{name}.png")
+            plot(entry, args, png)
+            entry["plot"] = png
+            with open(json_path, "w") as f:
+                json.dump(report, f, indent=1, default=_json_default)
+            print(f"   plot: {png}")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        conn.close()
+    report["seconds"] = time.perf_counter() - started
+    with open(json_path, "w") as f:
+        json.dump(report, f, indent=1, default=_json_default)
+    print(f"\nresults: {json_path}")
+    print(f"benchmark finished in {report['seconds']:.1f} s")
+    return 0
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
