@@ -427,11 +427,14 @@ extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 
 /* hnswmem.c: the graph in memory (CREATE INDEX) */
 typedef struct HnswMemGraph HnswMemGraph;
-extern HnswMemGraph *HnswMemCreate(Relation index);
-extern void HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid);
-extern Size HnswMemUsed(HnswMemGraph *mg);
+extern Size HnswMemEstimate(const HnswIndexInfo *info, double ntuples);
+extern HnswMemGraph *HnswMemCreate(Relation index, void *area, Size size,
+								   bool shared, bool init);
+extern bool HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid);
 extern int64 HnswMemCount(HnswMemGraph *mg);
+extern bool HnswMemFull(HnswMemGraph *mg);
 extern BlockNumber HnswMemWritePages(HnswMemGraph *mg, Relation index);
+extern int64 HnswMemHeapTids(HnswMemGraph *mg, ItemPointer *out);
 extern void HnswMemFree(HnswMemGraph *mg);
 
 /* hnswpage.c: the graph in buffer pages */

@@ -1,30 +1,71 @@
 /*-------------------------------------------------------------------------
  *
  * hnswbuild.c
- *	  ambuild and ambuildempty for hnsw.
+ *	  ambuild and ambuildempty for hnsw, serial and parallel.
  *
  * CREATE INDEX scans the heap and feeds each vector to the in-memory graph
  * (hnswmem.c), then writes the finished graph to pages in one pass and
- * WAL-logs them once with log_newpage_range.  When the graph outgrows
- * maintenance_work_mem, a NOTICE says so; the graph built so far is
- * written and logged the same way, and the remaining rows go through the
- * ordinary on-page insert path (hnswpage.c), which is slower but needs no
- * memory beyond one insert's.
+ * WAL-logs them once with log_newpage_range.
+ *
+ * With parallel workers (max_parallel_maintenance_workers, the table's
+ * parallel_workers) the graph lives in the parallel context's dynamic
+ * shared memory, and the leader and the workers each take blocks of a
+ * parallel heap scan and insert into the one graph; the leader writes it
+ * out when all are done.  A parallel build is tried only when the graph is
+ * expected to fit in maintenance_work_mem.
+ *
+ * When the graph outgrows maintenance_work_mem, a NOTICE says so and the
+ * build goes on slower: serially, the graph built so far is written and
+ * logged and the remaining rows go through the ordinary on-page insert
+ * path (hnswpage.c); in parallel, the participants stop adding to the
+ * graph, the leader writes it, and a second, serial scan of the heap
+ * inserts the rows the graph does not hold.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
+#include "access/relscan.h"
+#include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "access/xloginsert.h"
+#include "catalog/index.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/spin.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "hnsw.h"
+
+/* Keys of the parallel build's shared memory */
+#define HNSW_KEY_SHARED		UINT64CONST(0xA000000000000001)
+#define HNSW_KEY_AREA		UINT64CONST(0xA000000000000002)
+
+/* What the participants of a parallel build share, besides the graph */
+typedef struct HnswShared
+{
+	Oid			heaprelid;
+	Oid			indexrelid;
+	bool		isconcurrent;
+	Size		areaSize;
+	slock_t		mutex;			/* protects the totals below */
+	double		reltuples;
+	double		indtuples;
+	pg_atomic_uint64 done;		/* rows seen, for the leader's progress */
+	/* the parallel heap scan's descriptor follows */
+} HnswShared;
+
+#define ParallelTableScanFromHnswShared(shared) \
+	((ParallelTableScanDesc) ((char *) (shared) + BUFFERALIGN(sizeof(HnswShared))))
+
+extern PGDLLEXPORT void tinyhnsw_parallel_build_main(dsm_segment *seg,
+													 shm_toc *toc);
 
 typedef struct HnswBuildState
 {
@@ -32,7 +73,10 @@ typedef struct HnswBuildState
 	HnswIndexInfo info;
 	HnswMemGraph *mg;			/* the graph while it fits in memory */
 	HnswPageGraph *pg;			/* after it outgrew memory: the pages */
-	Size		memLimit;
+	HnswShared *shared;			/* in a parallel build */
+	bool		leader;			/* reports progress */
+	ItemPointer skip;			/* rows already in the graph (fallback) */
+	int64		nskip;
 	float	   *vec;			/* the current row's vector, prepared */
 	double		indtuples;		/* rows indexed */
 	int64		done;			/* rows seen, for progress */
@@ -61,6 +105,19 @@ check_build(const HnswIndexInfo *info)
 						   info->efConstruction, info->m)));
 }
 
+/* Set up the per-row state every participant needs */
+static void
+init_state(HnswBuildState *bs, Relation index)
+{
+	memset(bs, 0, sizeof(HnswBuildState));
+	bs->index = index;
+	bs->info = *HnswGetIndexInfo(index);
+	bs->vec = palloc(sizeof(float) * bs->info.dimensions);
+	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
+									   "hnsw build row",
+									   ALLOCSET_DEFAULT_SIZES);
+}
+
 /* Write the in-memory graph to pages and WAL-log them all */
 static void
 write_graph(HnswBuildState *bs)
@@ -69,24 +126,42 @@ write_graph(HnswBuildState *bs)
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 	nblocks = HnswMemWritePages(bs->mg, bs->index);
-	HnswMemFree(bs->mg);
-	bs->mg = NULL;
 	if (RelationNeedsWAL(bs->index))
 		log_newpage_range(bs->index, MAIN_FORKNUM, 0, nblocks, true);
 }
 
-/* The graph no longer fits in maintenance_work_mem: continue on pages */
 static void
-spill(HnswBuildState *bs)
+notice_full(int64 count)
 {
 	ereport(NOTICE,
 			(errmsg("hnsw graph no longer fits into maintenance_work_mem after " INT64_FORMAT " tuples",
-					HnswMemCount(bs->mg)),
+					count),
 			 errdetail("Building will take significantly more time."),
 			 errhint("Increase maintenance_work_mem to speed up builds.")));
+}
+
+/* Serial build: the graph no longer fits; continue on pages */
+static void
+spill(HnswBuildState *bs)
+{
+	notice_full(HnswMemCount(bs->mg));
 	write_graph(bs);
+	HnswMemFree(bs->mg);
+	bs->mg = NULL;
 	bs->pg = HnswPageGraphCreate(bs->index, false);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
+}
+
+/* Progress: rows seen, across participants in a parallel build */
+static void
+count_row(HnswBuildState *bs)
+{
+	int64		done = ++bs->done;
+
+	if (bs->shared)
+		done = (int64) pg_atomic_add_fetch_u64(&bs->shared->done, 1);
+	if (bs->leader)
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, done);
 }
 
 /* table_index_build_scan callback: one heap row */
@@ -97,30 +172,179 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	HnswBuildState *bs = (HnswBuildState *) state;
 	MemoryContext old;
 
+	count_row(bs);
 	/* NULLs are not indexed; neither are zero vectors under cosine */
-	if (!isnull[0])
+	if (isnull[0])
+		return;
+	/* the fallback pass: rows the graph already holds */
+	if (bs->skip && bsearch(tid, bs->skip, bs->nskip, sizeof(ItemPointerData),
+							(int (*) (const void *, const void *)) ItemPointerCompare))
+		return;
+
+	old = MemoryContextSwitchTo(bs->tmpCtx);
+	if (HnswPrepareVector(&bs->info, values[0], bs->vec))
 	{
-		old = MemoryContextSwitchTo(bs->tmpCtx);
-		if (HnswPrepareVector(&bs->info, values[0], bs->vec))
+		if (bs->pg)
 		{
-			if (bs->pg)
-				HnswPageInsert(bs->pg, bs->vec, tid);
-			else
-			{
-				HnswMemInsert(bs->mg, bs->vec, tid);
-				if (HnswMemUsed(bs->mg) > bs->memLimit)
-				{
-					MemoryContextSwitchTo(old);
-					spill(bs);
-					old = MemoryContextSwitchTo(bs->tmpCtx);
-				}
-			}
+			HnswPageInsert(bs->pg, bs->vec, tid);
 			bs->indtuples++;
 		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(bs->tmpCtx);
+		else if (HnswMemInsert(bs->mg, bs->vec, tid))
+			bs->indtuples++;
+		else if (!bs->shared)
+		{
+			MemoryContextSwitchTo(old);
+			spill(bs);
+			old = MemoryContextSwitchTo(bs->tmpCtx);
+			HnswPageInsert(bs->pg, bs->vec, tid);
+			bs->indtuples++;
+		}
+		/* else: a full shared graph; the fallback pass will insert it */
 	}
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, ++bs->done);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpCtx);
+}
+
+/* One participant's share of a parallel build: blocks of the heap scan */
+static void
+participate(HnswBuildState *bs, HnswShared *shared, Relation heap,
+			Relation index, IndexInfo *indexInfo)
+{
+	TableScanDesc scan;
+	double		reltuples;
+
+	scan = table_beginscan_parallel(heap, ParallelTableScanFromHnswShared(shared));
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, bs->leader,
+									   build_callback, bs, scan);
+	SpinLockAcquire(&shared->mutex);
+	shared->reltuples += reltuples;
+	shared->indtuples += bs->indtuples;
+	SpinLockRelease(&shared->mutex);
+}
+
+/* Entry point of a parallel worker (named in CreateParallelContext) */
+void
+tinyhnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
+{
+	HnswShared *shared = shm_toc_lookup(toc, HNSW_KEY_SHARED, false);
+	void	   *area = shm_toc_lookup(toc, HNSW_KEY_AREA, false);
+	LOCKMODE	heapLockmode = shared->isconcurrent ?
+		ShareUpdateExclusiveLock : ShareLock;
+	Relation	heap = table_open(shared->heaprelid, heapLockmode);
+	Relation	index = index_open(shared->indexrelid, RowExclusiveLock);
+	IndexInfo  *indexInfo = BuildIndexInfo(index);
+	HnswBuildState bs;
+
+	indexInfo->ii_Concurrent = shared->isconcurrent;
+	init_state(&bs, index);
+	bs.shared = shared;
+	bs.mg = HnswMemCreate(index, area, shared->areaSize, true, false);
+	participate(&bs, shared, heap, index, indexInfo);
+	index_close(index, RowExclusiveLock);
+	table_close(heap, heapLockmode);
+}
+
+/* About how many rows the heap holds, for sizing the graph */
+static double
+estimate_rows(Relation heap, const HnswIndexInfo *info)
+{
+	if (heap->rd_rel->reltuples > 0)
+		return heap->rd_rel->reltuples;
+	/* never analyzed: assume rows as wide as their vectors, up to TOAST's */
+	return (double) RelationGetNumberOfBlocks(heap) *
+		(BLCKSZ / (Min(info->dimensions * sizeof(float), 2000) + 40));
+}
+
+/*
+ * Build with parallel workers.  Returns false, having done nothing, if no
+ * shared memory could be had; then the caller builds serially.
+ */
+static bool
+build_parallel(HnswBuildState *bs, Relation heap, Relation index,
+			   IndexInfo *indexInfo, Size areaSize, double *reltuples)
+{
+	ParallelContext *pcxt;
+	Snapshot	snapshot;
+	HnswShared *shared;
+	Size		estshared;
+	void	   *area;
+	bool		isconcurrent = indexInfo->ii_Concurrent;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("tinyhnsw", "tinyhnsw_parallel_build_main",
+								 indexInfo->ii_ParallelWorkers);
+	/* as nbtsort does: an MVCC snapshot only for CREATE INDEX CONCURRENTLY */
+	snapshot = isconcurrent ? RegisterSnapshot(GetTransactionSnapshot()) :
+		SnapshotAny;
+	estshared = BUFFERALIGN(sizeof(HnswShared)) +
+		table_parallelscan_estimate(heap, snapshot);
+	shm_toc_estimate_chunk(&pcxt->estimator, estshared);
+	shm_toc_estimate_chunk(&pcxt->estimator, areaSize);
+	shm_toc_estimate_keys(&pcxt->estimator, 2);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		if (IsMVCCSnapshot(snapshot))
+			UnregisterSnapshot(snapshot);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+
+	shared = shm_toc_allocate(pcxt->toc, estshared);
+	shared->heaprelid = RelationGetRelid(heap);
+	shared->indexrelid = RelationGetRelid(index);
+	shared->isconcurrent = isconcurrent;
+	shared->areaSize = areaSize;
+	SpinLockInit(&shared->mutex);
+	shared->reltuples = 0;
+	shared->indtuples = 0;
+	pg_atomic_init_u64(&shared->done, 0);
+	table_parallelscan_initialize(heap, ParallelTableScanFromHnswShared(shared),
+								  snapshot);
+	area = shm_toc_allocate(pcxt->toc, areaSize);
+	bs->mg = HnswMemCreate(index, area, areaSize, true, true);
+	bs->shared = shared;
+	shm_toc_insert(pcxt->toc, HNSW_KEY_SHARED, shared);
+	shm_toc_insert(pcxt->toc, HNSW_KEY_AREA, area);
+
+	LaunchParallelWorkers(pcxt);
+	ereport(DEBUG1,
+			(errmsg_internal("hnsw build of \"%s\" with %d parallel workers",
+							 RelationGetRelationName(index),
+							 pcxt->nworkers_launched)));
+	participate(bs, shared, heap, index, indexInfo);
+	WaitForParallelWorkersToFinish(pcxt);
+
+	*reltuples = shared->reltuples;
+	bs->indtuples = shared->indtuples;
+	bs->shared = NULL;
+	write_graph(bs);
+
+	if (HnswMemFull(bs->mg))
+	{
+		/* the graph is on pages; a serial pass adds the rows it lacks */
+		notice_full(HnswMemCount(bs->mg));
+		bs->nskip = HnswMemHeapTids(bs->mg, &bs->skip);
+		HnswMemFree(bs->mg);
+		bs->mg = NULL;
+		bs->pg = HnswPageGraphCreate(index, false);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
+		bs->indtuples = bs->nskip;
+		*reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+											build_callback, bs, NULL);
+	}
+	else
+	{
+		HnswMemFree(bs->mg);
+		bs->mg = NULL;
+	}
+
+	if (IsMVCCSnapshot(snapshot))
+		UnregisterSnapshot(snapshot);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	return true;
 }
 
 /* ambuild: build the index from the heap */
@@ -129,36 +353,44 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 {
 	IndexBuildResult *result;
 	HnswBuildState bs;
-	double		reltuples;
+	double		reltuples = 0;
+	Size		memLimit = (Size) maintenance_work_mem * 1024;
+	bool		built = false;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data",
 			 RelationGetRelationName(index));
 
-	memset(&bs, 0, sizeof(bs));
-	bs.index = index;
-	bs.info = *HnswGetIndexInfo(index);
-	check_build(&bs.info);
-	bs.memLimit = (Size) maintenance_work_mem * 1024;
-	bs.vec = palloc(sizeof(float) * bs.info.dimensions);
-	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
-									  "hnsw build row",
-									  ALLOCSET_DEFAULT_SIZES);
-
+	check_build(HnswGetIndexInfo(index));
+	init_state(&bs, index);
+	bs.leader = true;
 	HnswWriteMetaPage(index, MAIN_FORKNUM, bs.info.dimensions, bs.info.m,
 					  bs.info.efConstruction, false);
-	bs.mg = HnswMemCreate(index);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
 	if (heap->rd_rel->reltuples > 0)
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 									 (int64) heap->rd_rel->reltuples);
-	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
-									   build_callback, &bs, NULL);
 
-	/* a build that spilled has logged its pages already */
-	if (bs.mg)
-		write_graph(&bs);
+	if (indexInfo->ii_ParallelWorkers > 0)
+	{
+		Size		need = HnswMemEstimate(&bs.info, estimate_rows(heap, &bs.info));
+
+		if (need <= memLimit)
+			built = build_parallel(&bs, heap, index, indexInfo, need, &reltuples);
+	}
+	if (!built)
+	{
+		bs.mg = HnswMemCreate(index, NULL, memLimit, false, true);
+		reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+										   build_callback, &bs, NULL);
+		/* a build that spilled has logged its pages already */
+		if (bs.mg)
+		{
+			write_graph(&bs);
+			HnswMemFree(bs.mg);
+		}
+	}
 
 	MemoryContextDelete(bs.tmpCtx);
 	result = palloc(sizeof(IndexBuildResult));

@@ -1,35 +1,69 @@
 /*-------------------------------------------------------------------------
  *
  * hnswmem.c
- *	  The HNSW graph in backend memory, as CREATE INDEX builds it, and the
- *	  one pass that writes it to pages.
+ *	  The HNSW graph in memory, as CREATE INDEX builds it, and the one pass
+ *	  that writes it to pages.
  *
- * Elements are carved out of large chunks (no per-element palloc header),
- * so HnswMemUsed() is an honest measure to hold against
- * maintenance_work_mem.  An element is named by its insertion number; its
- * neighbour lists are slots of element numbers laid out as in a neighbour
- * tuple (see hnsw.h), each layer's list ended by HNSW_MEM_NONE.
+ * The graph lives in one area of memory, addressed by offsets, so that the
+ * same code serves a serial build (the area is backend memory) and a
+ * parallel one (the area is in the build's dynamic shared memory segment,
+ * mapped at a different address in every participant).  The area holds a
+ * header, a table of element offsets indexed by element number, and then
+ * elements, neighbour slots and chunks of duplicate heap TIDs carved from
+ * the rest by an atomic bump pointer.  Nothing is freed; when the area is
+ * full, an insert reports it and the caller goes on without the graph in
+ * memory (hnswbuild.c).
+ *
+ * In a shared area every element carries an LWLock: neighbour lists are
+ * read under it in share mode and changed under it in exclusive mode, one
+ * element at a time, so participants cannot deadlock.  An element is
+ * complete before any list names it, and vectors never change, so they are
+ * read without locks.  The entry point has a lock of its own.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/generic_xlog.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/bufmgr.h"
+#include "storage/lwlock.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "hnsw.h"
 
 #define HNSW_MEM_NONE		PG_UINT32_MAX
-#define HNSW_MEM_CHUNK		(1024 * 1024)
+
+typedef struct HnswMemArea
+{
+	pg_atomic_uint64 used;		/* bytes handed out, from the start */
+	pg_atomic_uint32 nelems;	/* element numbers handed out */
+	Size		size;
+	uint32		maxelems;		/* capacity of the offset table */
+	bool		shared;
+	volatile bool full;			/* an allocation failed */
+	int			tranche;
+	LWLock		entryLock;
+	HnswRef		entry;
+	int			entryLevel;
+	uint64		offsets[FLEXIBLE_ARRAY_MEMBER];	/* of elements */
+} HnswMemArea;
+
+/* A chunk of heap TIDs past an element's own */
+typedef struct HnswMemTidChunk
+{
+	uint64		next;			/* offset of the next chunk, or 0 */
+	uint32		ntids;
+	ItemPointerData tids[HNSW_DUPLICATE_TIDS];
+} HnswMemTidChunk;
 
 typedef struct HnswMemElement
 {
-	uint32	   *slots;			/* (level + 2) * m neighbour numbers */
-	ItemPointer moretids;		/* heap TIDs past HNSW_HEAPTIDS, or NULL */
+	LWLock		lock;			/* used only in a shared area */
+	uint64		slotsOff;		/* (level + 2) * m neighbour numbers */
+	uint64		moreOff;		/* first chunk of further heap TIDs, or 0 */
 	uint32		nmore;
-	uint32		maxmore;
 	uint8		level;
 	uint8		ntids;
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
@@ -39,43 +73,54 @@ typedef struct HnswMemElement
 struct HnswMemGraph
 {
 	HnswGraph	g;				/* must be first */
-	MemoryContext cxt;			/* everything below lives here */
-	HnswMemElement **elems;
-	int64		nelems;
-	int64		maxelems;
-	char	   *chunk;			/* current chunk and what is left of it */
-	Size		chunkFree;
-	Size		used;			/* bytes of chunks and arrays */
-	HnswRef		entry;
-	int			entryLevel;
+	char	   *base;			/* the area, as mapped here */
+	HnswMemArea *area;
+	bool		ownsArea;		/* palloc'd by HnswMemCreate */
 };
+
+#define AREA_PTR(mg, off)	((void *) ((mg)->base + (off)))
 
 static inline HnswMemElement *
 mem_element(HnswMemGraph *mg, HnswRef ref)
 {
-	Assert(ref < (HnswRef) mg->nelems);
-	return mg->elems[ref];
+	Assert(ref < mg->area->maxelems);
+	return (HnswMemElement *) AREA_PTR(mg, mg->area->offsets[ref]);
 }
 
-/* Bump allocation from the current chunk */
-static void *
+static inline uint32 *
+mem_slots(HnswMemGraph *mg, HnswMemElement *e)
+{
+	return (uint32 *) AREA_PTR(mg, e->slotsOff);
+}
+
+/* Carve size bytes from the area; 0 when it is full */
+static uint64
 mem_alloc(HnswMemGraph *mg, Size size)
 {
-	void	   *p;
+	uint64		off;
 
 	size = MAXALIGN(size);
-	if (size > mg->chunkFree)
+	off = pg_atomic_fetch_add_u64(&mg->area->used, size);
+	if (off + size > mg->area->size)
 	{
-		Size		chunkSize = Max(HNSW_MEM_CHUNK, size);
-
-		mg->chunk = MemoryContextAlloc(mg->cxt, chunkSize);
-		mg->chunkFree = chunkSize;
-		mg->used += chunkSize;
+		mg->area->full = true;
+		return 0;
 	}
-	p = mg->chunk;
-	mg->chunk += size;
-	mg->chunkFree -= size;
-	return p;
+	return off;
+}
+
+static inline void
+mem_lock(HnswMemGraph *mg, HnswMemElement *e, LWLockMode mode)
+{
+	if (mg->area->shared)
+		LWLockAcquire(&e->lock, mode);
+}
+
+static inline void
+mem_unlock(HnswMemGraph *mg, HnswMemElement *e)
+{
+	if (mg->area->shared)
+		LWLockRelease(&e->lock);
 }
 
 /* HnswGraphOps ----------------------------------------------------------- */
@@ -108,14 +153,17 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 static int
 mem_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
 {
-	HnswMemElement *e = mem_element((HnswMemGraph *) g, c->ref);
-	uint32	   *slots = e->slots + HnswLayerStart(g->m, layer);
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+	HnswMemElement *e = mem_element(mg, c->ref);
+	uint32	   *slots = mem_slots(mg, e) + HnswLayerStart(g->m, layer);
 	int			cap = HnswLayerCapacity(g->m, layer);
 	int			n;
 
 	Assert(layer <= e->level);
+	mem_lock(mg, e, LW_SHARED);
 	for (n = 0; n < cap && slots[n] != HNSW_MEM_NONE; n++)
 		out[n] = slots[n];
+	mem_unlock(mg, e);
 	return n;
 }
 
@@ -125,30 +173,37 @@ mem_vector(HnswGraph *g, const HnswCandidate *c)
 	return mem_element((HnswMemGraph *) g, c->ref)->vec;
 }
 
+/*
+ * The list is pruned under the element's exclusive lock: the pruning reads
+ * only vectors, which need no lock, so no second lock is ever waited for.
+ */
 static bool
 mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 			 const HnswCandidate *q, bool force)
 {
-	HnswMemElement *el = mem_element((HnswMemGraph *) g, e->ref);
-	uint32	   *slots = el->slots + HnswLayerStart(g->m, layer);
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+	HnswMemElement *el = mem_element(mg, e->ref);
+	uint32	   *slots = mem_slots(mg, el) + HnswLayerStart(g->m, layer);
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswRef		cur[2 * HNSW_MAX_M];
 	HnswRef		out[2 * HNSW_MAX_M];
 	int			ncur;
 	int			n;
+	bool		kept = false;
 
 	cur[0] = HNSW_INVALID_REF;	/* quiets a false "uninitialized" */
+	mem_lock(mg, el, LW_EXCLUSIVE);
 	for (ncur = 0; ncur < cap && slots[ncur] != HNSW_MEM_NONE; ncur++)
 		cur[ncur] = slots[ncur];
 	n = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
 	for (int i = 0; i < cap; i++)
-		slots[i] = i < n ? (uint32) out[i] : HNSW_MEM_NONE;
-	for (int i = 0; i < n; i++)
 	{
-		if (out[i] == q->ref)
-			return true;
+		slots[i] = i < n ? (uint32) out[i] : HNSW_MEM_NONE;
+		if (i < n && out[i] == q->ref)
+			kept = true;
 	}
-	return false;
+	mem_unlock(mg, el);
+	return kept;
 }
 
 static const HnswGraphOps hnsw_mem_ops = {
@@ -160,123 +215,234 @@ static const HnswGraphOps hnsw_mem_ops = {
 
 /* The graph ------------------------------------------------------------- */
 
-/* An empty in-memory graph for an index, in a context of its own */
+/* Bytes of area an element of average level takes, for estimates */
+static Size
+element_bytes(int dim, int m)
+{
+	/* levels above 0 add m slots each, 1/(m-1) elements per level on average */
+	return MAXALIGN(offsetof(HnswMemElement, vec) + sizeof(float) * dim) +
+		MAXALIGN(sizeof(uint32) * (2 * m + m + m / Max(m - 1, 1) + 1)) +
+		sizeof(uint64);
+}
+
+/*
+ * The area a graph of ntuples elements would need, with room to spare for
+ * duplicates' chunks and the randomness of levels.
+ */
+Size
+HnswMemEstimate(const HnswIndexInfo *info, double ntuples)
+{
+	return offsetof(HnswMemArea, offsets) +
+		(Size) (ntuples * 1.1 + 1000) * element_bytes(info->dimensions, info->m) +
+		1024 * 1024;
+}
+
+/*
+ * A graph over an area of size bytes at `area`: initialized when init is
+ * set (the serial build, or the leader of a parallel one), else joined as
+ * it is.  With area NULL the area is allocated here, in backend memory
+ * that is committed only as it is used.  shared says whether other
+ * processes use the area at the same time.
+ */
 HnswMemGraph *
-HnswMemCreate(Relation index)
+HnswMemCreate(Relation index, void *area, Size size, bool shared, bool init)
 {
 	const HnswIndexInfo *info = HnswGetIndexInfo(index);
-	MemoryContext cxt;
-	MemoryContext old;
-	HnswMemGraph *mg;
+	HnswMemGraph *mg = palloc0(sizeof(HnswMemGraph));
 
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw build graph",
-								ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	mg = palloc0(sizeof(HnswMemGraph));
-	mg->cxt = cxt;
+	if (area == NULL)
+	{
+		area = palloc_extended(size, MCXT_ALLOC_HUGE);
+		mg->ownsArea = true;
+	}
+	mg->base = area;
+	mg->area = (HnswMemArea *) area;
 	HnswGraphInit(&mg->g, &hnsw_mem_ops, HnswMetricKernel(info->metric, true),
 				  info->dimensions, info->m, info->efConstruction);
-	mg->maxelems = 1024;
-	mg->elems = palloc(sizeof(HnswMemElement *) * mg->maxelems);
-	mg->entry = HNSW_INVALID_REF;
-	mg->entryLevel = -1;
-	MemoryContextSwitchTo(old);
+
+	if (init)
+	{
+		HnswMemArea *a = mg->area;
+		Size		minElement = element_bytes(info->dimensions, info->m) / 2;
+		Size		header;
+
+		/* the table can never need more entries than elements fit */
+		a->maxelems = (uint32) Min((size / minElement) + 16, PG_UINT32_MAX - 1);
+		header = MAXALIGN(offsetof(HnswMemArea, offsets) +
+						  sizeof(uint64) * (Size) a->maxelems);
+		if (header >= size)
+			elog(ERROR, "hnsw build area of %zu bytes is too small", size);
+		pg_atomic_init_u64(&a->used, header);
+		pg_atomic_init_u32(&a->nelems, 0);
+		a->size = size;
+		a->shared = shared;
+		a->full = false;
+		a->entry = HNSW_INVALID_REF;
+		a->entryLevel = -1;
+		if (shared)
+		{
+			a->tranche = LWLockNewTrancheId();
+			LWLockInitialize(&a->entryLock, a->tranche);
+		}
+	}
+	if (shared)
+		LWLockRegisterTranche(mg->area->tranche, "hnsw build");
 	return mg;
+}
+
+/* Read the entry point (under its lock when shared) */
+static void
+get_entry(HnswMemGraph *mg, HnswRef *entry, int *level)
+{
+	if (mg->area->shared)
+		LWLockAcquire(&mg->area->entryLock, LW_SHARED);
+	*entry = mg->area->entry;
+	*level = mg->area->entryLevel;
+	if (mg->area->shared)
+		LWLockRelease(&mg->area->entryLock);
+}
+
+/* Add a heap TID to an element with the same vector; false if out of room */
+static bool
+add_duplicate(HnswMemGraph *mg, HnswMemElement *e, ItemPointer tid)
+{
+	bool		ok = true;
+
+	mem_lock(mg, e, LW_EXCLUSIVE);
+	if (e->ntids < HNSW_HEAPTIDS)
+		e->heaptids[e->ntids++] = *tid;
+	else
+	{
+		HnswMemTidChunk *chunk = e->moreOff ?
+			(HnswMemTidChunk *) AREA_PTR(mg, e->moreOff) : NULL;
+
+		/* new chunks go at the head, so the head is the one with room */
+		if (chunk == NULL || chunk->ntids == HNSW_DUPLICATE_TIDS)
+		{
+			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk));
+
+			if (off == 0)
+				ok = false;
+			else
+			{
+				HnswMemTidChunk *fresh = AREA_PTR(mg, off);
+
+				fresh->next = e->moreOff;
+				fresh->ntids = 0;
+				e->moreOff = off;
+				chunk = fresh;
+			}
+		}
+		if (ok)
+		{
+			chunk->tids[chunk->ntids++] = *tid;
+			e->nmore++;
+		}
+	}
+	mem_unlock(mg, e);
+	return ok;
 }
 
 /*
  * Add one vector (already prepared for the metric) with its heap TID
- * (paper Algorithm 1).  Scratch memory comes from the caller's context,
- * which the caller resets per tuple.
+ * (paper Algorithm 1).  Returns false, having changed nothing, when the
+ * area is full.  Scratch memory comes from the caller's context, which the
+ * caller resets per tuple.
  */
-void
+bool
 HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 {
 	HnswGraph  *g = &mg->g;
+	HnswMemArea *a = mg->area;
 	HnswNeighbourhood nb;
 	HnswMemElement *e;
 	HnswCandidate self;
+	HnswRef		entry;
+	int			entryLevel;
 	int			level = HnswRandomLevel(g);
 	int			nslots = (level + 2) * g->m;
+	uint64		eoff;
+	uint64		soff;
+	uint32		num;
+	uint32	   *slots;
 	int			dup;
 
-	HnswFindNeighbours(g, vec, level, mg->entry, mg->entryLevel, &nb);
+	if (a->full)
+		return false;
 
-	/* rows with the same vector share an element while it has room */
+	get_entry(mg, &entry, &entryLevel);
+	HnswFindNeighbours(g, vec, level, entry, entryLevel, &nb);
+
 	/* rows with the same vector share one element (hnsw.h: duplicates) */
 	dup = HnswFindDuplicate(g, vec, &nb);
 	if (dup >= 0)
-	{
-		e = mem_element(mg, nb.layer0[dup].ref);
-		if (e->ntids < HNSW_HEAPTIDS)
-			e->heaptids[e->ntids++] = *tid;
-		else
-		{
-			if (e->nmore == e->maxmore)
-			{
-				uint32		n = Max(e->maxmore * 2, HNSW_DUPLICATE_TIDS);
+		return add_duplicate(mg, mem_element(mg, nb.layer0[dup].ref), tid);
 
-				e->moretids = e->moretids == NULL ?
-					MemoryContextAlloc(mg->cxt, sizeof(ItemPointerData) * n) :
-					repalloc(e->moretids, sizeof(ItemPointerData) * n);
-				mg->used += sizeof(ItemPointerData) * (n - e->maxmore);
-				e->maxmore = n;
-			}
-			e->moretids[e->nmore++] = *tid;
-		}
-		return;
+	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim);
+	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots) : 0;
+	if (soff == 0)
+		return false;
+	num = pg_atomic_fetch_add_u32(&a->nelems, 1);
+	if (num >= a->maxelems)
+	{
+		a->full = true;
+		return false;
 	}
 
-	if (mg->nelems == mg->maxelems)
-	{
-		mg->used += sizeof(HnswMemElement *) * mg->maxelems;
-		mg->maxelems *= 2;
-		mg->elems = repalloc_huge(mg->elems,
-								  sizeof(HnswMemElement *) * mg->maxelems);
-	}
-	e = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim);
-	e->slots = mem_alloc(mg, sizeof(uint32) * nslots);
-	e->moretids = NULL;
+	e = AREA_PTR(mg, eoff);
+	if (a->shared)
+		LWLockInitialize(&e->lock, a->tranche);
+	e->slotsOff = soff;
+	e->moreOff = 0;
 	e->nmore = 0;
-	e->maxmore = 0;
 	e->level = level;
 	e->ntids = 1;
 	e->heaptids[0] = *tid;
 	memcpy(e->vec, vec, sizeof(float) * g->dim);
+	slots = mem_slots(mg, e);
 	for (int i = 0; i < nslots; i++)
-		e->slots[i] = HNSW_MEM_NONE;
+		slots[i] = HNSW_MEM_NONE;
 	for (int lc = 0; lc <= level; lc++)
 	{
-		uint32	   *slots = e->slots + HnswLayerStart(g->m, lc);
+		uint32	   *ls = slots + HnswLayerStart(g->m, lc);
 
 		for (int i = 0; i < nb.count[lc]; i++)
-			slots[i] = (uint32) nb.lists[lc][i].ref;
+			ls[i] = (uint32) nb.lists[lc][i].ref;
 	}
-	self.ref = mg->nelems;
+	a->offsets[num] = eoff;
+
+	/* complete before anyone can find it: the links publish it */
+	pg_write_barrier();
+	self.ref = num;
 	self.loc = 0;
 	self.dist = 0;
 	self.deleted = false;
-	mg->elems[mg->nelems++] = e;
-
 	HnswLinkBack(g, &self, &nb);
 
-	if (level > mg->entryLevel)
+	if (a->shared)
+		LWLockAcquire(&a->entryLock, LW_EXCLUSIVE);
+	if (level > a->entryLevel)
 	{
-		mg->entry = self.ref;
-		mg->entryLevel = level;
+		a->entry = num;
+		a->entryLevel = level;
 	}
+	if (a->shared)
+		LWLockRelease(&a->entryLock);
+	return true;
 }
 
-Size
-HnswMemUsed(HnswMemGraph *mg)
-{
-	return mg->used;
-}
-
+/* Elements in the graph */
 int64
 HnswMemCount(HnswMemGraph *mg)
 {
-	return mg->nelems;
+	return Min(pg_atomic_read_u32(&mg->area->nelems), mg->area->maxelems);
+}
+
+/* Has an insert found the area full? */
+bool
+HnswMemFull(HnswMemGraph *mg)
+{
+	return mg->area->full;
 }
 
 /* Where an element's tuples go, decided before any page is written */
@@ -291,8 +457,8 @@ typedef struct HnswMemPlace
 	(((e)->nmore + HNSW_DUPLICATE_TIDS - 1) / HNSW_DUPLICATE_TIDS)
 
 /*
- * Lay the elements out in insertion order, filling the last page and
- * adding pages at the end, the way inserts do (hnswpage.c): an element's
+ * Lay the elements out in number order, filling the last page and adding
+ * pages at the end, the way inserts do (hnswpage.c): an element's
  * neighbour tuple goes on the same page when both fit.  Block 0 is the
  * metapage.  Duplicate chains follow on duplicate pages of their own; a
  * chain's tuples are consecutive, so tuple k's successor is the next
@@ -300,16 +466,17 @@ typedef struct HnswMemPlace
  * page, if any.
  */
 static BlockNumber
-mem_place(HnswMemGraph *mg, HnswMemPlace *place, BlockNumber *lastDup)
+mem_place(HnswMemGraph *mg, HnswMemPlace *place, int64 nelems,
+		  BlockNumber *lastDup)
 {
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(mg->g.dim) + sizeof(ItemIdData);
 	BlockNumber blk = HNSW_METAPAGE_BLKNO + 1;
 	OffsetNumber off = 0;
 	Size		free = HNSW_PAGE_CAPACITY;
 
-	for (int64 i = 0; i < mg->nelems; i++)
+	for (int64 i = 0; i < nelems; i++)
 	{
-		HnswMemElement *e = mg->elems[i];
+		HnswMemElement *e = mem_element(mg, i);
 		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, mg->g.m) +
 			sizeof(ItemIdData);
 
@@ -333,10 +500,12 @@ mem_place(HnswMemGraph *mg, HnswMemPlace *place, BlockNumber *lastDup)
 
 	*lastDup = InvalidBlockNumber;
 	free = 0;
-	for (int64 i = 0; i < mg->nelems; i++)
+	for (int64 i = 0; i < nelems; i++)
 	{
+		HnswMemElement *e = mem_element(mg, i);
+
 		ItemPointerSetInvalid(&place[i].dtid);
-		for (uint32 k = 0; k < HnswMemChainLength(mg->elems[i]); k++)
+		for (uint32 k = 0; k < HnswMemChainLength(e); k++)
 		{
 			if (HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData) > free)
 			{
@@ -395,35 +564,88 @@ mem_put(Relation index, Buffer *buf, ItemPointer where, Item tuple, Size size,
 			 RelationGetRelationName(index), blk);
 }
 
+/* Write element i's duplicate chain: its heap TIDs past its own */
+static void
+write_chain(HnswMemGraph *mg, Relation index, Buffer *buf, HnswMemElement *e,
+			const HnswMemPlace *place, HnswDuplicateTuple dtup)
+{
+	uint32		len = HnswMemChainLength(e);
+	uint64		off = e->moreOff;
+	uint32		k = 0;
+
+	memset(dtup, 0, HNSW_DUPLICATE_TUPLE_SIZE);
+	dtup->type = HNSW_DUPLICATE_TUPLE;
+	/* repack the chunks (the head one may be part full) into full tuples */
+	while (off != 0)
+	{
+		HnswMemTidChunk *chunk = AREA_PTR(mg, off);
+
+		for (uint32 t = 0; t < chunk->ntids; t++)
+		{
+			dtup->heaptids[dtup->ntids++] = chunk->tids[t];
+			if (dtup->ntids == HNSW_DUPLICATE_TIDS)
+			{
+				ItemPointerData where;
+
+				if (k + 1 < len)
+					chain_place(place, k + 1, &dtup->next);
+				else
+					ItemPointerSetInvalid(&dtup->next);
+				chain_place(place, k++, &where);
+				mem_put(index, buf, &where, (Item) dtup,
+						HNSW_DUPLICATE_TUPLE_SIZE, HNSW_PAGE_DUPLICATES);
+				memset(dtup, 0, HNSW_DUPLICATE_TUPLE_SIZE);
+				dtup->type = HNSW_DUPLICATE_TUPLE;
+			}
+		}
+		off = chunk->next;
+	}
+	if (dtup->ntids > 0)
+	{
+		ItemPointerData where;
+
+		for (int t = dtup->ntids; t < HNSW_DUPLICATE_TIDS; t++)
+			ItemPointerSetInvalid(&dtup->heaptids[t]);
+		ItemPointerSetInvalid(&dtup->next);
+		chain_place(place, k, &where);
+		mem_put(index, buf, &where, (Item) dtup,
+				HNSW_DUPLICATE_TUPLE_SIZE, HNSW_PAGE_DUPLICATES);
+	}
+}
+
 /*
  * Write the whole graph into an index that holds only its metapage, each
  * page once and without WAL (the caller logs the range afterwards), and
- * point the metapage at the entry point.  Returns the number of blocks.
+ * point the metapage at the entry point.  Runs alone, after every
+ * participant is done.  Returns the number of blocks.
  */
 BlockNumber
 HnswMemWritePages(HnswMemGraph *mg, Relation index)
 {
 	HnswGraph  *g = &mg->g;
+	int64		nelems = HnswMemCount(mg);
 	HnswMemPlace *place;
 	HnswElementTuple etup;
 	HnswNeighborTuple ntup;
+	HnswDuplicateTuple dtup;
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
 	Buffer		buf = InvalidBuffer;
 	BlockNumber last;
 	BlockNumber lastDup;
-	HnswDuplicateTuple dtup;
 	Page		metapage;
 	HnswMetaPage meta;
 
-	place = palloc_extended(sizeof(HnswMemPlace) * Max(mg->nelems, 1),
+	place = palloc_extended(sizeof(HnswMemPlace) * Max(nelems, 1),
 							MCXT_ALLOC_HUGE);
-	last = mem_place(mg, place, &lastDup);
+	last = mem_place(mg, place, nelems, &lastDup);
 	etup = palloc0(esize);
 	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(g->maxLevel, g->m));
+	dtup = palloc0(HNSW_DUPLICATE_TUPLE_SIZE);
 
-	for (int64 i = 0; i < mg->nelems; i++)
+	for (int64 i = 0; i < nelems; i++)
 	{
-		HnswMemElement *e = mg->elems[i];
+		HnswMemElement *e = mem_element(mg, i);
+		uint32	   *slots = mem_slots(mg, e);
 		int			nslots = (e->level + 2) * g->m;
 		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, g->m);
 
@@ -450,46 +672,22 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 		ntup->nslots = nslots;
 		for (int s = 0; s < nslots; s++)
 		{
-			if (e->slots[s] == HNSW_MEM_NONE)
+			if (slots[s] == HNSW_MEM_NONE)
 				ItemPointerSetInvalid(&ntup->slots[s]);
 			else
-				ntup->slots[s] = place[e->slots[s]].etid;
+				ntup->slots[s] = place[slots[s]].etid;
 		}
 		mem_put(index, &buf, &place[i].ntid, (Item) ntup, nsize, 0);
 	}
 
 	/* then the duplicate chains, in the order mem_place laid them out */
-	dtup = palloc0(HNSW_DUPLICATE_TUPLE_SIZE);
-	for (int64 i = 0; i < mg->nelems; i++)
+	for (int64 i = 0; i < nelems; i++)
 	{
-		HnswMemElement *e = mg->elems[i];
-		uint32		len = HnswMemChainLength(e);
+		HnswMemElement *e = mem_element(mg, i);
 
-		for (uint32 k = 0; k < len; k++)
-		{
-			ItemPointerData where;
-			uint32		first = k * HNSW_DUPLICATE_TIDS;
-
-			memset(dtup, 0, HNSW_DUPLICATE_TUPLE_SIZE);
-			dtup->type = HNSW_DUPLICATE_TUPLE;
-			dtup->ntids = Min(e->nmore - first, HNSW_DUPLICATE_TIDS);
-			for (int t = 0; t < HNSW_DUPLICATE_TIDS; t++)
-			{
-				if (t < dtup->ntids)
-					dtup->heaptids[t] = e->moretids[first + t];
-				else
-					ItemPointerSetInvalid(&dtup->heaptids[t]);
-			}
-			if (k + 1 < len)
-				chain_place(&place[i], k + 1, &dtup->next);
-			else
-				ItemPointerSetInvalid(&dtup->next);
-			chain_place(&place[i], k, &where);
-			mem_put(index, &buf, &where, (Item) dtup,
-					HNSW_DUPLICATE_TUPLE_SIZE, HNSW_PAGE_DUPLICATES);
-		}
+		if (e->nmore > 0)
+			write_chain(mg, index, &buf, e, &place[i], dtup);
 	}
-	pfree(dtup);
 	if (buf != InvalidBuffer)
 	{
 		MarkBufferDirty(buf);
@@ -501,11 +699,11 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	metapage = BufferGetPage(buf);
 	meta = HnswPageGetMeta(metapage);
-	if (mg->entry != HNSW_INVALID_REF)
+	if (mg->area->entry != HNSW_INVALID_REF)
 	{
-		meta->entryBlkno = ItemPointerGetBlockNumber(&place[mg->entry].etid);
-		meta->entryOffno = ItemPointerGetOffsetNumber(&place[mg->entry].etid);
-		meta->entryLevel = mg->entryLevel;
+		meta->entryBlkno = ItemPointerGetBlockNumber(&place[mg->area->entry].etid);
+		meta->entryOffno = ItemPointerGetOffsetNumber(&place[mg->area->entry].etid);
+		meta->entryLevel = mg->area->entryLevel;
 		/* inserts must not append elements to a duplicate page */
 		meta->insertPage = lastDup == InvalidBlockNumber ? last : InvalidBlockNumber;
 		meta->dupPage = lastDup;
@@ -516,12 +714,54 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 	pfree(place);
 	pfree(etup);
 	pfree(ntup);
-	return mg->nelems > 0 ? last + 1 : HNSW_METAPAGE_BLKNO + 1;
+	pfree(dtup);
+	return nelems > 0 ? last + 1 : HNSW_METAPAGE_BLKNO + 1;
 }
 
-/* Release all the graph's memory */
+/*
+ * The heap TIDs in the graph, sorted, for a build that must find the rows
+ * a full area left out.  Returns the count; *out is palloc'd.
+ */
+int64
+HnswMemHeapTids(HnswMemGraph *mg, ItemPointer *out)
+{
+	int64		nelems = HnswMemCount(mg);
+	int64		n = 0;
+	int64		max = nelems + 16;
+	ItemPointer tids = palloc_extended(sizeof(ItemPointerData) * max,
+									   MCXT_ALLOC_HUGE);
+
+	for (int64 i = 0; i < nelems; i++)
+	{
+		HnswMemElement *e = mem_element(mg, i);
+		int64		need = n + e->ntids + e->nmore;
+
+		if (need > max)
+		{
+			max = Max(max * 2, need);
+			tids = repalloc_huge(tids, sizeof(ItemPointerData) * max);
+		}
+		for (int t = 0; t < e->ntids; t++)
+			tids[n++] = e->heaptids[t];
+		for (uint64 off = e->moreOff; off != 0;)
+		{
+			HnswMemTidChunk *chunk = AREA_PTR(mg, off);
+
+			for (uint32 t = 0; t < chunk->ntids; t++)
+				tids[n++] = chunk->tids[t];
+			off = chunk->next;
+		}
+	}
+	qsort(tids, n, sizeof(ItemPointerData), (int (*) (const void *, const void *)) ItemPointerCompare);
+	*out = tids;
+	return n;
+}
+
+/* Release the graph (and its area, if HnswMemCreate allocated it) */
 void
 HnswMemFree(HnswMemGraph *mg)
 {
-	MemoryContextDelete(mg->cxt);
+	if (mg->ownsArea)
+		pfree(mg->base);
+	pfree(mg);
 }
