@@ -116,6 +116,24 @@ note(scalar(@elements) . ' element tuples, '
 	  . scalar(@duplicates) . ' duplicate tuples');
 die 'no duplicate tuples to damage' unless @duplicates;
 
+# The offsets above must still be hnsw.h's: every element's neighbour TID
+# names a neighbour tuple, and the page's special space has our page id.
+{
+	my %type_at = map { ("$_->{blk},$_->{lp}" => $_->{type}) } @elements, @neighbours;
+	for my $e (@elements)
+	{
+		my ($hi, $lo, $posid) =
+		  unpack('vvv', substr($e->{page}, $e->{off} + $ELEM{neighbortid}, 6));
+		my $blk = ($hi << 16) | $lo;
+		my $lp = 24 + 4 * ($posid - 1);
+		die "the element layout changed (neighbour TID at byte $ELEM{neighbortid}"
+		  . " of the element at block $e->{blk} is ($blk,$posid)): update %ELEM"
+		  unless ($type_at{"$blk,$lp"} // 0) == 2;
+	}
+	die "the special space moved: update \$SPECIAL"
+	  unless unpack('v', substr($elements[0]{page}, $SPECIAL + 2, 2)) == 0xFF91;
+}
+
 sub pick { my @a = @_; return $a[ int(rand(@a)) ]; }
 
 sub random_data_block { return 1 + int(rand($nblocks - 1)); }
