@@ -86,10 +86,7 @@
 
 #include "hnsw.h"
 
-/* Elements unlinked by vacuum (being added to hnsw.h; same value there) */
-#ifndef HNSW_ELEMENT_FREE
-#define HNSW_ELEMENT_FREE			0x02
-#endif
+/* Every element flag hnsw.h defines: each means "no heap TIDs" */
 #define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)
 
 /* How far a stored cosine vector's squared norm may stray from 1 */
