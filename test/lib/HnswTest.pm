@@ -46,6 +46,8 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IPC::Run;
+use PostgreSQL::Test::Utils ();
 use Test::More;
 
 our @EXPORT = qw(
@@ -55,6 +57,11 @@ our @EXPORT = qw(
   hnsw_plan
   hnsw_recall
   hnsw_not_self_first
+  hnsw_unreachable
+  hnsw_verify_check
+  hnsw_pgbench_start
+  hnsw_pgbench_finish
+  hnsw_pgbench_figures
   %HNSW_OPCLASS
 );
 
@@ -302,6 +309,148 @@ sub hnsw_not_self_first
 	}
 	my $out = $node->safe_psql($db, _settings(%o) . $sql);
 	return [ split /\n/, $out ];
+}
+
+=pod
+
+=item hnsw_unreachable($node, $table, $op, %opts)
+
+The rows of $table that the index does not find by their own vector even
+when it looks wide: every row is searched at C<ef_search> (100), and the
+rows missed are searched again at C<wide_ef> (1000), as an array ref of the
+rows missed both times.  How many the first search missed is noted, as a
+figure of the graph's quality, but not tested: which rows a search at
+ef_search 100 misses (0 to 3 in 10,000 in the data of these tests) varies
+with the random levels of the build, while a row missed at ef_search 1000
+has, in practice, no link to it left.  Options as hnsw_not_self_first,
+plus wide_ef.
+
+=cut
+
+sub hnsw_unreachable
+{
+	my ($node, $table, $op, %o) = @_;
+	my $ef = $o{ef_search} // 100;
+	my $wide = $o{wide_ef} // 1000;
+
+	my $missed = hnsw_not_self_first($node, $table, $op, %o, ef_search => $ef);
+	note(sprintf('%s: %d rows not found at ef_search %d%s',
+			$o{name} // $table, scalar(@$missed), $ef,
+			@$missed ? ' (' . join(' ', @$missed[0 .. ($#$missed < 19 ? $#$missed : 19)]) . ')' : ''));
+	return [] unless @$missed;
+
+	my $in = 'a.id IN (' . join(',', @$missed) . ')';
+	$in = "($o{where}) AND $in" if defined $o{where};
+	delete $o{index};	# the plan was checked above
+	return hnsw_not_self_first($node, $table, $op, %o, ef_search => $wide,
+		where => $in);
+}
+
+=pod
+
+=item hnsw_verify_check($node, $index, %opts)
+
+Runs C<hnsw_verify($index, heapallindexed)> and makes one test of it: the
+call succeeds and, unless C<reachable> is 0, reports no unreachable
+element.  Returns the row as a hash ref (pages, elements, heap_tids,
+deleted, entry_level, max_level, unreachable), or undef if the call failed
+(its error is shown).  Options: heapallindexed (1), reachable (1), name,
+dbname.
+
+=cut
+
+sub hnsw_verify_check
+{
+	my ($node, $index, %o) = @_;
+	my $db = $o{dbname} // 'postgres';
+	my $hai = ($o{heapallindexed} // 1) ? 'true' : 'false';
+	my $reachable = $o{reachable} // 1;
+	my $name = $o{name} // "hnsw_verify($index)";
+	my @cols = qw(pages elements heap_tids deleted entry_level max_level unreachable);
+
+	my ($ret, $out, $err) = $node->psql($db,
+		'SELECT ' . join(', ', @cols) . " FROM hnsw_verify('$index', $hai)");
+	if ($ret != 0 || $out eq '')
+	{
+		fail("$name: hnsw_verify succeeds");
+		diag("hnsw_verify('$index', $hai) failed: $err");
+		return undef;
+	}
+	my %r;
+	@r{@cols} = split /\|/, $out;
+	my $figures = join(', ', map { "$_ $r{$_}" } @cols);
+	if ($reachable)
+	{
+		is($r{unreachable}, 0,
+			"$name: hnsw_verify succeeds and finds every live element reachable")
+		  or diag($figures);
+	}
+	else
+	{
+		pass("$name: hnsw_verify succeeds");
+	}
+	note("$name: $figures");
+	return \%r;
+}
+
+=pod
+
+=item hnsw_pgbench_start($node, $opts, $files, %run)
+
+Starts pgbench against $node in the background (through IPC::Run) and
+returns a handle for hnsw_pgbench_finish.  $opts is a string of options
+split on spaces; $files a hash ref { name[@weight] => script }, written
+once into the node's base directory (a name must be new).  Options of
+%run: dbname ('postgres').
+
+=item hnsw_pgbench_finish($run)
+
+Waits for a pgbench started by hnsw_pgbench_start to end; returns
+(exit status, stdout, stderr).
+
+=item hnsw_pgbench_figures($stdout)
+
+Parses pgbench's report: a hash ref with processed (transactions
+actually processed), failed (failed transactions) and aborted (1 if the
+report says the run was aborted), each undef if the line is missing.
+
+=cut
+
+sub hnsw_pgbench_start
+{
+	my ($node, $opts, $files, %run) = @_;
+	my $db = $run{dbname} // 'postgres';
+	my @cmd = ('pgbench', '-h', $node->host, '-p', $node->port,
+		split(/\s+/, $opts));
+	for my $fn (sort keys %{ $files // {} })
+	{
+		my $path = $node->basedir . '/' . $fn;
+		(my $plain = $path) =~ s/\@\d+$//;
+		die "hnsw_pgbench_start: $plain exists" if -e $plain;
+		PostgreSQL::Test::Utils::append_to_file($plain, $files->{$fn});
+		push @cmd, '-f', $path;
+	}
+	push @cmd, $db;
+	my %r = (out => '', err => '', cmd => "@cmd");
+	$r{h} = IPC::Run::start(\@cmd, '<', \undef, '>', \$r{out}, '2>', \$r{err});
+	return \%r;
+}
+
+sub hnsw_pgbench_finish
+{
+	my ($r) = @_;
+	$r->{h}->finish;
+	return ($r->{h}->result(0), $r->{out}, $r->{err});
+}
+
+sub hnsw_pgbench_figures
+{
+	my ($out) = @_;
+	my %f;
+	($f{processed}) = $out =~ /number of transactions actually processed: (\d+)/;
+	($f{failed}) = $out =~ /number of failed transactions: (\d+)/;
+	$f{aborted} = $out =~ /Run was aborted/ ? 1 : 0;
+	return \%f;
 }
 
 1;
