@@ -1,0 +1,109 @@
+# Behaviour of the hnsw index that is wrong today, found by the TAP tests.
+# Like sql/hnsw_defects.sql, this file asserts the CORRECT behaviour and so
+# fails until each defect is fixed; the other TAP files stay green and keep
+# guarding the rest.  Each section says what is wrong and what was seen.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use HnswTest;
+
+my $node = PostgreSQL::Test::Cluster->new('defects');
+$node->init;
+$node->start;
+
+hnsw_setup_data($node, dim => 16, clusters => 30, seed => 0.25);
+
+#------------------------------------------------------------------------
+# 1. Under vector_l2_ops, a row that is an outlier of its cluster is never
+# found, not even by a search with its own vector at ef_search 1000: no
+# neighbour list keeps a link to it.  The data and the check are those of
+# 020_hnsw_recall.pl (10,000 rows of 32 dimensions in 30 gaussian
+# clusters): seen: row 6886 not found even at ef_search 1000 after most
+# builds (in memory: 7 to 9 of 10; spilled: 4 to 6 of 6) since cbc08ce
+# (perhaps its "pruned lists refill to capacity"), b4f27fb ("keep every new
+# element linked") included; before cbc08ce, every row was found at
+# ef_search 100 in 28 builds of 28.  Each of 6886's 8 nearest rows has at
+# least 125 rows nearer to it than 6886 is.  (In 32-dimensional data
+# inserted by pgbench as in 021_hnsw_concurrent.pl, 0 to 5 rows in 10,000
+# are unreachable so, before cbc08ce and after it alike.)
+# Correct: every row is found by a search with its own vector.
+#------------------------------------------------------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE d32');
+hnsw_setup_data($node, dim => 32, clusters => 30, seed => 0.25, dbname => 'd32');
+hnsw_load($node, 't', n => 10000, seed => 0.5, dbname => 'd32');
+for my $b ([ 'in-memory', '256MB' ], [ 'spilled', '1MB' ])
+{
+	my ($build, $mwm) = @$b;
+	$node->safe_psql(
+		'd32', qq{
+SET maintenance_work_mem = '$mwm';
+SET client_min_messages = warning;
+CREATE INDEX t_v_idx ON t USING hnsw (v vector_l2_ops);
+});
+	my $lost = hnsw_unreachable($node, 't', '<->', ef_search => 100,
+		index => 't_v_idx', name => "outliers, $build build", dbname => 'd32');
+	is(scalar(@$lost), 0,
+		"outliers, $build build: every row is found by its own vector (seen: 6886 is not)")
+	  or diag("not found even at ef_search 1000: @$lost[0 .. ($#$lost < 19 ? $#$lost : 19)]");
+	$node->safe_psql('d32', 'DROP INDEX t_v_idx');
+}
+
+#------------------------------------------------------------------------
+# 2. Rows inserted after a VACUUM into a region whose rows were all deleted
+# are found badly: 3 clusters deleted whole (about 700 of 7,000 rows),
+# VACUUM, 1,000 new rows (about 100 of them in those clusters), 60 queries
+# in those clusters.  Seen, from run to run (the build's levels are
+# random): recall@10 at ef_search 40 of 1.0 in about half the runs, 0.97 to
+# 0.997 in the others; with one cluster deleted, down to 0.86 (0.885 at
+# ef_search 100), one new row being missed by 14 of 20 queries although a
+# search with its own vector finds it.  A REINDEX of the same rows, or the
+# same inserts into an index built without those clusters, gives 1.0 (10
+# runs of 10).  So this fails in about half the runs; twice here.
+# Correct: recall as after a REINDEX.
+#------------------------------------------------------------------------
+for my $round (1, 2)
+{
+	my $name = "deleted clusters, round $round";
+	my ($t, $q) = ("dv$round", "dvq$round");
+	hnsw_load($node, $t, n => 7000, seed => 0.5);
+	$node->safe_psql('postgres',
+		"CREATE INDEX ${t}_v_idx ON $t USING hnsw (v vector_l2_ops)");
+	# rows with id % 10 = 0 are clusters 1, 11 and 21, and so are the
+	# queries (stride 10)
+	$node->safe_psql('postgres', "DELETE FROM $t WHERE id % 10 = 0; VACUUM $t");
+	hnsw_load($node, $t, n => 1000, seed => 0.51, first_id => 7001,
+		create => 0);
+	hnsw_load($node, $q, n => 60, seed => 0.75, stride => 10);
+
+	my $exact = hnsw_topk($node, $t, $q, '<->', k => 10, exact => 1);
+	for my $ef (40, 100)
+	{
+		my $recall = hnsw_recall(
+			hnsw_topk(
+				$node, $t, $q, '<->', k => 10, ef_search => $ef,
+				index => "${t}_v_idx", name => "$name, ef_search $ef"),
+			$exact);
+		note(sprintf('%s: recall@10 at ef_search %d = %.4f', $name, $ef, $recall));
+		cmp_ok($recall, '>=', 0.99,
+			"$name: recall\@10 at ef_search $ef >= 0.99 (seen: down to 0.86)");
+	}
+
+	# For comparison: the same rows after REINDEX.
+	$node->safe_psql('postgres', "REINDEX INDEX ${t}_v_idx");
+	my $recall = hnsw_recall(
+		hnsw_topk(
+			$node, $t, $q, '<->', k => 10, ef_search => 40,
+			index => "${t}_v_idx", name => "$name, after REINDEX"),
+		$exact);
+	note(sprintf('%s: after REINDEX, recall@10 at ef_search 40 = %.4f', $name, $recall));
+}
+
+$node->stop;
+
+done_testing();
