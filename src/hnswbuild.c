@@ -34,6 +34,7 @@
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "storage/spin.h"
 #include "utils/backend_progress.h"
@@ -372,6 +373,16 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 									 (int64) heap->rd_rel->reltuples);
 
+	/*
+	 * PostgreSQL 15's index_build plans parallel workers for btree only;
+	 * ask the planner ourselves, as it would (settings, the table's
+	 * parallel_workers and size, parallel safety of expressions).
+	 */
+	if (indexInfo->ii_ParallelWorkers == 0 && IsNormalProcessingMode() &&
+		!IsInParallelMode())
+		indexInfo->ii_ParallelWorkers =
+			plan_create_index_workers(RelationGetRelid(heap),
+									  RelationGetRelid(index));
 	if (indexInfo->ii_ParallelWorkers > 0)
 	{
 		Size		need = HnswMemEstimate(&bs.info, estimate_rows(heap, &bs.info));

@@ -29,6 +29,7 @@ struct HnswPageGraph
 {
 	HnswGraph	g;				/* must be first */
 	Relation	index;
+	BlockNumber nblocks;		/* the index's size, last we looked */
 };
 
 /* Initialize an empty data page */
@@ -307,12 +308,26 @@ static struct
 	Buffer	   *bufs;
 }			hints;
 
-/* ReadBuffer through the hints */
+/*
+ * ReadBuffer through the hints, for a block named by a link.  A damaged
+ * link may name any block: one past the end is an error naming the
+ * element it came from, never an extension of the index (P_NEW is
+ * 0xFFFFFFFF).  The size is looked up again only when a block seems past
+ * it, since the index grows under us.
+ */
 static Buffer
-read_buffer(Relation index, BlockNumber blkno)
+read_buffer(HnswPageGraph *pg, BlockNumber blkno, HnswRef from)
 {
+	Relation	index = pg->index;
 	Buffer		buf;
 
+	if (blkno >= pg->nblocks || blkno == HNSW_METAPAGE_BLKNO)
+	{
+		pg->nblocks = RelationGetNumberOfBlocks(index);
+		if (blkno >= pg->nblocks || blkno == HNSW_METAPAGE_BLKNO)
+			tuple_corrupted(index, HnswRefBlock(from), HnswRefOffset(from),
+							"link");
+	}
 	if (!RelFileNodeEquals(hints.node, index->rd_node))
 	{
 		hints.node = index->rd_node;
@@ -377,10 +392,13 @@ page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 		{
 			Page		page;
 
-			bufs[i % 3] = read_buffer(index, HnswRefBlock(c[i].ref));
+			bufs[i % 3] = read_buffer((HnswPageGraph *) g,
+									  HnswRefBlock(c[i].ref), c[i].ref);
 			page = BufferGetPage(bufs[i % 3]);
 			__builtin_prefetch(page);
-			__builtin_prefetch(PageGetItemId(page, HnswRefOffset(c[i].ref)));
+			/* only a hint; a wild offset is caught when the item is read */
+			if (HnswRefOffset(c[i].ref) <= MaxOffsetNumber)
+				__builtin_prefetch(PageGetItemId(page, HnswRefOffset(c[i].ref)));
 		}
 		if (i >= 1 && i - 1 < n)
 		{
@@ -443,10 +461,7 @@ page_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
 	Buffer		buf;
 	int			n;
 
-	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
-		tuple_corrupted(index, HnswRefBlock(c->ref), HnswRefOffset(c->ref),
-						"element tuple");
-	buf = read_buffer(index, blkno);
+	buf = read_buffer((HnswPageGraph *) g, blkno, c->ref);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
 	n = layer_refs(g, ntup, layer, out);
@@ -462,7 +477,7 @@ page_vector(HnswGraph *g, const HnswCandidate *c)
 	float	   *v = palloc(sizeof(float) * g->dim);
 	Buffer		buf;
 
-	buf = read_buffer(index, blkno);
+	buf = read_buffer((HnswPageGraph *) g, blkno, c->ref);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(v, HnswGetElement(index, BufferGetPage(buf), blkno,
 							 HnswRefOffset(c->ref), g->dim)->vec,
@@ -541,7 +556,7 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 		Buffer		buf;
 		int			nnow;
 
-		buf = ReadBuffer(index, blkno);
+		buf = read_buffer((HnswPageGraph *) g, blkno, e->ref);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
 		if (HnswLayerStart(g->m, layer) + cap > ntup->nslots)
@@ -608,7 +623,7 @@ HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
 	int			nnow;
 	bool		same;
 
-	buf = ReadBuffer(index, blkno);
+	buf = read_buffer(pg, blkno, loc);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
 	if (HnswLayerStart(g->m, layer) + HnswLayerCapacity(g->m, layer) > ntup->nslots)
@@ -825,9 +840,10 @@ claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
 			if (!(old->flags & HNSW_ELEMENT_FREE) || old->level != level)
 				continue;
 			ntid = old->neighbortid;
-			/* the neighbour tuple is here or on a later page: rule 6 */
-			if (ItemPointerGetBlockNumber(&ntid) < blkno)
-				continue;
+			/* the neighbour tuple is here or on a later page: rule 7 */
+			if (ItemPointerGetBlockNumber(&ntid) < blkno ||
+				ItemPointerGetBlockNumber(&ntid) >= nblocks)
+				tuple_corrupted(index, blkno, off, "element tuple");
 			if (ItemPointerGetBlockNumber(&ntid) != blkno)
 			{
 				nbuf = ReadBuffer(index, ItemPointerGetBlockNumber(&ntid));
