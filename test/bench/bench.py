@@ -497,8 +497,10 @@ def main():
                 json.dump(report, f, indent=1, default=_json_default)
             print(f"   plot: {png}")
             sys.stdout.flush()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, tb.psycopg.errors.QueryCanceled) as e:
+        # Ctrl-C (or TERM) cancels the running statement, which then
+        # raises QueryCanceled rather than KeyboardInterrupt
+        print(f"interrupted ({type(e).__name__})", file=sys.stderr)
         return 130
     finally:
         conn.close()

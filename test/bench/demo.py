@@ -46,8 +46,10 @@ def main():
     conn = tb.connect(application_name="tinyhnsw demo")
     try:
         run(conn, args, efs, k, external)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, tb.psycopg.errors.QueryCanceled) as e:
+        # Ctrl-C (or TERM) cancels the running statement, which then
+        # raises QueryCanceled rather than KeyboardInterrupt
+        print(f"interrupted ({type(e).__name__})", file=sys.stderr)
         return 130
     finally:
         if external and not args.keep:
