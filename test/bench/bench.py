@@ -469,7 +469,8 @@ def main():
             made = time.perf_counter() - t0
             print(f"\n{ds.describe()}: made in {made:.1f} s", file=sys.stderr)
             gt_ids, gt_dists, gt_s, cached = tb.ground_truth(ds, args.k, args.cache_dir or None)
-            gt_note = f"cached ({cached})" if cached else f"computed with numpy in {gt_s:.1f} s"
+            gt_note = f"cached ({cached})" if cached else \
+                f"computed with numpy in {gt_s:.1f} s ({getattr(tb.exact_knn, 'method', '?')})"
             check = tb.RecallCheck(ds, gt_ids, gt_dists, args.k)
             table = f"tinyhnsw_bench_{name.replace('-', '_')}"
             entry = {"dataset": {"name": ds.name, "metric": ds.metric, "n": ds.n, "dim": ds.dim,

@@ -96,7 +96,8 @@ def run(conn, args, efs, k, external):
     queries = ds.queries[:args.queries]
     qds = tb.Dataset(ds.name, ds.metric, ds.data, queries, ds.labels, ds.query_labels[:args.queries])
     gt_ids, gt_dists, gt_s, cached = tb.ground_truth(qds, k, args.cache_dir or None)
-    how = f"from the cache {cached}" if cached else f"computed with numpy in {gt_s:.1f} s"
+    how = f"from the cache {cached}" if cached else \
+        f"computed with numpy in {gt_s:.1f} s ({getattr(tb.exact_knn, 'method', '?')})"
     print(f"exact top-{k} of {len(queries):,} queries: {how}")
     check = tb.RecallCheck(qds, gt_ids, gt_dists, k)
 

@@ -265,8 +265,8 @@ _KNN = {}   # what the ground-truth workers read (inherited through fork)
 
 
 def _knn_block(bounds):
-    """Exact top-k of queries [lo, hi): float32 products pick candidates,
-    which are ranked by exact float64 distances."""
+    """Exact top-k of queries [lo, hi) by brute force: float32 products
+    pick candidates, which are ranked by exact float64 distances."""
     lo, hi = bounds
     data, queries, k, metric, norms = (_KNN[n] for n in ("data", "queries", "k", "metric", "norms"))
     cand = min(len(data), 4 * k + 50)
@@ -289,16 +289,92 @@ def _knn_block(bounds):
     return lo, ids, dists
 
 
+def _pca_setup(data, metric, p=64, sample=2000, min_explained=0.85):
+    """For _knn_block_pruned: an orthonormal basis U of the top p principal
+    directions (estimated on a sample) and every row's projection onto it
+    and distance from it, all in float64. None when the top p directions
+    explain too little of the variance for the bound to prune well."""
+    n, dim = data.shape
+    if metric not in ("l2", "cosine") or dim < 2 * p or n < 20000:
+        return None
+    X = data.astype(np.float64)
+    if metric == "cosine":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        norms[norms == 0] = 1
+        X /= norms
+    mu = X.mean(axis=0)
+    rng = np.random.default_rng(0)
+    S = X[rng.choice(n, min(n, sample), replace=False)] - mu
+    w, V = np.linalg.eigh(S.T @ S)
+    w, V = w[::-1], V[:, ::-1]
+    if w[:p].sum() < min_explained * w.sum():
+        return None
+    U = np.ascontiguousarray(V[:, :p])
+    X -= mu
+    PX = X @ U
+    nx = np.einsum("ij,ij->i", X, X)
+    px = np.einsum("ij,ij->i", PX, PX)
+    rx = np.sqrt(np.maximum(nx - px, 0))
+    return {"mu": mu, "U": U, "PX": PX, "px": px, "rx": rx, "nx": nx}
+
+
+def _knn_block_pruned(bounds):
+    """Exact top-k of queries [lo, hi), computing exact distances only for
+    rows that a lower bound cannot rule out. With P the projection onto the
+    basis U and r the distance of a point from U's span (both after
+    subtracting the mean), for any x and q
+        |x - q|^2 = |P(x - q)|^2 + |r(x) - r(q) as vectors|^2
+                 >= |Px - Pq|^2 + (|r(x)| - |r(q)|)^2  =: LB(x, q).
+    The k-th smallest exact distance among the rows of least LB is an upper
+    bound on the true k-th distance; every row whose LB is not above it is
+    then measured exactly, and the k nearest of those are the answer. Under
+    cosine the same holds for the normalized vectors, whose squared L2
+    distance is twice the cosine distance."""
+    lo, hi = bounds
+    data, queries, k, metric, pca = (_KNN[n] for n in ("data", "queries", "k", "metric", "pca"))
+    n = len(data)
+    Q = queries[lo:hi].astype(np.float64)
+    if metric == "cosine":
+        qn = np.linalg.norm(Q, axis=1, keepdims=True)
+        qn[qn == 0] = 1
+        Q /= qn
+    Q -= pca["mu"]
+    PQ = Q @ pca["U"]
+    nq = np.einsum("ij,ij->i", Q, Q)
+    pq = np.einsum("ij,ij->i", PQ, PQ)
+    rq = np.sqrt(np.maximum(nq - pq, 0))
+    lb = pca["px"][None, :] + pq[:, None] - 2 * (PQ @ pca["PX"].T) + (pca["rx"][None, :] - rq[:, None]) ** 2
+    # float64 rounding is ~1e-16 of the magnitudes involved: a margin far above it
+    lb -= 1e-9 * (pca["nx"][None, :] + nq[:, None]) + 1e-12
+    scale = 2.0 if metric == "cosine" else 1.0
+    first = min(n, 4 * k + 50)
+    ids = np.empty((hi - lo, k), dtype=np.int64)
+    dists = np.empty((hi - lo, k), dtype=np.float64)
+    for i in range(hi - lo):
+        row = lb[i]
+        c = np.argpartition(row, first - 1)[:first]
+        d = _true_distances(data, queries[lo + i], c, metric)
+        kth = np.partition(d, k - 1)[k - 1]
+        c = np.flatnonzero(row <= scale * kth)
+        d = _true_distances(data, queries[lo + i], c, metric)
+        order = np.lexsort((c, d))[:k]
+        ids[i] = c[order]
+        dists[i] = d[order]
+    return lo, ids, dists
+
+
 def _knn_worker_init():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def exact_knn(data, queries, k, metric, label="ground truth", workers=None):
-    """Exact k nearest neighbours by brute force over blocks of queries,
-    in `workers` processes (default: one per core). Returns (ids, distances)
-    of shape (nq, k), ids as int64, distances as in _true_distances, ties
-    broken by id."""
+def exact_knn(data, queries, k, metric, label="ground truth", workers=None, prune=True):
+    """Exact k nearest neighbours over blocks of queries, in `workers`
+    processes (default: one per core). Returns (ids, distances) of shape
+    (nq, k), ids as int64, distances as in _true_distances, ties broken by
+    id. With prune (and data whose top principal directions carry most of
+    the variance) a lower bound spares most exact distances
+    (_knn_block_pruned); otherwise brute force (_knn_block). Both are exact."""
     import multiprocessing as mp
     nq = len(queries)
     if metric == "l2":
@@ -308,26 +384,32 @@ def exact_knn(data, queries, k, metric, label="ground truth", workers=None):
         norms[norms == 0] = np.inf
     else:
         norms = None
-    _KNN.update(data=data, queries=queries, k=k, metric=metric, norms=norms)
+    bar = Progress(label, nq, " queries")
+    pca = None
+    if prune and nq >= 100:
+        bar.update(0, note="principal directions")
+        pca = _pca_setup(data, metric)
+    block_fn = _knn_block_pruned if pca else _knn_block
+    bar.update(0, note="pruned by a PCA bound" if pca else "brute force")
+    _KNN.update(data=data, queries=queries, k=k, metric=metric, norms=norms, pca=pca)
     # 32 queries a block: the shape the reference BLAS handles best, and the
     # (32, n) score matrix stays small
     blocks = [(lo, min(nq, lo + 32)) for lo in range(0, nq, 32)]
     ids = np.empty((nq, k), dtype=np.int64)
     dists = np.empty((nq, k), dtype=np.float64)
-    bar = Progress(label, nq, " queries")
     workers = workers or os.cpu_count() or 1
     done = 0
     try:
         if workers > 1 and len(blocks) > 1:
             with mp.get_context("fork").Pool(min(workers, len(blocks)), initializer=_knn_worker_init) as pool:
-                for lo, bi, bd in pool.imap_unordered(_knn_block, blocks):
+                for lo, bi, bd in pool.imap_unordered(block_fn, blocks):
                     ids[lo:lo + len(bi)] = bi
                     dists[lo:lo + len(bi)] = bd
                     done += len(bi)
                     bar.update(done)
         else:
             for b in blocks:
-                lo, bi, bd = _knn_block(b)
+                lo, bi, bd = block_fn(b)
                 ids[lo:lo + len(bi)] = bi
                 dists[lo:lo + len(bi)] = bd
                 done += len(bi)
@@ -335,6 +417,7 @@ def exact_knn(data, queries, k, metric, label="ground truth", workers=None):
     finally:
         _KNN.clear()
     bar.close()
+    exact_knn.method = "pca-bound" if pca else "brute-force"
     return ids, dists
 
 
