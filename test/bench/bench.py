@@ -84,7 +84,12 @@ def parse_args():
                          "whose plan is not an index scan is reported and not measured)")
     ap.add_argument("--shared-buffers", default="4GB", help="the throw-away cluster's shared_buffers")
     ap.add_argument("--maintenance-work-mem", default="4GB", help="maintenance_work_mem for CREATE INDEX")
-    ap.add_argument("--parallel-workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    ap.add_argument("--parallel-workers", type=int, default=1,
+                    help="max_parallel_maintenance_workers of the second build (the first is serial; "
+                         "0: only the serial build)")
+    ap.add_argument("--no-serial-build", action="store_true", help="skip the serial build")
+    ap.add_argument("--table-parallel-workers", type=int,
+                    help="ALTER TABLE ... SET (parallel_workers = N) before building")
     ap.add_argument("--cache-dir", default=tb.default_cache_dir(), help="ground-truth cache ('' for none)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for JSON and PNG")
     ap.add_argument("--keep", action="store_true", help="keep the tables")
@@ -121,9 +126,23 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
     res = {"system": "tinyhnsw"}
     tb.create_table(conn, table, ds.dim, with_labels=ds.labels is not None)
     res["load_seconds"] = tb.load_table(conn, table, ds)
-    res["build_seconds"] = tb.build_index(conn, table, index, ds.metric, args.m, args.ef_construction,
-                                          expected_rows=ds.n)
-    res["build_parallel_workers_seen"] = tb.build_index.parallel_workers_seen
+    res["heap_main_fork_bytes"] = conn.execute(f"SELECT pg_relation_size('{table}')").fetchone()[0]
+    if args.table_parallel_workers is not None:
+        conn.execute(f"ALTER TABLE {table} SET (parallel_workers = {args.table_parallel_workers})")
+    # serial, then (unless max_parallel_maintenance_workers is 0) with parallel
+    # workers allowed; the queries use the index of the last build
+    res["builds"] = []
+    modes = [0] + ([args.parallel_workers] if args.parallel_workers > 0 else [])
+    if args.no_serial_build and len(modes) > 1:
+        modes = modes[1:]
+    for workers in modes:
+        conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
+        label = "build (serial)" if workers == 0 else f"build ({workers}w allowed)"
+        seconds = tb.build_index(conn, table, index, ds.metric, args.m, args.ef_construction,
+                                 expected_rows=ds.n, label=label)
+        res["builds"].append({"max_parallel_maintenance_workers": workers, "seconds": seconds,
+                              "parallel_workers_seen": tb.build_index.parallel_workers_seen})
+    res["build_seconds"] = res["builds"][0]["seconds"]
     res["index_bytes"], res["index_pretty"] = tb.relation_size(conn, index)
     res["table_bytes"] = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
 
@@ -287,16 +306,24 @@ def print_report(entry, args):
     print(f"   {'load (COPY)':<26}{secs(ours['load_seconds']):>{w}}")
     b1 = ref["builds"].get(1) if ref else None
     b2 = ref["builds"].get(2) if ref else None
-    line("build, serial / 1 thread", ours["build_seconds"], b1, secs,
-         f"{pub['build_seconds']} s" if pub else None)
-    if b2 is not None:
-        line("  vs hnswlib 2 threads", ours["build_seconds"], b2, secs,
-             f"{pub['build_seconds_1_parallel_worker']} s (1 parallel worker)" if pub else None)
+    for b in ours["builds"]:
+        allowed = b["max_parallel_maintenance_workers"]
+        if allowed == 0:
+            line("build, serial / 1 thread", b["seconds"], b1, secs,
+                 f"{pub['build_seconds']} s" if pub else None)
+        else:
+            line(f"build, {allowed} worker(s) allowed", b["seconds"], b2, secs,
+                 f"{pub['build_seconds_1_parallel_worker']} s (1 parallel worker)" if pub else None)
+            print(f"     {b['parallel_workers_seen']} parallel worker(s) seen helping; "
+                  f"hnswlib column: 2 threads")
+            if b["parallel_workers_seen"] == 0:
+                print(f"     (PostgreSQL plans build workers from the table's main fork, "
+                      f"{tb.fmt_bytes(ours['heap_main_fork_bytes'])} here as the vectors are TOASTed; "
+                      f"--table-parallel-workers N sets the table's parallel_workers)")
+    if len(ours["builds"]) == 1 and b2 is not None:
+        line("  vs hnswlib 2 threads", ours["builds"][0]["seconds"], b2, secs)
     line("index size", ours["index_bytes"], ref["index_bytes"] if ref else None, tb.fmt_bytes,
          tb.fmt_bytes(pub["index_bytes"]) if pub else None)
-    if ours.get("build_parallel_workers_seen") == 0 and args.parallel_workers > 0:
-        print(f"   (max_parallel_maintenance_workers = {args.parallel_workers}, but no parallel worker "
-              f"was seen helping tinyhnsw's build)")
 
     print()
     clients = ours.get("clients")

@@ -61,6 +61,7 @@ class Progress:
         self.last_quarter = -1
         self.done = 0
         self.note = ""
+        self.last_note = ""
         self.closed = False
         self._draw(force=True)
 
@@ -94,13 +95,16 @@ class Progress:
                 sys.stderr.write("\r\033[K" + self._line())
                 sys.stderr.flush()
                 self.last_draw = now
-        elif self.total:
-            # not a terminal: one line at 25%, 50% and 75% (close() adds the last)
-            quarter = int(4 * self.done / self.total)
-            if 0 < quarter < 4 and quarter > self.last_quarter:
+        else:
+            # not a terminal: one line at 25%, 50% and 75% (close() adds the
+            # last), and one when the note (e.g. the build's phase) changes
+            quarter = int(4 * self.done / self.total) if self.total else 0
+            crossed = 0 < quarter < 4 and quarter > self.last_quarter
+            if crossed or self.note != self.last_note:
                 sys.stderr.write(self._line() + "\n")
                 sys.stderr.flush()
             self.last_quarter = max(self.last_quarter, quarter)
+            self.last_note = self.note
 
     def close(self, note=None):
         if self.closed:
@@ -289,13 +293,18 @@ def _knn_block(bounds):
     return lo, ids, dists
 
 
+def _pca_applicable(data, metric, p=64):
+    n, dim = data.shape
+    return metric in ("l2", "cosine") and dim >= 2 * p and n >= 20000
+
+
 def _pca_setup(data, metric, p=64, sample=2000, min_explained=0.85):
     """For _knn_block_pruned: an orthonormal basis U of the top p principal
     directions (estimated on a sample) and every row's projection onto it
     and distance from it, all in float64. None when the top p directions
     explain too little of the variance for the bound to prune well."""
     n, dim = data.shape
-    if metric not in ("l2", "cosine") or dim < 2 * p or n < 20000:
+    if not _pca_applicable(data, metric, p):
         return None
     X = data.astype(np.float64)
     if metric == "cosine":
@@ -386,7 +395,7 @@ def exact_knn(data, queries, k, metric, label="ground truth", workers=None, prun
         norms = None
     bar = Progress(label, nq, " queries")
     pca = None
-    if prune and nq >= 100:
+    if prune and nq >= 100 and _pca_applicable(data, metric):
         bar.update(0, note="principal directions")
         pca = _pca_setup(data, metric)
     block_fn = _knn_block_pruned if pca else _knn_block
@@ -590,7 +599,8 @@ def load_table(conn, table, ds, chunk=4096):
     return seconds
 
 
-def build_index(conn, table, index, metric, m=16, ef_construction=64, expected_rows=None):
+def build_index(conn, table, index, metric, m=16, ef_construction=64, expected_rows=None,
+                label="build (hnsw)"):
     """CREATE INDEX ... USING hnsw on conn (in a thread), while this thread
     polls pg_stat_progress_create_index from a second connection and draws
     a progress bar. Returns the seconds CREATE INDEX took (as timed around
@@ -610,7 +620,7 @@ def build_index(conn, table, index, metric, m=16, ef_construction=64, expected_r
         except BaseException as e:  # reported by the main thread
             outcome["error"] = e
 
-    bar = Progress("build (hnsw)", expected_rows, " tuples")
+    bar = Progress(label, expected_rows, " tuples")
     workers = 0
     notices = []
     conn.add_notice_handler(lambda d: notices.append(d.message_primary))
