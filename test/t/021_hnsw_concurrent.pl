@@ -78,6 +78,8 @@ is( $node->safe_psql(
 	$N,
 	"the index holds exactly $N heap TIDs");
 
+hnsw_verify_check($node, 't_v_idx', name => 'after concurrent inserts');
+
 my $lost = hnsw_unreachable($node, 't', '<->', ef_search => 100,
 	index => 't_v_idx', name => 'self-search');
 is(scalar(@$lost), 0,

@@ -3,7 +3,8 @@
 # outgrew maintenance_work_mem and went on with logged inserts), the
 # inserts and a VACUUM that follow, and must then answer every query with
 # exactly the same ids as the primary, through the index.  After promotion
-# the replayed index must take inserts.  Last, an UNLOGGED table with an
+# (hnsw_verify cannot run during recovery) hnsw_verify must give the same
+# figures as on the primary, and the replayed index must take inserts.  Last, an UNLOGGED table with an
 # hnsw index is empty after an immediate restart, and usable.
 #
 # 16 dimensions, not 32: in 32-dimensional gaussian clusters a few rows in
@@ -69,9 +70,15 @@ hnsw_load($primary, 's', n => 500, seed => 0.62, first_id => 7001, create => 0);
 
 $primary->wait_for_catchup($standby);
 
+my %verified;
 for my $case ([ 't', '<->', 't_v_idx' ], [ 's', '<=>', 's_v_idx' ])
 {
 	my ($table, $op, $index) = @$case;
+
+	# (hnsw_verify cannot run during recovery: the standby's figures are
+	# compared with these after its promotion.)
+	$verified{$index} =
+	  hnsw_verify_check($primary, $index, name => "$index on the primary");
 
 	is($standby->safe_psql('postgres', "SELECT count(*) FROM $table"),
 		$primary->safe_psql('postgres', "SELECT count(*) FROM $table"),
@@ -105,6 +112,13 @@ for my $case ([ 't', '<->', 't_v_idx' ], [ 's', '<=>', 's_v_idx' ])
 
 # Promotion: the replayed index must take inserts and find them.
 $standby->promote;
+for my $index ('t_v_idx', 's_v_idx')
+{
+	my $v = hnsw_verify_check($standby, $index,
+		name => "$index on the promoted standby");
+	is_deeply($v, $verified{$index},
+		"$index: hnsw_verify gives the same figures on the promoted standby as on the primary");
+}
 hnsw_load($standby, 't', n => 500, seed => 0.53, first_id => 8001, create => 0);
 my $lost = hnsw_unreachable($standby, 't', '<->', ef_search => 100,
 	index => 't_v_idx', name => 'promoted standby',
