@@ -459,6 +459,7 @@ extern HnswPageGraph *HnswPageGraphCreate(Relation index, bool forSearch);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);
+extern void HnswPageLinkOrphans(HnswPageGraph *pg);
 extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
 								 const HnswRef *expect, int nexpect,
 								 const HnswRef *refs, int n);

@@ -334,6 +334,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 		bs->indtuples = bs->nskip;
 		*reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											build_callback, bs, NULL);
+		HnswPageLinkOrphans(bs->pg);
 	}
 	else
 	{
@@ -401,6 +402,8 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			write_graph(&bs);
 			HnswMemFree(bs.mg);
 		}
+		else
+			HnswPageLinkOrphans(bs.pg);
 	}
 
 	MemoryContextDelete(bs.tmpCtx);

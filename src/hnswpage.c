@@ -644,6 +644,112 @@ static const HnswGraphOps hnsw_page_ops = {
 	.add_link = page_add_link,
 };
 
+static int
+ref_cmp(const void *a, const void *b)
+{
+	HnswRef		ra = *(const HnswRef *) a;
+	HnswRef		rb = *(const HnswRef *) b;
+
+	return ra < rb ? -1 : (ra > rb ? 1 : 0);
+}
+
+/*
+ * Link every live element that nothing names on layer 0 from its own
+ * nearest neighbour (hnswmem.c's link_orphans, on pages): for the end of a
+ * build that inserted on pages.  Reads the whole index once.
+ */
+void
+HnswPageLinkOrphans(HnswPageGraph *pg)
+{
+	HnswGraph  *g = &pg->g;
+	Relation	index = pg->index;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	HnswMetaPageData meta;
+	HnswCandidate *elems;
+	HnswRef    *refs;
+	uint32	   *indeg;
+	int64		n = 0;
+	int64		max = 1024;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+
+	HnswReadMeta(index, &meta);
+	elems = palloc(sizeof(HnswCandidate) * max);
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			for (OffsetNumber off = FirstOffsetNumber;
+				 off <= PageGetMaxOffsetNumber(page); off++)
+			{
+				HnswElementTuple etup = (HnswElementTuple) get_item(page, off, 1);
+
+				if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE)
+					continue;
+				etup = HnswGetElement(index, page, blkno, off, g->dim);
+				if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
+					continue;
+				if (n == max)
+				{
+					max *= 2;
+					elems = repalloc_huge(elems, sizeof(HnswCandidate) * max);
+				}
+				elems[n].ref = HnswRefFromTid(blkno, off);
+				elems[n].loc = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
+											  ItemPointerGetOffsetNumber(&etup->neighbortid));
+				elems[n].dist = 0;
+				elems[n].deleted = false;
+				n++;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+
+	/* in block/offset order, so the refs are sorted */
+	refs = palloc_extended(sizeof(HnswRef) * Max(n, 1), MCXT_ALLOC_HUGE);
+	indeg = palloc_extended(sizeof(uint32) * Max(n, 1),
+							MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int64 i = 0; i < n; i++)
+		refs[i] = elems[i].ref;
+	for (int64 i = 0; i < n; i++)
+	{
+		int			nn = g->ops->neighbours(g, &elems[i], 0, nbrs);
+
+		CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < nn; j++)
+		{
+			HnswRef    *hit = bsearch(&nbrs[j], refs, n, sizeof(HnswRef), ref_cmp);
+
+			if (hit)
+				indeg[hit - refs]++;
+		}
+	}
+	for (int64 i = 0; i < n; i++)
+	{
+		HnswCandidate e;
+		HnswCandidate x = elems[i];
+		const float *xv;
+
+		if (indeg[i] > 0 || x.ref == HnswRefFromTid(meta.entryBlkno, meta.entryOffno) ||
+			g->ops->neighbours(g, &x, 0, nbrs) == 0)
+			continue;
+		xv = g->ops->vector(g, &x);
+		e.ref = nbrs[0];
+		g->ops->distances(g, xv, &e, 1);
+		if (e.deleted)
+			continue;
+		x.dist = e.dist;
+		g->ops->add_link(g, &e, 0, &x, true);
+	}
+	pfree(elems);
+	pfree(refs);
+	pfree(indeg);
+}
+
 /* A graph over an index's pages, to search or to change it */
 HnswPageGraph *
 HnswPageGraphCreate(Relation index, bool forSearch)
