@@ -400,7 +400,10 @@ sub hnsw_verify_check
 Starts pgbench against $node in the background (through IPC::Run) and
 returns a handle for hnsw_pgbench_finish.  $opts is a string of options
 split on spaces; $files a hash ref { name[@weight] => script }, written
-once into the node's base directory (a name must be new).  Options of
+once into the node's base directory (a name must be new) and passed in
+the order of their names: C<< @{ $handle->{scripts} } >> lists the names
+(without weights) in that order, so that a script's number in pgbench's
+per-transaction log is its index there.  Options of
 %run: dbname ('postgres').
 
 =item hnsw_pgbench_finish($run)
@@ -431,7 +434,8 @@ sub hnsw_pgbench_start
 		push @cmd, '-f', $path;
 	}
 	push @cmd, $db;
-	my %r = (out => '', err => '', cmd => "@cmd");
+	my %r = (out => '', err => '', cmd => "@cmd",
+		scripts => [ map { s/\@\d+$//r } sort keys %{ $files // {} } ]);
 	$r{h} = IPC::Run::start(\@cmd, '<', \undef, '>', \$r{out}, '2>', \$r{err});
 	return \%r;
 }
