@@ -81,7 +81,7 @@ RESET enable_seqscan;
 SELECT opcname, opcdefault FROM pg_opclass c JOIN pg_am a ON a.oid = c.opcmethod
 WHERE amname = 'btree' AND opcintype = 'vector'::regtype;
 DROP TABLE vops;
--- large vectors are stored out of line uncompressed (STORAGE external)
+-- large vectors are compressed or stored out of line (STORAGE main)
 -- and still sort
 CREATE TABLE vbig (v vector);
 INSERT INTO vbig SELECT array_fill(i % 3, ARRAY[3000])::vector || '[1]'

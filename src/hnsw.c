@@ -344,8 +344,8 @@ hnswbuildphasename(int64 phasenum)
 /*
  * amcostestimate.  The index only serves ORDER BY its distance operator:
  * without one it is never chosen.  A search reads about ef_search
- * elements' neighbourhoods on layer 0 (up to 2m each) plus a few per upper
- * layer, all before the first row comes back, so that is startup cost;
+ * elements' neighbourhoods on layer 0 (up to 2m each, m new on average)
+ * plus a few per upper layer, all before the first row comes back, so that is startup cost;
  * each row returned after it costs a tuple.  The pages a search touches
  * are charged as sequential reads: an HNSW index is only worth using with
  * its pages cached, and charging them as random I/O made the planner
@@ -385,7 +385,8 @@ hnswcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index_close(rel, NoLock);
 
 	tuples = Max(index->tuples, 1.0);
-	visited = Min(tuples, hnsw_ef_search * 2.0 * m + m * log(tuples));
+	/* measured: a search computes about ef_search * m distances */
+	visited = Min(tuples, (double) hnsw_ef_search * m + m * log(tuples));
 	pages = Max(1.0, ceil(index->pages * visited / tuples));
 	get_tablespace_page_costs(index->reltablespace, NULL, &spc_seq_page_cost);
 

@@ -32,7 +32,12 @@ CREATE TYPE vector (
 	TYPMOD_OUT = vector_typmod_out,
 	RECEIVE = vector_recv,
 	SEND = vector_send,
-	STORAGE = external
+	-- main: inline up to a page (compressed when that pays), out of line
+	-- only beyond.  With external, vectors over ~500 dimensions went to
+	-- TOAST: every row an index scan returned cost a TOAST fetch to
+	-- evaluate ORDER BY, and the planner, seeing a tiny table, preferred
+	-- a sequential scan that was 100 times slower.
+	STORAGE = main
 );
 
 -- functions
