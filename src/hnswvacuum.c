@@ -19,6 +19,9 @@
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
  *
+ * amvacuumcleanup then links orphans (elements nothing names on layer 0),
+ * which inserts can leave behind.
+ *
  * Searches pass through deleted and free elements but never return them;
  * hnswscan.c rechecks distances so that a slot reused under a running scan
  * cannot surface at the old element's distance.
@@ -504,12 +507,23 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
-/* amvacuumcleanup: count what is left when bulkdelete did not run */
+/*
+ * amvacuumcleanup: link orphans (pass 5), and count what is left when
+ * bulkdelete did not run.  Inserts can leave an element that no list names
+ * on layer 0 (a later insert pruned its last incoming link); each VACUUM
+ * links such elements again, as the end of a build does.
+ */
 IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
 	if (info->analyze_only)
 		return stats;
+
+	/* it adds links as an insert does, so it locks as an insert does */
+	LockPage(info->index, HNSW_UPDATE_LOCK, ShareLock);
+	HnswPageLinkOrphans(HnswPageGraphCreate(info->index, false));
+	UnlockPage(info->index, HNSW_UPDATE_LOCK, ShareLock);
+
 	if (stats == NULL)
 	{
 		Relation	index = info->index;
