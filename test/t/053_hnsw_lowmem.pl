@@ -1,0 +1,178 @@
+# Builds in little memory: with maintenance_work_mem = 1MB an hnsw build
+# outgrows its memory early (a NOTICE says after how many rows) and goes on
+# through the on-page insert path.  On the same 10,000 clustered vectors
+# (32 dimensions, 30 clusters), for m = 16 and for m = 32 (whose graph
+# outgrows 1MB sooner), the spilled build must:
+#   - complete, with the NOTICE (and the in-memory build without it);
+#   - reach recall@10 >= 0.99 at ef_search 100, as the in-memory build
+#     must, and be within 0.01 of it;
+#   - pass hnsw_verify(heapallindexed), every element reachable;
+#   - take no more than 1.25 times the in-memory build's pages.
+# Last, CREATE INDEX CONCURRENTLY in 1MB while 4 pgbench clients insert:
+# every row, those inserted during the build included, is in the index,
+# every element is reachable, and recall@10 at ef_search 100 is >= 0.99;
+# then the same of a fresh build (REINDEX) of those rows.
+# (020_hnsw_recall.pl checks the recall of both kinds of build for every
+# opclass; this file compares them, and checks what 020 does not.)
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use HnswTest;
+
+my $N = 10000;
+my $NQ = 100;
+my $K = 10;
+my $MIN_RECALL = 0.99;
+my $TOLERANCE = 0.01;
+
+my $node = PostgreSQL::Test::Cluster->new('lowmem');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+autovacuum = off
+jit = off
+log_statement = 'none'
+});
+$node->start;
+
+hnsw_setup_data($node, dim => 32, clusters => 30, seed => 0.25);
+hnsw_load($node, 't', n => $N, seed => 0.5);
+hnsw_load($node, 'q', n => $NQ, seed => 0.75, stride => 7);
+$node->safe_psql('postgres', 'ANALYZE t; ANALYZE q');
+
+my $exact = hnsw_topk($node, 't', 'q', '<->', k => $K, exact => 1);
+my @figures;
+
+for my $m (16, 32)
+{
+	my $with = $m == 16 ? '' : "WITH (m = $m, ef_construction = 128)";
+	my %r;
+	for my $b ([ 'in-memory', '256MB' ], [ 'spilled', '1MB' ])
+	{
+		my ($build, $mwm) = @$b;
+		my $name = "m = $m, $build build";
+		my $index = "t_m${m}_" . ($build eq 'spilled' ? 'low' : 'mem');
+
+		my ($ret, $out, $err) = $node->psql(
+			'postgres', qq{
+SET maintenance_work_mem = '$mwm';
+SET client_min_messages = notice;
+CREATE INDEX $index ON t USING hnsw (v vector_l2_ops) $with;
+});
+		is($ret, 0, "$name: CREATE INDEX completes") or diag($err);
+		my ($after) = $err =~ /no longer fits into maintenance_work_mem after (\d+) tuples/;
+		if ($build eq 'spilled')
+		{
+			ok(defined $after, "$name: NOTICE that the graph outgrew maintenance_work_mem")
+			  or diag($err);
+		}
+		else
+		{
+			unlike($err, qr/maintenance_work_mem/, "$name: no NOTICE") or diag($err);
+		}
+
+		my $v = hnsw_verify_check($node, $index, name => $name);
+		is($v->{heap_tids} // -1, $N, "$name: the index holds the $N rows");
+
+		my $approx = hnsw_topk($node, 't', 'q', '<->', k => $K,
+			ef_search => 100, index => $index, name => $name);
+		my $recall = hnsw_recall($approx, $exact);
+		cmp_ok($recall, '>=', $MIN_RECALL,
+			"$name: recall\@$K at ef_search 100 >= $MIN_RECALL");
+		my $recall40 = hnsw_recall(
+			hnsw_topk(
+				$node, 't', 'q', '<->', k => $K, ef_search => 40,
+				index => $index, name => "$name, ef 40"),
+			$exact);
+		my $pages = $node->safe_psql('postgres',
+			"SELECT pg_relation_size('$index') / 8192");
+		%{ $r{$build} } = (recall => $recall, pages => $pages);
+		push @figures,
+		  sprintf(
+			'%s: recall@%d %.4f at ef_search 100, %.4f at 40; %d pages; %s',
+			$name, $K, $recall, $recall40, $pages,
+			defined $after ? "spilled after $after of $N rows" : 'no spill');
+
+		# Only one index at a time, so that the planner has no choice.
+		$node->safe_psql('postgres', "DROP INDEX $index");
+	}
+	my $diff = abs($r{spilled}{recall} - $r{'in-memory'}{recall});
+	cmp_ok($diff, '<=', $TOLERANCE,
+		"m = $m: the spilled build's recall is within $TOLERANCE of the in-memory build's");
+	cmp_ok($r{spilled}{pages}, '<=', $r{'in-memory'}{pages} * 1.25,
+		"m = $m: the spilled build takes at most 1.25 times the in-memory build's pages");
+}
+
+#------------------------------------------------------------------------
+# CREATE INDEX CONCURRENTLY in 1MB while rows are inserted.
+#------------------------------------------------------------------------
+$node->safe_psql(
+	'postgres', qq{
+CREATE SEQUENCE t_id START @{[ $N + 1 ]};
+ALTER TABLE t ALTER id SET DEFAULT nextval('t_id');
+});
+my $writers = hnsw_pgbench_start(
+	$node,
+	'--no-vacuum --client=4 --jobs=2 --time=8 --random-seed=7',
+	{
+		'053_insert' => q{
+\set seed random(0, 999999999)
+\set c random(1, 30)
+BEGIN;
+SELECT setseed(:seed / 1000000000.0);
+INSERT INTO t (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
+COMMIT;
+}
+	});
+my ($ret, $out, $err) = $node->psql(
+	'postgres', q{
+SET maintenance_work_mem = '1MB';
+SET client_min_messages = notice;
+CREATE INDEX CONCURRENTLY t_cic ON t USING hnsw (v vector_l2_ops);
+});
+is($ret, 0, 'CREATE INDEX CONCURRENTLY in 1MB, during inserts') or diag($err);
+like($err, qr/no longer fits into maintenance_work_mem/,
+	'CREATE INDEX CONCURRENTLY in 1MB: the build spilled');
+my ($wrc, $wout, $werr) = hnsw_pgbench_finish($writers);
+my $wf = hnsw_pgbench_figures($wout);
+is($wrc, 0, 'the inserts during CREATE INDEX CONCURRENTLY succeeded')
+  or diag($wout . $werr);
+is($wf->{failed}, 0, 'no insert failed');
+
+my $rows = $node->safe_psql('postgres', 'SELECT count(*) FROM t');
+# Every element reachable, as in a fresh build of the same rows: that build
+# is made afterwards, and must be clean too.
+my $v = hnsw_verify_check($node, 't_cic',
+	name => 'CREATE INDEX CONCURRENTLY during inserts');
+is($v->{heap_tids} // -1, $rows,
+	"CREATE INDEX CONCURRENTLY during inserts: the index holds every one of the $rows rows");
+$exact = hnsw_topk($node, 't', 'q', '<->', k => $K, exact => 1);
+my $recall = hnsw_recall(
+	hnsw_topk(
+		$node, 't', 'q', '<->', k => $K, ef_search => 100,
+		index => 't_cic', name => 'CREATE INDEX CONCURRENTLY'),
+	$exact);
+cmp_ok($recall, '>=', $MIN_RECALL,
+	"CREATE INDEX CONCURRENTLY during inserts: recall\@$K at ef_search 100 >= $MIN_RECALL");
+$node->safe_psql('postgres', 'REINDEX INDEX t_cic');
+my $vfresh = hnsw_verify_check($node, 't_cic',
+	name => 'a fresh build of the same rows');
+push @figures,
+  sprintf(
+	'CREATE INDEX CONCURRENTLY in 1MB during %d inserts: %d rows, recall@%d %.4f at ef_search 100, '
+	  . '%s pages, %s unreachable; a fresh build of the same rows: %s pages, %s unreachable',
+	$wf->{processed} // 0, $rows, $K, $recall,
+	$v->{pages} // '?', $v->{unreachable} // '?',
+	$vfresh->{pages} // '?', $vfresh->{unreachable} // '?');
+
+diag(join("\n", @figures));
+
+$node->stop;
+
+done_testing();
