@@ -769,43 +769,6 @@ HnswPageGraphBase(HnswPageGraph *pg)
 	return &pg->g;
 }
 
-/*
- * Point the metapage at a new entry point (if level is above the current
- * top) and/or a new insert page (if beyond the current one).
- */
-static void
-update_meta(Relation index, HnswRef entry, int level, BlockNumber insertPage)
-{
-	GenericXLogState *state;
-	HnswMetaPage meta;
-	Buffer		buf;
-	bool		changed = false;
-
-	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, buf, 0));
-	if (entry != HNSW_INVALID_REF && level > meta->entryLevel)
-	{
-		meta->entryBlkno = HnswRefBlock(entry);
-		meta->entryOffno = HnswRefOffset(entry);
-		meta->entryLevel = level;
-		changed = true;
-	}
-	if (insertPage != InvalidBlockNumber &&
-		(meta->insertPage == InvalidBlockNumber ||
-		 insertPage > meta->insertPage))
-	{
-		meta->insertPage = insertPage;
-		changed = true;
-	}
-	if (changed)
-		GenericXLogFinish(state);
-	else
-		GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
-}
-
 /* Change the metapage under its exclusive lock; fn says if it changed */
 static void
 modify_meta(Relation index, bool (*fn) (HnswMetaPage meta, void *arg),
@@ -842,6 +805,29 @@ set_entry(HnswMetaPage meta, void *arg)
 	meta->entryOffno = a->entry == HNSW_INVALID_REF ?
 		InvalidOffsetNumber : HnswRefOffset(a->entry);
 	meta->entryLevel = a->entry == HNSW_INVALID_REF ? -1 : a->level;
+	return true;
+}
+
+/* A new element above the current top becomes the entry point */
+static bool
+raise_entry(HnswMetaPage meta, void *arg)
+{
+	MetaArgs   *a = arg;
+
+	if (a->level <= meta->entryLevel)
+		return false;
+	return set_entry(meta, arg);
+}
+
+/* New elements went to a page past the insert page: it becomes that */
+static bool
+advance_insert_page(HnswMetaPage meta, void *arg)
+{
+	MetaArgs   *a = arg;
+
+	if (meta->insertPage != InvalidBlockNumber && a->blkno <= meta->insertPage)
+		return false;
+	meta->insertPage = a->blkno;
 	return true;
 }
 
@@ -1119,7 +1105,11 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	if (nbuf != InvalidBuffer)
 		UnlockReleaseBuffer(nbuf);
 	if (newest != InvalidBlockNumber)
-		update_meta(index, HNSW_INVALID_REF, -1, newest);
+	{
+		MetaArgs	a = {HNSW_INVALID_REF, -1, newest, InvalidBlockNumber};
+
+		modify_meta(index, advance_insert_page, &a);
+	}
 	pfree(etup);
 	pfree(ntup);
 }
@@ -1303,7 +1293,11 @@ HnswPageInsert(HnswPageGraph *pg, const float *vec, ItemPointer heaptid)
 		write_element(pg, vec, level, heaptid, &nb, &meta, &self);
 		HnswLinkBack(g, &self, &nb);
 		if (level > meta.entryLevel)
-			update_meta(index, self.ref, level, InvalidBlockNumber);
+		{
+			MetaArgs	a = {self.ref, level, InvalidBlockNumber, InvalidBlockNumber};
+
+			modify_meta(index, raise_entry, &a);
+		}
 	}
 
 	UnlockPage(index, HNSW_UPDATE_LOCK, mode);
