@@ -457,6 +457,122 @@ sub hnsw_pgbench_figures
 	return \%f;
 }
 
+=pod
+
+=item hnsw_topk_dist($node, $table, $queries, $op, %opts)
+
+As hnsw_topk, but every result is a pair [ id, distance ], the distance
+computed by SQL ($op between the row's and the query's vectors, as
+float8 text, which reads back exactly), so that the order a scan
+returned can be checked: a hash ref { query id => [ [ id, distance ],
+... ] }.  The settings are those of C<settings> (SQL run first,
+verbatim) when it is given, else hnsw_topk's (exact, ef_search):
+C<< settings => '' >> runs at the server's defaults.  Options: k (10),
+exact, ef_search, settings, index (the plan must use it; checked unless
+exact, as a test named after C<name>), where (may name the query as q),
+name, dbname.
+
+=cut
+
+sub hnsw_topk_dist
+{
+	my ($node, $table, $queries, $op, %o) = @_;
+	my $k = $o{k} // 10;
+	my $db = $o{dbname} // 'postgres';
+	my $where = defined $o{where} ? "WHERE $o{where}" : '';
+	my $settings = $o{settings} // _settings(%o);
+
+	# One element per result, id and distance side by side, in the order
+	# the scan returned them.
+	my $sql = qq{SELECT q.id, ARRAY(SELECT t.id::text || ':' || (t.v $op q.v)::text
+                        FROM $table t $where
+                        ORDER BY t.v $op q.v LIMIT $k)
+  FROM $queries q ORDER BY q.id};
+
+	my $plan = $node->safe_psql($db, $settings . "\nEXPLAIN (COSTS OFF) $sql");
+	if ($o{exact})
+	{
+		unlike($plan, qr/Index Scan/,
+			($o{name} // "exact $table $op") . ': plan has no index scan')
+		  or diag($plan);
+	}
+	elsif (defined $o{index})
+	{
+		like(
+			$plan,
+			qr/Index Scan using \Q$o{index}\E on/,
+			($o{name} // "$o{index} $op") . ': plan uses the index')
+		  or diag($plan);
+	}
+
+	my $out = $node->safe_psql($db, $settings . "\n" . $sql);
+	my %res;
+	for my $line (split /\n/, $out)
+	{
+		my ($qid, $arr) = split /\|/, $line, 2;
+		$arr =~ s/^\{|\}$//g;
+		$res{$qid} = [ map { [ split /:/, $_, 2 ] } split /,/, $arr ];
+	}
+	return \%res;
+}
+
+=pod
+
+=item hnsw_ids($res)
+
+The ids of a hnsw_topk_dist result, as hnsw_topk returns them (for
+hnsw_recall): { query id => [ ids ] }.
+
+=item hnsw_out_of_order($res)
+
+The query ids of a hnsw_topk_dist result whose distances are not
+non-decreasing, in increasing order, as an array ref.
+
+=cut
+
+sub hnsw_ids
+{
+	my ($res) = @_;
+	return { map { $_ => [ map { $_->[0] } @{ $res->{$_} } ] } keys %$res };
+}
+
+sub hnsw_out_of_order
+{
+	my ($res) = @_;
+	my @bad;
+	for my $qid (sort { $a <=> $b } keys %$res)
+	{
+		my $r = $res->{$qid};
+		for my $i (1 .. $#$r)
+		{
+			if ($r->[$i][1] < $r->[ $i - 1 ][1])
+			{
+				push @bad, $qid;
+				last;
+			}
+		}
+	}
+	return \@bad;
+}
+
+=pod
+
+=item hnsw_server_errors($node, $from)
+
+The lines of $node's server log from byte offset $from on that report an
+ERROR, FATAL or PANIC, as an array ref.
+
+=cut
+
+sub hnsw_server_errors
+{
+	my ($node, $from) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $from);
+	return [ $log =~ /^.*\b(?:ERROR|FATAL|PANIC):.*$/mg ];
+}
+
+push @EXPORT, qw(hnsw_topk_dist hnsw_ids hnsw_out_of_order hnsw_server_errors);
+
 1;
 
 =pod
