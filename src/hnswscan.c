@@ -180,6 +180,10 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 	if (!so->searched)
 		search(scan);
 
+	/* an iterative scan returns at most hnsw.max_scan_tuples rows */
+	if (hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
+		so->returned >= hnsw_max_scan_tuples)
+		return false;
 	if (so->nexttid >= so->ntids && !next_result(scan))
 		return false;
 

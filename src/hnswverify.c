@@ -33,7 +33,8 @@
  * index's predicate), must have its TID in some element.
  *
  * Concurrency.  The index is locked in AccessShareLock and its table in
- * ShareUpdateExclusiveLock: queries, INSERT, UPDATE and DELETE go on, but
+ * ShareUpdateExclusiveLock (on a standby, where that cannot be taken and
+ * no VACUUM runs, AccessShareLock): queries, INSERT, UPDATE and DELETE go on, but
  * VACUUM (and ANALYZE, CREATE INDEX CONCURRENTLY) waits, and autovacuum
  * skips the table.  Keeping vacuum out is what makes every report
  * trustworthy: without vacuum, heap TIDs are never removed from elements
@@ -1346,6 +1347,19 @@ check_heap_rows(VerifyState *vs, Snapshot snapshot)
 /* The SQL function --------------------------------------------------------- */
 
 /*
+ * The lock on the table: ShareUpdateExclusiveLock keeps VACUUM from moving
+ * heap TIDs and freeing elements under the walk, while queries and writes
+ * go on.  A standby cannot take it, but no VACUUM runs there either; what
+ * replay changes meanwhile, the walk's second look at a suspicious page
+ * sorts out, as for concurrent inserts on a primary.
+ */
+static LOCKMODE
+heap_lockmode(void)
+{
+	return RecoveryInProgress() ? AccessShareLock : ShareUpdateExclusiveLock;
+}
+
+/*
  * Open the index and its table for verification, checking privileges
  * before taking any lock that could make others wait.
  */
@@ -1361,7 +1375,7 @@ open_relations(Oid indrelid, Relation *heap, Relation *index)
 
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(heapid));
-		*heap = table_open(heapid, ShareUpdateExclusiveLock);
+		*heap = table_open(heapid, heap_lockmode());
 	}
 	/* index_open rejects anything but an index */
 	*index = index_open(indrelid, AccessShareLock);
@@ -1416,12 +1430,6 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("hnsw_verify cannot run during recovery"),
-				 errdetail("It locks the table against VACUUM, which recovery does not allow.")));
-
 	open_relations(indrelid, &heap, &index);
 
 	/* index expressions and predicates run as the table's owner */
@@ -1527,7 +1535,7 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	index_close(index, AccessShareLock);
-	table_close(heap, ShareUpdateExclusiveLock);
+	table_close(heap, heap_lockmode());
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -21,7 +21,7 @@
 # Exact answers come from a sequential scan of the live rows (index and
 # bitmap scans disabled); approximate ones from plans checked to use the
 # hnsw index.  16 dimensions, as the other VACUUM tests (see
-# 021_hnsw_concurrent.pl).  autovacuum is off, so that VACUUM runs only
+# 021_hnsw_concurrent.pl), but 8 for the sparse graph of part 1.  autovacuum is off, so that VACUUM runs only
 # where this file says and the index sizes are reproducible.
 use strict;
 use warnings;
@@ -61,45 +61,52 @@ sub size_of
 #------------------------------------------------------------------------
 # 1. 75% of a sparse graph deleted, VACUUM: recall over the live rows.
 #------------------------------------------------------------------------
-hnsw_load($node, 'a', n => $N, seed => 0.5);
-$node->safe_psql('postgres',
+# In its own database, with 8 dimensions: at m 4 and ef_construction 8 a
+# graph of 16-dimensional clusters reaches only 0.6 to 0.75 recall even
+# when fresh (hnswlib 0.6.2 alike), so 0.95 would test the data, not the
+# repair.
+$node->safe_psql('postgres', 'CREATE DATABASE sparse');
+hnsw_setup_data($node, dim => 8, clusters => 30, seed => 0.25, dbname => 'sparse');
+hnsw_load($node, 'q', n => 100, seed => 0.75, stride => 7, dbname => 'sparse');
+hnsw_load($node, 'a', n => $N, seed => 0.5, dbname => 'sparse');
+$node->safe_psql('sparse',
 	'CREATE INDEX a_v_idx ON a USING hnsw (v vector_l2_ops) WITH (m = 4, ef_construction = 8)');
 
 my $exact = hnsw_topk($node, 'a', 'q', '<->', k => $K, exact => 1,
-	name => 'sparse, before the delete');
+	name => 'sparse, before the delete', dbname => 'sparse');
 my $recall_before = hnsw_recall(
 	hnsw_topk(
 		$node, 'a', 'q', '<->', k => $K, ef_search => 100,
-		index => 'a_v_idx', name => 'sparse, before the delete'),
+		index => 'a_v_idx', name => 'sparse, before the delete', dbname => 'sparse'),
 	$exact);
 note(sprintf('sparse graph (m 4, ef_construction 8), %d rows: recall@%d at ef_search 100 = %.4f before the delete',
 		$N, $K, $recall_before));
 
-$node->safe_psql('postgres', 'DELETE FROM a WHERE id % 4 <> 0');
-$node->safe_psql('postgres', 'VACUUM a');
-my $live = $node->safe_psql('postgres', 'SELECT count(*) FROM a');
+$node->safe_psql('sparse', 'DELETE FROM a WHERE id % 4 <> 0');
+$node->safe_psql('sparse', 'VACUUM a');
+my $live = $node->safe_psql('sparse', 'SELECT count(*) FROM a');
 is($live, $N / 4, "sparse: $live of $N rows left after deleting id % 4 <> 0");
 
 $exact = hnsw_topk($node, 'a', 'q', '<->', k => $K, exact => 1,
-	name => 'sparse, after VACUUM');
+	name => 'sparse, after VACUUM', dbname => 'sparse');
 my $recall_after = hnsw_recall(
 	hnsw_topk(
 		$node, 'a', 'q', '<->', k => $K, ef_search => 100,
-		index => 'a_v_idx', name => 'sparse, after VACUUM'),
+		index => 'a_v_idx', name => 'sparse, after VACUUM', dbname => 'sparse'),
 	$exact);
 note(sprintf('sparse graph: recall@%d over the %d live rows at ef_search 100 = %.4f after the delete and VACUUM',
 		$K, $live, $recall_after));
 cmp_ok($recall_after, '>=', $MIN_RECALL,
 	"sparse: recall\@$K over the live rows after deleting 75% and VACUUM >= $MIN_RECALL at ef_search 100");
 my $v = hnsw_verify_check($node, 'a_v_idx', reachable => 0,
-	name => 'sparse, after VACUUM');
+	name => 'sparse, after VACUUM', dbname => 'sparse');
 
 # For reference only: the same rows in a graph built afresh.
-$node->safe_psql('postgres', 'REINDEX INDEX a_v_idx');
+$node->safe_psql('sparse', 'REINDEX INDEX a_v_idx');
 my $recall_fresh = hnsw_recall(
 	hnsw_topk(
 		$node, 'a', 'q', '<->', k => $K, ef_search => 100,
-		index => 'a_v_idx', name => 'sparse, rebuilt'),
+		index => 'a_v_idx', name => 'sparse, rebuilt', dbname => 'sparse'),
 	$exact);
 note(sprintf('sparse graph: recall@%d at ef_search 100 of a fresh build (REINDEX) over the same %d live rows = %.4f (not tested)',
 		$K, $live, $recall_fresh));
