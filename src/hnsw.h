@@ -65,10 +65,10 @@
  *
  * Locking protocol.
  *	 1. A backend holds at most one buffer content lock at a time, for as
- *		long as it takes to copy a tuple out or write one in, with two
- *		exceptions: adding a new element may hold the insert page together
- *		with pages it has just added to the relation (nobody else can know
- *		of those yet), and log_newpage_range in build.  So content locks
+ *		long as it takes to copy a tuple out or write one in, except in the
+ *		orders of rules 6 and 7, and when adding a new element, which may
+ *		hold the insert page together with pages it has just added to the
+ *		relation (nobody else can know of those yet).  So content locks
  *		can never deadlock.
  *	 2. Inserts hold the heavyweight page lock HNSW_UPDATE_LOCK in share
  *		mode for their whole duration; an insert that will become the new
@@ -400,10 +400,6 @@ extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
 						  DistanceKernel dist, int dim, int m,
 						  int efConstruction);
 extern int	HnswRandomLevel(HnswGraph *g);
-extern int	HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep,
-							int nep, int ef, int layer, HnswCandidate **out);
-extern int	HnswSearch(HnswGraph *g, const float *q, HnswRef entry,
-					   int entryLevel, int ef, HnswCandidate **out);
 typedef struct HnswStream HnswStream;
 extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
 								   HnswRef entry, int entryLevel, int ef);

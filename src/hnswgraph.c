@@ -234,7 +234,7 @@ HnswRandomLevel(HnswGraph *g)
  * Deleted elements are traversed but never found (as hnswlib treats
  * elements marked deleted).
  */
-int
+static int
 HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 				int ef, int layer, HnswCandidate **out)
 {
@@ -333,20 +333,8 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 }
 
 /*
- * Algorithm 5, K-NN-SEARCH: the ef nearest elements to q, ascending.
- */
-int
-HnswSearch(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
-		   int ef, HnswCandidate **out)
-{
-	HnswCandidate ep = descend(g, q, entry, entryLevel, 0);
-
-	return HnswSearchLayer(g, q, &ep, 1, ef, 0, out);
-}
-
-/*
- * A search as a stream of results in increasing distance, for scans: the
- * first round is Algorithm 5 with ef; when its results run out and the
+ * Algorithm 5, K-NN-SEARCH, as a stream of results in increasing distance,
+ * for scans: the first round is the paper's search with ef; when its results run out and the
  * caller wants more (a filter rejected them), the next round doubles ef
  * and carries on from where the last stopped.  Nothing met is forgotten:
  * unexpanded candidates stay in cand and unreturned results in pool, so a
