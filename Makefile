@@ -8,6 +8,7 @@ DATA_built = tinyhnsw--0.1.0.sql
 
 OBJS = \
 	src/distance.o \
+	src/floatparse.o \
 	src/hnsw.o \
 	src/hnswbuild.o \
 	src/hnswgraph.o \
@@ -43,4 +44,4 @@ tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql
 
 # PGXS tracks no header dependencies: every object depends on our headers,
 # so a changed struct never meets a stale object.
-$(OBJS): src/hnsw.h src/vector.h src/distance.h
+$(OBJS): src/hnsw.h src/vector.h src/distance.h src/floatparse.h

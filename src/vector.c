@@ -6,8 +6,10 @@
  *	  btree comparison support and the avg/sum aggregate support functions.
  *
  * The text and binary formats are those of pgvector, so existing clients
- * read and write vectors unchanged.  Distances go through the dispatched
- * kernels of distance.c; nothing here knows about the index.
+ * read and write vectors unchanged.  Elements are read by FloatParse()
+ * (floatparse.c), strtof() made fast for short decimals.  Distances go
+ * through the dispatched kernels of distance.c; nothing here knows about
+ * the index.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,6 +28,7 @@
 #include "utils/lsyscache.h"
 
 #include "distance.h"
+#include "floatparse.h"
 #include "vector.h"
 
 /*
@@ -186,8 +189,9 @@ vector_in(PG_FUNCTION_ARGS)
 		if (dim == VECTOR_MAX_DIM)
 			check_dim(dim + 1);
 
+		/* strtof(), faster for the usual short decimals */
 		errno = 0;
-		value = strtof(p, &end);
+		value = FloatParse(p, &end);
 		if (end == p)
 			syntax_error(literal, NULL);
 		if (errno == ERANGE && isinf(value))
