@@ -484,6 +484,62 @@ vector_to_float4(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(result);
 }
 
+/* The distances between two vectors that SQL functions return */
+typedef enum VectorDistance
+{
+	DISTANCE_L2,
+	DISTANCE_L2_SQUARED,
+	DISTANCE_INNER_PRODUCT,
+	DISTANCE_NEGATIVE_INNER_PRODUCT,
+	DISTANCE_COSINE,
+	DISTANCE_SPHERICAL,
+	DISTANCE_L1
+} VectorDistance;
+
+/*
+ * One distance between the two vector arguments, which must have the same
+ * dimensions, freeing detoasted copies.
+ */
+static double
+vector_distance_args(FunctionCallInfo fcinfo, VectorDistance kind)
+{
+	Vector	   *a = PG_GETARG_VECTOR_P(0);
+	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	double		result = 0.0;
+
+	check_same_dims(a->dim, b->dim);
+	switch (kind)
+	{
+		case DISTANCE_L2:
+			result = sqrt((double) DistL2Squared(a->x, b->x, a->dim));
+			break;
+		case DISTANCE_L2_SQUARED:
+			result = (double) DistL2Squared(a->x, b->x, a->dim);
+			break;
+		case DISTANCE_INNER_PRODUCT:
+			result = (double) DistInnerProduct(a->x, b->x, a->dim);
+			break;
+		case DISTANCE_NEGATIVE_INNER_PRODUCT:
+			result = -(double) DistInnerProduct(a->x, b->x, a->dim);
+			break;
+		case DISTANCE_COSINE:
+			/* NaN when either norm is zero */
+			result = DistCosine(a->x, b->x, a->dim);
+			break;
+		case DISTANCE_SPHERICAL:
+			/* the cosine kernel already clamps the similarity to [-1, 1] */
+			result = acos(1.0 - DistCosine(a->x, b->x, a->dim)) / M_PI;
+			break;
+		case DISTANCE_L1:
+			result = (double) DistL1(a->x, b->x, a->dim);
+			break;
+	}
+
+	PG_FREE_IF_COPY(a, 0);
+	PG_FREE_IF_COPY(b, 1);
+	return result;
+}
+
 /*
  * Euclidean distance (the <-> operator).
  */
@@ -491,16 +547,7 @@ VECTOR_FUNCTION_INFO(l2_distance);
 Datum
 l2_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
-
-	check_same_dims(a->dim, b->dim);
-	result = sqrt((double) DistL2Squared(a->x, b->x, a->dim));
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_L2));
 }
 
 /*
@@ -510,16 +557,7 @@ VECTOR_FUNCTION_INFO(vector_l2_squared_distance);
 Datum
 vector_l2_squared_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
-
-	check_same_dims(a->dim, b->dim);
-	result = (double) DistL2Squared(a->x, b->x, a->dim);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_L2_SQUARED));
 }
 
 /*
@@ -529,16 +567,7 @@ VECTOR_FUNCTION_INFO(inner_product);
 Datum
 inner_product(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
-
-	check_same_dims(a->dim, b->dim);
-	result = (double) DistInnerProduct(a->x, b->x, a->dim);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_INNER_PRODUCT));
 }
 
 /*
@@ -548,16 +577,7 @@ VECTOR_FUNCTION_INFO(vector_negative_inner_product);
 Datum
 vector_negative_inner_product(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
-
-	check_same_dims(a->dim, b->dim);
-	result = -(double) DistInnerProduct(a->x, b->x, a->dim);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_NEGATIVE_INNER_PRODUCT));
 }
 
 /*
@@ -567,16 +587,7 @@ VECTOR_FUNCTION_INFO(cosine_distance);
 Datum
 cosine_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
-
-	check_same_dims(a->dim, b->dim);
-	result = DistCosine(a->x, b->x, a->dim);
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_COSINE));
 }
 
 /*
@@ -586,17 +597,7 @@ VECTOR_FUNCTION_INFO(vector_spherical_distance);
 Datum
 vector_spherical_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
-
-	check_same_dims(a->dim, b->dim);
-	/* the cosine kernel already clamps the similarity to [-1, 1] */
-	result = acos(1.0 - DistCosine(a->x, b->x, a->dim)) / M_PI;
-
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_SPHERICAL));
 }
 
 /*
@@ -606,16 +607,18 @@ VECTOR_FUNCTION_INFO(l1_distance);
 Datum
 l1_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	double		result;
+	PG_RETURN_FLOAT8(vector_distance_args(fcinfo, DISTANCE_L1));
+}
 
-	check_same_dims(a->dim, b->dim);
-	result = (double) DistL1(a->x, b->x, a->dim);
+/* Sum of the squares of the elements, in double */
+static double
+sum_of_squares(const Vector *v)
+{
+	double		sum = 0.0;
 
-	PG_FREE_IF_COPY(a, 0);
-	PG_FREE_IF_COPY(b, 1);
-	PG_RETURN_FLOAT8(result);
+	for (int i = 0; i < v->dim; i++)
+		sum += (double) v->x[i] * (double) v->x[i];
+	return sum;
 }
 
 /*
@@ -640,10 +643,7 @@ Datum
 vector_norm(PG_FUNCTION_ARGS)
 {
 	Vector	   *v = PG_GETARG_VECTOR_P(0);
-	double		sum = 0.0;
-
-	for (int i = 0; i < v->dim; i++)
-		sum += (double) v->x[i] * (double) v->x[i];
+	double		sum = sum_of_squares(v);
 
 	PG_FREE_IF_COPY(v, 0);
 	PG_RETURN_FLOAT8(sqrt(sum));
@@ -658,10 +658,7 @@ l2_normalize(PG_FUNCTION_ARGS)
 {
 	Vector	   *v = PG_GETARG_VECTOR_P(0);
 	Vector	   *result = VectorInit(v->dim);
-	double		sum = 0.0;
-
-	for (int i = 0; i < v->dim; i++)
-		sum += (double) v->x[i] * (double) v->x[i];
+	double		sum = sum_of_squares(v);
 
 	if (sum > 0.0)
 	{
@@ -703,12 +700,21 @@ subvector(PG_FUNCTION_ARGS)
 	PG_RETURN_VECTOR_P(result);
 }
 
+/* Element-wise arithmetic */
+typedef enum VectorArith
+{
+	ARITH_ADD,
+	ARITH_SUB,
+	ARITH_MUL
+} VectorArith;
+
 /*
- * Element-wise sum.
+ * The element-wise sum, difference or product of the two vector arguments,
+ * which must have the same dimensions, with float4's overflow and
+ * underflow errors.
  */
-VECTOR_FUNCTION_INFO(vector_add);
-Datum
-vector_add(PG_FUNCTION_ARGS)
+static Vector *
+vector_arith_args(FunctionCallInfo fcinfo, VectorArith op)
 {
 	Vector	   *a = PG_GETARG_VECTOR_P(0);
 	Vector	   *b = PG_GETARG_VECTOR_P(1);
@@ -718,11 +724,37 @@ vector_add(PG_FUNCTION_ARGS)
 	result = VectorInit(a->dim);
 	for (int i = 0; i < a->dim; i++)
 	{
-		result->x[i] = a->x[i] + b->x[i];
-		if (unlikely(isinf(result->x[i])))
+		float		x = 0.0f;
+
+		switch (op)
+		{
+			case ARITH_ADD:
+				x = a->x[i] + b->x[i];
+				break;
+			case ARITH_SUB:
+				x = a->x[i] - b->x[i];
+				break;
+			case ARITH_MUL:
+				x = a->x[i] * b->x[i];
+				if (unlikely(x == 0.0f) && a->x[i] != 0.0f && b->x[i] != 0.0f)
+					float_underflow_error();
+				break;
+		}
+		if (unlikely(isinf(x)))
 			float_overflow_error();
+		result->x[i] = x;
 	}
-	PG_RETURN_VECTOR_P(result);
+	return result;
+}
+
+/*
+ * Element-wise sum.
+ */
+VECTOR_FUNCTION_INFO(vector_add);
+Datum
+vector_add(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_VECTOR_P(vector_arith_args(fcinfo, ARITH_ADD));
 }
 
 /*
@@ -732,19 +764,7 @@ VECTOR_FUNCTION_INFO(vector_sub);
 Datum
 vector_sub(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	Vector	   *result;
-
-	check_same_dims(a->dim, b->dim);
-	result = VectorInit(a->dim);
-	for (int i = 0; i < a->dim; i++)
-	{
-		result->x[i] = a->x[i] - b->x[i];
-		if (unlikely(isinf(result->x[i])))
-			float_overflow_error();
-	}
-	PG_RETURN_VECTOR_P(result);
+	PG_RETURN_VECTOR_P(vector_arith_args(fcinfo, ARITH_SUB));
 }
 
 /*
@@ -754,21 +774,7 @@ VECTOR_FUNCTION_INFO(vector_mul);
 Datum
 vector_mul(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
-	Vector	   *result;
-
-	check_same_dims(a->dim, b->dim);
-	result = VectorInit(a->dim);
-	for (int i = 0; i < a->dim; i++)
-	{
-		result->x[i] = a->x[i] * b->x[i];
-		if (unlikely(isinf(result->x[i])))
-			float_overflow_error();
-		if (unlikely(result->x[i] == 0.0f) && a->x[i] != 0.0f && b->x[i] != 0.0f)
-			float_underflow_error();
-	}
-	PG_RETURN_VECTOR_P(result);
+	PG_RETURN_VECTOR_P(vector_arith_args(fcinfo, ARITH_MUL));
 }
 
 /*
@@ -980,13 +986,21 @@ vector_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(state1);
 }
 
-/* Turn an aggregate state into its vector of sums, or of averages */
+/*
+ * Turn an aggregate state into its vector of sums, or of averages; NULL
+ * when no rows were aggregated.
+ */
 static Vector *
-agg_state_to_vector(ArrayType *state, int dim, bool average)
+agg_final(ArrayType *state, bool average)
 {
+	int			dim = check_agg_state(state);
 	double	   *sums = (double *) ARR_DATA_PTR(state);
 	double		count = sums[0];
-	Vector	   *result = VectorInit(dim);
+	Vector	   *result;
+
+	if (dim == 0 || count <= 0.0)
+		return NULL;
+	result = VectorInit(dim);
 
 	for (int i = 0; i < dim; i++)
 	{
@@ -1004,12 +1018,11 @@ VECTOR_FUNCTION_INFO(vector_avg);
 Datum
 vector_avg(PG_FUNCTION_ARGS)
 {
-	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
-	int			dim = check_agg_state(state);
+	Vector	   *result = agg_final(PG_GETARG_ARRAYTYPE_P(0), true);
 
-	if (dim == 0 || ((double *) ARR_DATA_PTR(state))[0] <= 0.0)
+	if (result == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_VECTOR_P(agg_state_to_vector(state, dim, true));
+	PG_RETURN_VECTOR_P(result);
 }
 
 /*
@@ -1019,10 +1032,9 @@ VECTOR_FUNCTION_INFO(vector_sum);
 Datum
 vector_sum(PG_FUNCTION_ARGS)
 {
-	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
-	int			dim = check_agg_state(state);
+	Vector	   *result = agg_final(PG_GETARG_ARRAYTYPE_P(0), false);
 
-	if (dim == 0 || ((double *) ARR_DATA_PTR(state))[0] <= 0.0)
+	if (result == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_VECTOR_P(agg_state_to_vector(state, dim, false));
+	PG_RETURN_VECTOR_P(result);
 }
