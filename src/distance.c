@@ -52,42 +52,30 @@ cosine_from_sums(float ab, float aa, float bb)
 	return 1.0 - similarity;
 }
 
-/* Scalar sum of squared differences */
-float
-DistL2SquaredScalar(const float *a, const float *b, int dim)
-{
-	float		sum = 0.0f;
+/*
+ * The three one-sum kernels share their loops; only the step that adds
+ * one pair's term to the sum differs.  A macro writes each loop once, for
+ * the scalar versions here and the AVX2 ones below.
+ */
+#define STEP_L2(sum, x, y)	do { float d_ = (x) - (y); (sum) += d_ * d_; } while (0)
+#define STEP_IP(sum, x, y)	((sum) += (x) * (y))
+#define STEP_L1(sum, x, y)	((sum) += fabsf((x) - (y)))
 
-	for (int i = 0; i < dim; i++)
-	{
-		float		d = a[i] - b[i];
-
-		sum += d * d;
-	}
-	return sum;
+#define SCALAR_KERNEL(name, step) \
+float \
+name(const float *a, const float *b, int dim) \
+{ \
+	float		sum = 0.0f; \
+\
+	for (int i = 0; i < dim; i++) \
+		step(sum, a[i], b[i]); \
+	return sum; \
 }
 
-/* Scalar sum of products */
-float
-DistInnerProductScalar(const float *a, const float *b, int dim)
-{
-	float		sum = 0.0f;
-
-	for (int i = 0; i < dim; i++)
-		sum += a[i] * b[i];
-	return sum;
-}
-
-/* Scalar sum of absolute differences */
-float
-DistL1Scalar(const float *a, const float *b, int dim)
-{
-	float		sum = 0.0f;
-
-	for (int i = 0; i < dim; i++)
-		sum += fabsf(a[i] - b[i]);
-	return sum;
-}
+/* sum (a[i] - b[i])^2, sum a[i] * b[i], sum |a[i] - b[i]| */
+SCALAR_KERNEL(DistL2SquaredScalar, STEP_L2)
+SCALAR_KERNEL(DistInnerProductScalar, STEP_IP)
+SCALAR_KERNEL(DistL1Scalar, STEP_L1)
 
 /* Scalar cosine distance: a.b, |a|^2 and |b|^2 in one pass */
 double
@@ -122,119 +110,48 @@ hsum256(__m256 v)
 	return _mm_cvtss_f32(s);
 }
 
-/* AVX2+FMA sum of squared differences: four accumulators, scalar tail */
-__attribute__((target("avx2,fma")))
-static float
-DistL2SquaredAvx2(const float *a, const float *b, int dim)
-{
-	__m256		acc0 = _mm256_setzero_ps();
-	__m256		acc1 = _mm256_setzero_ps();
-	__m256		acc2 = _mm256_setzero_ps();
-	__m256		acc3 = _mm256_setzero_ps();
-	float		sum;
-	int			i = 0;
+#define VSTEP_L2(acc, x, y) \
+	do { __m256 d_ = _mm256_sub_ps((x), (y)); (acc) = _mm256_fmadd_ps(d_, d_, (acc)); } while (0)
+#define VSTEP_IP(acc, x, y)	((acc) = _mm256_fmadd_ps((x), (y), (acc)))
+/* clearing the sign bit gives the absolute value */
+#define VSTEP_L1(acc, x, y) \
+	((acc) = _mm256_add_ps((acc), _mm256_and_ps(_mm256_sub_ps((x), (y)), \
+		_mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))))
 
-	for (; i + 32 <= dim; i += 32)
-	{
-		__m256		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-		__m256		d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-		__m256		d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
-		__m256		d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
-
-		acc0 = _mm256_fmadd_ps(d0, d0, acc0);
-		acc1 = _mm256_fmadd_ps(d1, d1, acc1);
-		acc2 = _mm256_fmadd_ps(d2, d2, acc2);
-		acc3 = _mm256_fmadd_ps(d3, d3, acc3);
-	}
-	for (; i + 8 <= dim; i += 8)
-	{
-		__m256		d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-
-		acc0 = _mm256_fmadd_ps(d, d, acc0);
-	}
-
-	acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-	sum = hsum256(acc0);
-
-	for (; i < dim; i++)
-	{
-		float		d = a[i] - b[i];
-
-		sum += d * d;
-	}
-	return sum;
+/* AVX2+FMA one-sum kernels: four accumulators, then eight at a time, scalar tail */
+#define AVX2_KERNEL(name, vstep, step) \
+__attribute__((target("avx2,fma"))) \
+static float \
+name(const float *a, const float *b, int dim) \
+{ \
+	__m256		acc0 = _mm256_setzero_ps(); \
+	__m256		acc1 = _mm256_setzero_ps(); \
+	__m256		acc2 = _mm256_setzero_ps(); \
+	__m256		acc3 = _mm256_setzero_ps(); \
+	float		sum; \
+	int			i = 0; \
+\
+	for (; i + 32 <= dim; i += 32) \
+	{ \
+		vstep(acc0, _mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)); \
+		vstep(acc1, _mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8)); \
+		vstep(acc2, _mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16)); \
+		vstep(acc3, _mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24)); \
+	} \
+	for (; i + 8 <= dim; i += 8) \
+		vstep(acc0, _mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)); \
+\
+	acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)); \
+	sum = hsum256(acc0); \
+\
+	for (; i < dim; i++) \
+		step(sum, a[i], b[i]); \
+	return sum; \
 }
 
-/* AVX2+FMA sum of products: four accumulators, scalar tail */
-__attribute__((target("avx2,fma")))
-static float
-DistInnerProductAvx2(const float *a, const float *b, int dim)
-{
-	__m256		acc0 = _mm256_setzero_ps();
-	__m256		acc1 = _mm256_setzero_ps();
-	__m256		acc2 = _mm256_setzero_ps();
-	__m256		acc3 = _mm256_setzero_ps();
-	float		sum;
-	int			i = 0;
-
-	for (; i + 32 <= dim; i += 32)
-	{
-		acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-		acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-		acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-		acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
-	}
-	for (; i + 8 <= dim; i += 8)
-		acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-
-	acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-	sum = hsum256(acc0);
-
-	for (; i < dim; i++)
-		sum += a[i] * b[i];
-	return sum;
-}
-
-/* AVX2 sum of absolute differences: four accumulators, scalar tail */
-__attribute__((target("avx2,fma")))
-static float
-DistL1Avx2(const float *a, const float *b, int dim)
-{
-	/* clearing the sign bit gives the absolute value */
-	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-	__m256		acc0 = _mm256_setzero_ps();
-	__m256		acc1 = _mm256_setzero_ps();
-	__m256		acc2 = _mm256_setzero_ps();
-	__m256		acc3 = _mm256_setzero_ps();
-	float		sum;
-	int			i = 0;
-
-	for (; i + 32 <= dim; i += 32)
-	{
-		__m256		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-		__m256		d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-		__m256		d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
-		__m256		d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
-
-		acc0 = _mm256_add_ps(acc0, _mm256_and_ps(d0, absmask));
-		acc1 = _mm256_add_ps(acc1, _mm256_and_ps(d1, absmask));
-		acc2 = _mm256_add_ps(acc2, _mm256_and_ps(d2, absmask));
-		acc3 = _mm256_add_ps(acc3, _mm256_and_ps(d3, absmask));
-	}
-	for (; i + 8 <= dim; i += 8)
-	{
-		__m256		d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-
-		acc0 = _mm256_add_ps(acc0, _mm256_and_ps(d, absmask));
-	}
-
-	acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-	sum = hsum256(acc0);
-
-	for (; i < dim; i++)
-		sum += fabsf(a[i] - b[i]);
-	return sum;
-}
+AVX2_KERNEL(DistL2SquaredAvx2, VSTEP_L2, STEP_L2)
+AVX2_KERNEL(DistInnerProductAvx2, VSTEP_IP, STEP_IP)
+AVX2_KERNEL(DistL1Avx2, VSTEP_L1, STEP_L1)
 
 /* AVX2+FMA cosine distance: two accumulators per sum, scalar tail */
 __attribute__((target("avx2,fma")))
