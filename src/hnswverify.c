@@ -433,6 +433,26 @@ heap_tid_ok(ItemPointer tid)
 		ItemPointerGetOffsetNumberNoCheck(tid) <= MaxHeapTuplesPerPage;
 }
 
+/*
+ * Heap TID slots of an element or duplicate tuple: the first nused hold
+ * valid heap TIDs, the rest are unused.
+ */
+static void
+check_heaptid_slots(VerifyState *vs, BlockNumber blkno, OffsetNumber off,
+					ItemPointerData *tids, int nslots, int nused)
+{
+	for (int t = 0; t < nslots; t++)
+	{
+		ItemPointer tid = &tids[t];
+
+		if (t < nused ? !heap_tid_ok(tid) : !tid_is_unused(tid))
+			corrupted(vs, blkno, off,
+					  "Heap TID slot %d of %d in use holds (%u,%u).",
+					  t, nused, ItemPointerGetBlockNumberNoCheck(tid),
+					  ItemPointerGetOffsetNumberNoCheck(tid));
+	}
+}
+
 /* Does a TID name a possible tuple of an index page? */
 static bool
 index_tid_ok(VerifyState *vs, ItemPointer tid)
@@ -479,16 +499,8 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 		corrupted(vs, blkno, off,
 				  "The element has %u heap TIDs and flags 0x%02x.",
 				  etup->ntids, etup->flags);
-	for (int t = 0; t < HNSW_HEAPTIDS; t++)
-	{
-		ItemPointer tid = &etup->heaptids[t];
-
-		if (t < etup->ntids ? !heap_tid_ok(tid) : !tid_is_unused(tid))
-			corrupted(vs, blkno, off,
-					  "Heap TID slot %d of %u in use holds (%u,%u).",
-					  t, etup->ntids, ItemPointerGetBlockNumberNoCheck(tid),
-					  ItemPointerGetOffsetNumberNoCheck(tid));
-	}
+	check_heaptid_slots(vs, blkno, off, etup->heaptids, HNSW_HEAPTIDS,
+						etup->ntids);
 	if (!index_tid_ok(vs, &etup->neighbortid))
 		corrupted(vs, blkno, off,
 				  "The element's neighbour tuple TID (%u,%u) is not a valid index TID.",
@@ -602,16 +614,8 @@ check_duplicate(VerifyState *vs, Page page, BlockNumber blkno,
 		corrupted(vs, blkno, off,
 				  "The duplicate tuple has %u heap TIDs and padding 0x%02x.",
 				  dtup->ntids, dtup->unused);
-	for (int t = 0; t < HNSW_DUPLICATE_TIDS; t++)
-	{
-		ItemPointer tid = &dtup->heaptids[t];
-
-		if (t < dtup->ntids ? !heap_tid_ok(tid) : !tid_is_unused(tid))
-			corrupted(vs, blkno, off,
-					  "Heap TID slot %d of %u in use holds (%u,%u).",
-					  t, dtup->ntids, ItemPointerGetBlockNumberNoCheck(tid),
-					  ItemPointerGetOffsetNumberNoCheck(tid));
-	}
+	check_heaptid_slots(vs, blkno, off, dtup->heaptids, HNSW_DUPLICATE_TIDS,
+						dtup->ntids);
 	if (!tid_is_unused(&dtup->next) && !index_tid_ok(vs, &dtup->next))
 		corrupted(vs, blkno, off,
 				  "The next duplicate tuple TID (%u,%u) is not a valid index TID.",
