@@ -62,20 +62,11 @@ typedef struct HnswVacuumState
 	MemoryContext tmpCtx;
 } HnswVacuumState;
 
-static int
-ref_cmp(const void *a, const void *b)
-{
-	HnswRef		ra = *(const HnswRef *) a;
-	HnswRef		rb = *(const HnswRef *) b;
-
-	return ra < rb ? -1 : (ra > rb ? 1 : 0);
-}
-
 static bool
 is_deleted(HnswVacuumState *vs, HnswRef ref)
 {
 	return vs->ndeleted > 0 &&
-		bsearch(&ref, vs->deleted, vs->ndeleted, sizeof(HnswRef), ref_cmp) != NULL;
+		bsearch(&ref, vs->deleted, vs->ndeleted, sizeof(HnswRef), HnswRefCmp) != NULL;
 }
 
 static void
@@ -97,6 +88,32 @@ is_element(Page page, OffsetNumber off)
 
 	return ItemIdIsNormal(itemid) && ItemIdGetLength(itemid) > 0 &&
 		*(uint8 *) PageGetItem(page, itemid) == HNSW_ELEMENT_TUPLE;
+}
+
+/*
+ * Drop the heap TIDs vacuum's callback names dead from the first ntids of
+ * tids, keeping the rest packed at the front and clearing the slots freed;
+ * sets *changed if any went.  Returns how many are left.
+ */
+static int
+drop_dead_tids(HnswVacuumState *vs, ItemPointerData *tids, int ntids,
+			   bool *changed)
+{
+	int			kept = 0;
+
+	for (int t = 0; t < ntids; t++)
+	{
+		if (vs->callback(&tids[t], vs->callback_state))
+		{
+			vs->stats->tuples_removed++;
+			*changed = true;
+		}
+		else
+			tids[kept++] = tids[t];
+	}
+	for (int t = kept; t < ntids; t++)
+		ItemPointerSetInvalid(&tids[t]);
+	return kept;
 }
 
 /*
@@ -134,18 +151,7 @@ clean_chain(HnswVacuumState *vs, ItemPointer head)
 		state = GenericXLogStart(index);
 		dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, buf, 0),
 								blkno, offno);
-		for (int t = 0; t < dtup->ntids; t++)
-		{
-			if (vs->callback(&dtup->heaptids[t], vs->callback_state))
-			{
-				vs->stats->tuples_removed++;
-				changed = true;
-			}
-			else
-				dtup->heaptids[kept++] = dtup->heaptids[t];
-		}
-		for (int t = kept; t < dtup->ntids; t++)
-			ItemPointerSetInvalid(&dtup->heaptids[t]);
+		kept = drop_dead_tids(vs, dtup->heaptids, dtup->ntids, &changed);
 		dtup->ntids = kept;
 		left += kept;
 		next = dtup->next;
@@ -185,18 +191,7 @@ remove_heap_tids(HnswVacuumState *vs, Buffer buf)
 			add_deleted(vs, HnswRefFromTid(blkno, off));
 			continue;
 		}
-		for (int t = 0; t < etup->ntids; t++)
-		{
-			if (vs->callback(&etup->heaptids[t], vs->callback_state))
-			{
-				vs->stats->tuples_removed++;
-				changed = true;
-			}
-			else
-				etup->heaptids[kept++] = etup->heaptids[t];
-		}
-		for (int t = kept; t < etup->ntids; t++)
-			ItemPointerSetInvalid(&etup->heaptids[t]);
+		kept = drop_dead_tids(vs, etup->heaptids, etup->ntids, &changed);
 		etup->ntids = kept;
 		/* the chain's heap TIDs count as the element's */
 		if (ItemPointerIsValid(&etup->duptid))
