@@ -261,6 +261,7 @@ typedef uint64 HnswRef;
 #define HnswRefFromTid(blk, off)	(((uint64) (blk) << 16) | (uint64) (off))
 #define HnswRefBlock(ref)		((BlockNumber) ((ref) >> 16))
 #define HnswRefOffset(ref)		((OffsetNumber) ((ref) & 0xFFFF))
+extern int	HnswRefCmp(const void *a, const void *b);
 
 /* An element met during a search, with its distance to the query */
 typedef struct HnswCandidate

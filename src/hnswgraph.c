@@ -357,6 +357,16 @@ struct HnswStream
 	float		bound;			/* results up to here are final */
 };
 
+/* qsort/bsearch order of refs (for pages: block, then offset) */
+int
+HnswRefCmp(const void *a, const void *b)
+{
+	HnswRef		ra = *(const HnswRef *) a;
+	HnswRef		rb = *(const HnswRef *) b;
+
+	return ra < rb ? -1 : (ra > rb ? 1 : 0);
+}
+
 static int
 float_cmp(const void *a, const void *b)
 {

@@ -644,15 +644,6 @@ static const HnswGraphOps hnsw_page_ops = {
 	.add_link = page_add_link,
 };
 
-static int
-ref_cmp(const void *a, const void *b)
-{
-	HnswRef		ra = *(const HnswRef *) a;
-	HnswRef		rb = *(const HnswRef *) b;
-
-	return ra < rb ? -1 : (ra > rb ? 1 : 0);
-}
-
 /*
  * Link every live element that nothing names on layer 0 from its own
  * nearest neighbour (hnswmem.c's link_orphans, on pages): for the end of a
@@ -722,7 +713,7 @@ HnswPageLinkOrphans(HnswPageGraph *pg)
 		CHECK_FOR_INTERRUPTS();
 		for (int j = 0; j < nn; j++)
 		{
-			HnswRef    *hit = bsearch(&nbrs[j], refs, n, sizeof(HnswRef), ref_cmp);
+			HnswRef    *hit = bsearch(&nbrs[j], refs, n, sizeof(HnswRef), HnswRefCmp);
 
 			if (hit)
 				indeg[hit - refs]++;
