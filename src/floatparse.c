@@ -104,6 +104,24 @@ decimal_digit(char c, unsigned int *digit)
 	return *digit <= 9;
 }
 
+/*
+ * Append the run of digits at *p to *w, advancing *p past them; returns how
+ * many there were.  *w may wrap; callers check the count first.
+ */
+static inline ptrdiff_t
+append_digits(const char **p, uint64_t *w)
+{
+	const char *start = *p;
+	unsigned int digit;
+
+	while (decimal_digit(**p, &digit))
+	{
+		*w = *w * 10 + digit;
+		(*p)++;
+	}
+	return *p - start;
+}
+
 /* The fast path; see the top of the file */
 static inline bool
 parse_fast(const char *s, char **end, float *result)
@@ -111,7 +129,6 @@ parse_fast(const char *s, char **end, float *result)
 #ifdef FLOATPARSE_HAVE_FAST_PATH
 	const char *p = s;
 	const char *digits;
-	const char *sig;
 	const char *dot = NULL;
 	bool		negative = false;
 	uint64_t	w = 0;
@@ -133,33 +150,21 @@ parse_fast(const char *s, char **end, float *result)
 
 	/*
 	 * The digits, with at most one '.' among them.  Leading zeros are not
-	 * significant: skip them, then count the significant digits by pointer
-	 * differences.  w may wrap when there are more than 19, but is then
-	 * not used.
+	 * significant: skip them (and, before any other digit, those after the
+	 * '.'), then count the rest.  w may wrap when there are more than 19,
+	 * but is then not used.
 	 */
 	digits = p;
 	while (*p == '0')
 		p++;
-	sig = p;
-	while (decimal_digit(*p, &digit))
-	{
-		w = w * 10 + digit;
-		p++;
-	}
-	nsig = p - sig;
+	nsig = append_digits(&p, &w);
 	if (*p == '.')
 	{
 		dot = p++;
 		if (w == 0)
 			while (*p == '0')
 				p++;
-		sig = p;
-		while (decimal_digit(*p, &digit))
-		{
-			w = w * 10 + digit;
-			p++;
-		}
-		nsig += p - sig;
+		nsig += append_digits(&p, &w);
 	}
 	if (nsig > MAX_SIG_DIGITS)
 		return false;
