@@ -646,8 +646,11 @@ static const HnswGraphOps hnsw_page_ops = {
 
 /*
  * Link every live element that nothing names on layer 0 from its own
- * nearest neighbour (hnswmem.c's link_orphans, on pages): for the end of a
- * build that inserted on pages.  Reads the whole index once.
+ * nearest neighbour: for the end of a build that inserted on pages, and for
+ * vacuum's cleanup.  Reads the whole index once.  The link is forced
+ * through add_link, whose heuristic may drop another element's last
+ * incoming link; that one waits for the next call (unlike hnswmem.c's
+ * link_orphans, which only evicts members other lists also name).
  */
 void
 HnswPageLinkOrphans(HnswPageGraph *pg)
