@@ -278,13 +278,15 @@ typedef struct HnswGraphOps
 {
 	/*
 	 * For each of n candidates, the distance from q to c[i].ref's vector
-	 * into c[i].dist, and c[i].loc and c[i].deleted.  One call per batch of neighbours lets
-	 * a storage overlap the memory latency of one element with the work on
-	 * another.  A storage errors out on a damaged element rather than
-	 * return garbage.
+	 * into c[i].dist, and c[i].loc and c[i].deleted.  One call per batch of
+	 * neighbours lets a storage overlap the memory latency of one element
+	 * with the work on another.  With vecs, also each vector into vecs[i],
+	 * valid as `vector`'s, for a caller that compares the candidates among
+	 * themselves next (pruning), so that nothing is read twice.  A storage
+	 * errors out on a damaged element rather than return garbage.
 	 */
 	void		(*distances) (HnswGraph *g, const float *q, HnswCandidate *c,
-							  int n);
+							  int n, const float **vecs);
 
 	/*
 	 * Copy c's neighbours on a layer into out (room for 2m refs); return

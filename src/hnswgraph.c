@@ -192,6 +192,13 @@ candidate_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* A candidate with its vector, sorted together by candidate_cmp */
+typedef struct CandidateVector
+{
+	HnswCandidate c;			/* must be first */
+	const float *v;
+} CandidateVector;
+
 /* The graph ------------------------------------------------------------- */
 
 /* Set up a graph over some storage */
@@ -281,7 +288,7 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 		}
 		if (nfresh == 0)
 			continue;
-		g->ops->distances(g, q, fresh, nfresh);
+		g->ops->distances(g, q, fresh, nfresh, NULL);
 		for (int i = 0; i < nfresh; i++)
 		{
 			if (found->count < ef || fresh[i].dist < found->items[0].dist)
@@ -319,7 +326,7 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	HnswCandidate ep;
 
 	ep.ref = entry;
-	g->ops->distances(g, q, &ep, 1);
+	g->ops->distances(g, q, &ep, 1, NULL);
 	for (int lc = entryLevel; lc > toLayer; lc--)
 	{
 		HnswCandidate *w;
@@ -432,7 +439,7 @@ stream_expand(HnswStream *s)
 		}
 		if (nfresh == 0)
 			continue;
-		g->ops->distances(g, s->q, fresh, nfresh);
+		g->ops->distances(g, s->q, fresh, nfresh, NULL);
 		for (int i = 0; i < nfresh; i++)
 		{
 			/* everything is kept for later rounds; only W is bounded */
@@ -516,11 +523,12 @@ HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
  * keepPruned, leftover room is filled with the nearest of the rejected
  * (the paper's keepPrunedConnections): used when an existing list is
  * shrunk, where pruning down to a few links orphaned elements, markedly
- * so under inner product, which is not a metric.
+ * so under inner product, which is not a metric.  given, when not NULL,
+ * holds the candidates' vectors (in c's order), already read.
  */
 static int
 select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
-				  bool keepPruned)
+				  bool keepPruned, const float **given)
 {
 	const float **vecs;
 	HnswCandidate *pruned;
@@ -535,7 +543,7 @@ select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
 	pruned = palloc(sizeof(HnswCandidate) * nc);
 	for (i = 0; i < nc && nkept < max; i++)
 	{
-		const float *v = g->ops->vector(g, &c[i]);
+		const float *v = given ? given[i] : g->ops->vector(g, &c[i]);
 		bool		good = true;
 
 		for (int j = 0; j < nkept; j++)
@@ -616,7 +624,8 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 		memcpy(ep, w, sizeof(HnswCandidate) * nw);
 		nep = nw;
 
-		nsel = select_neighbours(g, w, nw, HnswSelectCount(g->m, lc), false);
+		nsel = select_neighbours(g, w, nw, HnswSelectCount(g->m, lc), false,
+								 NULL);
 		nb->lists[lc] = w;
 		nb->count[lc] = nsel;
 	}
@@ -706,7 +715,7 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 		k = palloc(sizeof(HnswCandidate) * nkeep);
 		for (int i = 0; i < nkeep; i++)
 			k[i].ref = keep[i];
-		g->ops->distances(g, evec, k, nkeep);
+		g->ops->distances(g, evec, k, nkeep, NULL);
 		for (int i = 0; i < nkeep; i++)
 		{
 			bool		dup = false;
@@ -721,7 +730,8 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 		pfree(k);
 	}
 	qsort(c, n, sizeof(HnswCandidate), candidate_cmp);
-	n = select_neighbours(g, c, n, HnswLayerCapacity(g->m, layer), true);
+	n = select_neighbours(g, c, n, HnswLayerCapacity(g->m, layer), true,
+						  NULL);
 	pfree(w);
 	*out = c;
 	return n;
@@ -742,6 +752,8 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswCandidate *c;
+	const float **v;
+	CandidateVector *cv;
 	const float *ev;
 	int			n;
 
@@ -757,24 +769,38 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 		return ncur + 1;
 	}
 
+	/* each member's vector is read once: for its distance and the pruning */
 	ev = g->ops->vector(g, e);
 	c = palloc(sizeof(HnswCandidate) * (ncur + 1));
+	v = palloc(sizeof(const float *) * (ncur + 1));
+	cv = palloc(sizeof(CandidateVector) * (ncur + 1));
 	for (int i = 0; i < ncur; i++)
 		c[i].ref = cur[i];
-	g->ops->distances(g, ev, c, ncur);
+	g->ops->distances(g, ev, c, ncur, v);
 	c[ncur] = *q;
-	qsort(c, ncur + 1, sizeof(HnswCandidate), candidate_cmp);
+	v[ncur] = g->ops->vector(g, q);
+	for (int i = 0; i <= ncur; i++)
+	{
+		cv[i].c = c[i];
+		cv[i].v = v[i];
+	}
+	qsort(cv, ncur + 1, sizeof(CandidateVector), candidate_cmp);
 	/* a neighbour deleted meanwhile is the first to go */
 	n = 0;
 	for (int i = 0; i <= ncur; i++)
 	{
-		if (!c[i].deleted)
-			c[n++] = c[i];
+		if (!cv[i].c.deleted)
+		{
+			c[n] = cv[i].c;
+			v[n++] = cv[i].v;
+		}
 	}
-	n = select_neighbours(g, c, n, cap, true);
+	n = select_neighbours(g, c, n, cap, true, v);
 	for (int i = 0; i < n; i++)
 		out[i] = c[i].ref;
 	pfree(c);
+	pfree(v);
+	pfree(cv);
 	if (force)
 	{
 		bool		kept = false;

@@ -134,7 +134,8 @@ prefetch_vector(const float *v, int dim)
 }
 
 static void
-mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
+mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
+			  const float **vecs)
 {
 	HnswMemGraph *mg = (HnswMemGraph *) g;
 
@@ -147,6 +148,8 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 		c[i].loc = 0;
 		c[i].deleted = false;
 		c[i].dist = g->dist(q, mem_element(mg, c[i].ref)->vec, g->dim);
+		if (vecs)
+			vecs[i] = mem_element(mg, c[i].ref)->vec;
 	}
 }
 
@@ -657,7 +660,7 @@ link_orphan(HnswMemGraph *mg, HnswRef x, uint32 *indeg)
 		}
 		for (int i = 0; i < n; i++)
 			c[i].ref = members[i];
-		mem_distances(g, ne->vec, c, n);
+		mem_distances(g, ne->vec, c, n, NULL);
 		for (int i = 0; i < n; i++)
 		{
 			if (indeg[c[i].ref] >= 2 &&

@@ -381,7 +381,8 @@ graph_index(HnswGraph *g)
  * share lock.  At most three pins are held.
  */
 static void
-page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
+page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
+			   const float **vecs)
 {
 	Relation	index = graph_index(g);
 	Buffer		bufs[3];
@@ -420,6 +421,13 @@ page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n)
 								  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
 								  g->dim);
 			e->dist = g->dist(q, etup->vec, g->dim);
+			if (vecs)
+			{
+				float	   *v = palloc(sizeof(float) * g->dim);
+
+				memcpy(v, etup->vec, sizeof(float) * g->dim);
+				vecs[i - 2] = v;
+			}
 			e->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
 			e->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
 									ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
@@ -733,7 +741,7 @@ HnswPageLinkOrphans(HnswPageGraph *pg)
 			continue;
 		xv = g->ops->vector(g, &x);
 		e.ref = nbrs[0];
-		g->ops->distances(g, xv, &e, 1);
+		g->ops->distances(g, xv, &e, 1, NULL);
 		if (e.deleted)
 			continue;
 		x.dist = e.dist;
