@@ -31,6 +31,15 @@ DistanceKernel DistL2Squared = DistL2SquaredScalar;
 DistanceKernel DistInnerProduct = DistInnerProductScalar;
 DistanceKernel DistL1 = DistL1Scalar;
 CosineKernel DistCosine = DistCosineScalar;
+BoundedKernel DistL2SquaredBounded = DistL2SquaredBoundedScalar;
+BoundedKernel DistL1Bounded = DistL1BoundedScalar;
+
+/*
+ * How often a bounded kernel compares its partial sum with the bound: a
+ * multiple of the AVX2 loop's 32 floats, and rarely enough that the
+ * comparisons cost nothing next to the loads.
+ */
+#define BOUND_STRIDE	256
 
 /* Turn a.b, |a|^2 and |b|^2 into a cosine distance clamped to [0, 2] */
 static double
@@ -72,10 +81,37 @@ name(const float *a, const float *b, int dim) \
 	return sum; \
 }
 
+/*
+ * The bounded scalar kernels add the terms in the same order as the plain
+ * ones, so a sum run to its end is the plain kernel's bit for bit; terms
+ * are never negative and rounding is monotonic, so a partial sum above the
+ * bound means the full sum is above it too.
+ */
+#define SCALAR_BOUNDED_KERNEL(name, step) \
+float \
+name(const float *a, const float *b, int dim, float bound) \
+{ \
+	float		sum = 0.0f; \
+	int			i = 0; \
+\
+	while (i < dim) \
+	{ \
+		int			end = dim - i > BOUND_STRIDE ? i + BOUND_STRIDE : dim; \
+\
+		for (; i < end; i++) \
+			step(sum, a[i], b[i]); \
+		if (sum > bound) \
+			break; \
+	} \
+	return sum; \
+}
+
 /* sum (a[i] - b[i])^2, sum a[i] * b[i], sum |a[i] - b[i]| */
 SCALAR_KERNEL(DistL2SquaredScalar, STEP_L2)
 SCALAR_KERNEL(DistInnerProductScalar, STEP_IP)
 SCALAR_KERNEL(DistL1Scalar, STEP_L1)
+SCALAR_BOUNDED_KERNEL(DistL2SquaredBoundedScalar, STEP_L2)
+SCALAR_BOUNDED_KERNEL(DistL1BoundedScalar, STEP_L1)
 
 /* Scalar cosine distance: a.b, |a|^2 and |b|^2 in one pass */
 double
@@ -118,12 +154,22 @@ hsum256(__m256 v)
 	((acc) = _mm256_add_ps((acc), _mm256_and_ps(_mm256_sub_ps((x), (y)), \
 		_mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)))))
 
-/* AVX2+FMA one-sum kernels: four accumulators, then eight at a time, scalar tail */
-#define AVX2_KERNEL(name, vstep, step) \
-__attribute__((target("avx2,fma"))) \
-static float \
-name(const float *a, const float *b, int dim) \
-{ \
+/* The four accumulators summed, in the one order both kinds of kernel use */
+__attribute__((target("avx2,fma")))
+static inline float
+hsum4x256(__m256 acc0, __m256 acc1, __m256 acc2, __m256 acc3)
+{
+	return hsum256(_mm256_add_ps(_mm256_add_ps(acc0, acc1),
+								 _mm256_add_ps(acc2, acc3)));
+}
+
+/*
+ * AVX2+FMA one-sum kernels: four accumulators, then eight at a time, scalar
+ * tail.  The bounded ones run the same loop and, every BOUND_STRIDE floats,
+ * return the accumulators' sum if it is already above the bound; see the
+ * scalar versions for why that is a lower bound of the result.
+ */
+#define AVX2_LOOP(vstep, step, check) \
 	__m256		acc0 = _mm256_setzero_ps(); \
 	__m256		acc1 = _mm256_setzero_ps(); \
 	__m256		acc2 = _mm256_setzero_ps(); \
@@ -137,21 +183,47 @@ name(const float *a, const float *b, int dim) \
 		vstep(acc1, _mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8)); \
 		vstep(acc2, _mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16)); \
 		vstep(acc3, _mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24)); \
+		check; \
 	} \
 	for (; i + 8 <= dim; i += 8) \
 		vstep(acc0, _mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)); \
 \
-	acc0 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)); \
-	sum = hsum256(acc0); \
+	sum = hsum4x256(acc0, acc1, acc2, acc3); \
 \
 	for (; i < dim; i++) \
 		step(sum, a[i], b[i]); \
-	return sum; \
+	return sum;
+
+#define AVX2_BOUND_CHECK \
+	if ((i + 32) % BOUND_STRIDE == 0) \
+	{ \
+		float		partial_ = hsum4x256(acc0, acc1, acc2, acc3); \
+\
+		if (partial_ > bound) \
+			return partial_; \
+	}
+
+#define AVX2_KERNEL(name, vstep, step) \
+__attribute__((target("avx2,fma"))) \
+static float \
+name(const float *a, const float *b, int dim) \
+{ \
+	AVX2_LOOP(vstep, step, (void) 0) \
+}
+
+#define AVX2_BOUNDED_KERNEL(name, vstep, step) \
+__attribute__((target("avx2,fma"))) \
+static float \
+name(const float *a, const float *b, int dim, float bound) \
+{ \
+	AVX2_LOOP(vstep, step, AVX2_BOUND_CHECK) \
 }
 
 AVX2_KERNEL(DistL2SquaredAvx2, VSTEP_L2, STEP_L2)
 AVX2_KERNEL(DistInnerProductAvx2, VSTEP_IP, STEP_IP)
 AVX2_KERNEL(DistL1Avx2, VSTEP_L1, STEP_L1)
+AVX2_BOUNDED_KERNEL(DistL2SquaredBoundedAvx2, VSTEP_L2, STEP_L2)
+AVX2_BOUNDED_KERNEL(DistL1BoundedAvx2, VSTEP_L1, STEP_L1)
 
 /* AVX2+FMA cosine distance: two accumulators per sum, scalar tail */
 __attribute__((target("avx2,fma")))
@@ -208,6 +280,17 @@ DistCosineAvx2(const float *a, const float *b, int dim)
 
 #endif							/* DISTANCE_HAVE_AVX2 */
 
+/* The bounded version of a dispatched kernel, or NULL if it has none */
+BoundedKernel
+DistBoundedKernel(DistanceKernel kernel)
+{
+	if (kernel == DistL2Squared)
+		return DistL2SquaredBounded;
+	if (kernel == DistL1)
+		return DistL1Bounded;
+	return NULL;
+}
+
 /* Point the dispatched kernels at the best versions this CPU can run */
 const char *
 DistanceInit(void)
@@ -220,6 +303,8 @@ DistanceInit(void)
 		DistInnerProduct = DistInnerProductAvx2;
 		DistL1 = DistL1Avx2;
 		DistCosine = DistCosineAvx2;
+		DistL2SquaredBounded = DistL2SquaredBoundedAvx2;
+		DistL1Bounded = DistL1BoundedAvx2;
 		return "avx2+fma";
 	}
 #endif
@@ -228,5 +313,7 @@ DistanceInit(void)
 	DistInnerProduct = DistInnerProductScalar;
 	DistL1 = DistL1Scalar;
 	DistCosine = DistCosineScalar;
+	DistL2SquaredBounded = DistL2SquaredBoundedScalar;
+	DistL1Bounded = DistL1BoundedScalar;
 	return "scalar";
 }

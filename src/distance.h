@@ -32,11 +32,31 @@ extern DistanceKernel DistL1;	/* sum |a[i] - b[i]| */
 typedef double (*CosineKernel) (const float *a, const float *b, int dim);
 extern CosineKernel DistCosine;
 
+/*
+ * Bounded kernels, for sums of terms that are never negative (squared L2,
+ * L1): the plain kernel's result, bit for bit, whenever that is at most
+ * bound; otherwise any value above bound and no greater than the plain
+ * result, since they may stop adding once the partial sum passes bound.
+ * A search uses them to stop reading a vector that can no longer make the
+ * cut.  Inner product has no such bound.
+ */
+typedef float (*BoundedKernel) (const float *a, const float *b, int dim,
+								float bound);
+extern BoundedKernel DistL2SquaredBounded;
+extern BoundedKernel DistL1Bounded;
+
+/* The bounded version of a dispatched kernel, or NULL if it has none */
+extern BoundedKernel DistBoundedKernel(DistanceKernel kernel);
+
 /* Portable versions, always available (the tests compare against them) */
 extern float DistL2SquaredScalar(const float *a, const float *b, int dim);
 extern float DistInnerProductScalar(const float *a, const float *b, int dim);
 extern float DistL1Scalar(const float *a, const float *b, int dim);
 extern double DistCosineScalar(const float *a, const float *b, int dim);
+extern float DistL2SquaredBoundedScalar(const float *a, const float *b, int dim,
+										float bound);
+extern float DistL1BoundedScalar(const float *a, const float *b, int dim,
+								 float bound);
 
 /* Choose the kernels for this CPU; returns the name of the chosen set */
 extern const char *DistanceInit(void);

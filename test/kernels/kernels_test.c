@@ -15,7 +15,10 @@
  * For every dimension 1 .. 2000, on pseudo-random data from a fixed seed
  * (and deliberately misaligned pointers), each dispatched kernel must agree
  * with its scalar version, and the scalar version with a double-precision
- * reference, within 1e-4 relative plus a small absolute epsilon.  It prints
+ * reference, within 1e-4 relative plus a small absolute epsilon.  Each
+ * bounded kernel must return exactly the plain kernel's result (bit for
+ * bit) when that is at most the bound, and otherwise a value above the
+ * bound and at most the plain result, for bounds on both sides.  It prints
  * the kernel set DistanceInit() chose, a final line
  * "kernels: N passed, N failed", and exits non-zero if anything failed.
  *
@@ -79,6 +82,45 @@ check(const char *what, int dim, double got, double want, double scale,
 	}
 }
 
+/*
+ * A bounded kernel against its plain version: exact at or under the bound,
+ * else a lower bound of the plain result that is above the bound.
+ */
+static void
+check_bounded(const char *what, int dim, BoundedKernel bounded,
+			  DistanceKernel plain, const float *a, const float *b)
+{
+	static const float fractions[] = {0.0f, 0.1f, 0.5f, 0.9f, 0.999f, 1.0f, 2.0f};
+	float		full = plain(a, b, dim);
+
+	for (int f = 0; f < (int) (sizeof(fractions) / sizeof(fractions[0])); f++)
+	{
+		float		bound = full * fractions[f];
+		float		got = bounded(a, b, dim, bound);
+		int			ok = full <= bound ? got == full : (got > bound && got <= full);
+
+		if (ok)
+			passed++;
+		else
+		{
+			failed++;
+			if (failed <= 20)
+				printf("FAIL %s dim=%d bound=%.9g got=%.9g plain=%.9g\n",
+					   what, dim, bound, got, full);
+		}
+	}
+	/* no bound: the plain result, bit for bit */
+	if (bounded(a, b, dim, INFINITY) == full)
+		passed++;
+	else
+	{
+		failed++;
+		if (failed <= 20)
+			printf("FAIL %s dim=%d unbounded got=%.9g plain=%.9g\n",
+				   what, dim, bounded(a, b, dim, INFINITY), full);
+	}
+}
+
 /* Check all kernels at one dimension against scalar and double references */
 static void
 check_dim(const float *a, const float *b, int dim)
@@ -125,6 +167,24 @@ check_dim(const float *a, const float *b, int dim)
 		  DistL1Scalar(a, b, dim), l1, ABS_TOL);
 	check("cos dispatched/scalar", dim, DistCosine(a, b, dim),
 		  DistCosineScalar(a, b, dim), 0, COS_ABS_TOL);
+
+	/* bounded kernels against the plain ones they stand for */
+	check_bounded("l2sq bounded scalar", dim, DistL2SquaredBoundedScalar,
+				  DistL2SquaredScalar, a, b);
+	check_bounded("l1 bounded scalar", dim, DistL1BoundedScalar,
+				  DistL1Scalar, a, b);
+	check_bounded("l2sq bounded dispatched", dim, DistL2SquaredBounded,
+				  DistL2Squared, a, b);
+	check_bounded("l1 bounded dispatched", dim, DistL1Bounded, DistL1, a, b);
+	if (DistBoundedKernel(DistL2Squared) != DistL2SquaredBounded ||
+		DistBoundedKernel(DistL1) != DistL1Bounded ||
+		DistBoundedKernel(DistInnerProduct) != NULL)
+	{
+		failed++;
+		printf("FAIL DistBoundedKernel dim=%d\n", dim);
+	}
+	else
+		passed++;
 }
 
 /* Fixed cases whose answers are known exactly */
