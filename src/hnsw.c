@@ -129,16 +129,21 @@ neg_inner_product(const float *a, const float *b, int dim)
  * unreachable (a quarter of 300 rows in three dimensions).  An L2 graph
  * links every element to its surroundings, and a search by inner product
  * walks it well.
+ *
+ * Cosine stores and searches unit vectors, on which squared L2 is
+ * 2 - 2 cos: the same order as the cosine distance, and unlike the inner
+ * product a sum of terms that never shrinks, so that its bounded kernel
+ * can stop reading a vector once it is out of the running.
  */
 static const HnswMetric hnsw_l2_metric = {"l2", &DistL2Squared, false, false, false};
 static const HnswMetric hnsw_ip_metric = {"ip", &DistInnerProduct, true, false, true};
-static const HnswMetric hnsw_cosine_metric = {"cosine", &DistInnerProduct, true, true, false};
+static const HnswMetric hnsw_cosine_metric = {"cosine", &DistL2Squared, false, true, false};
 static const HnswMetric hnsw_l1_metric = {"l1", &DistL1, false, false, false};
 
 /*
  * Support function 1 of each opclass: hands the index its metric.  The
  * index orders by a monotone stand-in for the operator's distance:
- * squared L2, negative inner product (also for cosine, on unit vectors),
+ * squared L2 (also for cosine, on unit vectors), negative inner product,
  * L1.
  */
 PG_FUNCTION_INFO_V1(tinyhnsw_l2_metric);

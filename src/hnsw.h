@@ -106,6 +106,8 @@
 #ifndef TINYHNSW_HNSW_H
 #define TINYHNSW_HNSW_H
 
+#include <math.h>
+
 #include "access/amapi.h"
 #include "access/genam.h"
 #include "access/itup.h"
@@ -282,11 +284,15 @@ typedef struct HnswGraphOps
 	 * neighbours lets a storage overlap the memory latency of one element
 	 * with the work on another.  With vecs, also each vector into vecs[i],
 	 * valid as `vector`'s, for a caller that compares the candidates among
-	 * themselves next (pruning), so that nothing is read twice.  A storage
-	 * errors out on a damaged element rather than return garbage.
+	 * themselves next (pruning), so that nothing is read twice.  A
+	 * candidate farther than bound may get, instead of its distance, any
+	 * value above bound (HnswDistance): a search passes the distance beyond
+	 * which it rejects candidates, and HNSW_NO_BOUND when it needs every
+	 * distance.  A storage errors out on a damaged element rather
+	 * than return garbage.
 	 */
 	void		(*distances) (HnswGraph *g, const float *q, HnswCandidate *c,
-							  int n, const float **vecs);
+							  int n, const float **vecs, float bound);
 
 	/*
 	 * Copy c's neighbours on a layer into out (room for 2m refs); return
@@ -330,6 +336,7 @@ struct HnswGraph
 {
 	const HnswGraphOps *ops;
 	DistanceKernel dist;		/* distance between two stored vectors */
+	BoundedKernel bdist;		/* its bounded version, or NULL */
 	int			dim;
 	int			m;
 	int			efConstruction;
@@ -403,6 +410,20 @@ extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
 						  DistanceKernel dist, int dim, int m,
 						  int efConstruction);
 extern int	HnswRandomLevel(HnswGraph *g);
+
+/*
+ * The distance between two vectors, or, if it is above bound, possibly only
+ * some value above bound: the metric's bounded kernel stops reading the
+ * vectors once their distance can no longer come under bound.  Results at
+ * or under bound are the exact g->dist, bit for bit.
+ */
+#define HNSW_NO_BOUND	INFINITY
+
+static inline float
+HnswDistance(const HnswGraph *g, const float *a, const float *b, float bound)
+{
+	return g->bdist ? g->bdist(a, b, g->dim, bound) : g->dist(a, b, g->dim);
+}
 typedef struct HnswStream HnswStream;
 extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
 								   HnswRef entry, int entryLevel, int ef);

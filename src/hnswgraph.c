@@ -208,6 +208,7 @@ HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops, DistanceKernel dist,
 {
 	g->ops = ops;
 	g->dist = dist;
+	g->bdist = DistBoundedKernel(dist);
 	g->dim = dim;
 	g->m = m;
 	g->efConstruction = efConstruction;
@@ -288,7 +289,9 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 		}
 		if (nfresh == 0)
 			continue;
-		g->ops->distances(g, q, fresh, nfresh, NULL);
+		/* a full W rejects whatever is beyond its worst */
+		g->ops->distances(g, q, fresh, nfresh, NULL,
+						  found->count >= ef ? found->items[0].dist : HNSW_NO_BOUND);
 		for (int i = 0; i < nfresh; i++)
 		{
 			if (found->count < ef || fresh[i].dist < found->items[0].dist)
@@ -326,7 +329,7 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	HnswCandidate ep;
 
 	ep.ref = entry;
-	g->ops->distances(g, q, &ep, 1, NULL);
+	g->ops->distances(g, q, &ep, 1, NULL, HNSW_NO_BOUND);
 	for (int lc = entryLevel; lc > toLayer; lc--)
 	{
 		HnswCandidate *w;
@@ -349,6 +352,12 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
  * no farther than the worst of the round's ef best, or nothing is left to
  * expand; one found in a later round nearer than one already returned is
  * late, and strict order drops it.
+ *
+ * A round computes distances bounded by the worst of its full W (see
+ * HnswDistance), so an element met beyond that has no exact distance yet.
+ * Plain Algorithm 5 would keep it in cand and pool, where this round would
+ * neither expand nor return it; it waits in deferred instead, and gets its
+ * distance and its place in cand and pool before the next round starts.
  */
 struct HnswStream
 {
@@ -358,6 +367,9 @@ struct HnswStream
 	HnswHeap	cand;			/* met, not yet expanded (min) */
 	HnswHeap	found;			/* the round's ef best (max) */
 	HnswHeap	pool;			/* live results not yet returned (min) */
+	HnswCandidate *deferred;	/* met beyond the bound, distance unknown */
+	int			ndeferred;
+	int			maxdeferred;
 	bool		returnedAny;
 	float		last;			/* distance of the last one returned */
 	int			rounds;
@@ -397,7 +409,7 @@ stream_set_bound(HnswStream *s)
 	int			n = s->found.count;
 
 	s->rounds++;
-	if (s->cand.count == 0 || n < s->ef)
+	if ((s->cand.count == 0 && s->ndeferred == 0) || n < s->ef)
 		s->bound = get_float4_infinity();
 	else if (s->rounds == 1)
 		s->bound = s->found.items[0].dist;
@@ -425,6 +437,7 @@ stream_expand(HnswStream *s)
 		HnswCandidate c = s->cand.items[0];
 		int			nn;
 		int			nfresh = 0;
+		float		bound;
 
 		if (s->found.count >= s->ef && c.dist > s->found.items[0].dist)
 			break;
@@ -439,9 +452,21 @@ stream_expand(HnswStream *s)
 		}
 		if (nfresh == 0)
 			continue;
-		g->ops->distances(g, s->q, fresh, nfresh, NULL);
+		bound = s->found.count >= s->ef ? s->found.items[0].dist : HNSW_NO_BOUND;
+		g->ops->distances(g, s->q, fresh, nfresh, NULL, bound);
 		for (int i = 0; i < nfresh; i++)
 		{
+			if (fresh[i].dist > bound)
+			{
+				if (s->ndeferred == s->maxdeferred)
+				{
+					s->maxdeferred *= 2;
+					s->deferred = repalloc(s->deferred,
+										   sizeof(HnswCandidate) * s->maxdeferred);
+				}
+				s->deferred[s->ndeferred++] = fresh[i];
+				continue;
+			}
 			/* everything is kept for later rounds; only W is bounded */
 			heap_push(&s->cand, &fresh[i]);
 			if (fresh[i].deleted)
@@ -459,6 +484,23 @@ stream_expand(HnswStream *s)
 	pfree(fresh);
 }
 
+/* Give the deferred elements their distances and their places */
+static void
+stream_resolve_deferred(HnswStream *s)
+{
+	if (s->ndeferred == 0)
+		return;
+	s->g->ops->distances(s->g, s->q, s->deferred, s->ndeferred, NULL,
+						 HNSW_NO_BOUND);
+	for (int i = 0; i < s->ndeferred; i++)
+	{
+		heap_push(&s->cand, &s->deferred[i]);
+		if (!s->deferred[i].deleted)
+			heap_push(&s->pool, &s->deferred[i]);
+	}
+	s->ndeferred = 0;
+}
+
 /* Start a stream for q: descend to layer 0 and run the first round */
 HnswStream *
 HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
@@ -473,6 +515,8 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	heap_init(&s->cand, 256, false);
 	heap_init(&s->found, Max(ef + 1, 16), true);
 	heap_init(&s->pool, 256, false);
+	s->maxdeferred = 256;
+	s->deferred = palloc(sizeof(HnswCandidate) * s->maxdeferred);
 	visited_clear(&g->visited);
 	visited_add(&g->visited, ep.ref);
 	heap_push(&s->cand, &ep);
@@ -506,9 +550,10 @@ HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
 			s->returnedAny = true;
 			return true;
 		}
-		if (s->cand.count == 0 || !iterate)
+		if ((s->cand.count == 0 && s->ndeferred == 0) || !iterate)
 			return false;
 		s->ef = (s->ef < PG_INT32_MAX / 2) ? s->ef * 2 : PG_INT32_MAX;
+		stream_resolve_deferred(s);
 		stream_expand(s);
 		stream_set_bound(s);
 	}
@@ -548,7 +593,7 @@ select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
 
 		for (int j = 0; j < nkept; j++)
 		{
-			if (g->dist(v, vecs[j], g->dim) < c[i].dist)
+			if (HnswDistance(g, v, vecs[j], c[i].dist) < c[i].dist)
 			{
 				good = false;
 				break;
@@ -715,7 +760,7 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 		k = palloc(sizeof(HnswCandidate) * nkeep);
 		for (int i = 0; i < nkeep; i++)
 			k[i].ref = keep[i];
-		g->ops->distances(g, evec, k, nkeep, NULL);
+		g->ops->distances(g, evec, k, nkeep, NULL, HNSW_NO_BOUND);
 		for (int i = 0; i < nkeep; i++)
 		{
 			bool		dup = false;
@@ -776,7 +821,7 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 	cv = palloc(sizeof(CandidateVector) * (ncur + 1));
 	for (int i = 0; i < ncur; i++)
 		c[i].ref = cur[i];
-	g->ops->distances(g, ev, c, ncur, v);
+	g->ops->distances(g, ev, c, ncur, v, HNSW_NO_BOUND);
 	c[ncur] = *q;
 	v[ncur] = g->ops->vector(g, q);
 	for (int i = 0; i <= ncur; i++)

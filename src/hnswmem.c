@@ -135,7 +135,7 @@ prefetch_vector(const float *v, int dim)
 
 static void
 mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
-			  const float **vecs)
+			  const float **vecs, float bound)
 {
 	HnswMemGraph *mg = (HnswMemGraph *) g;
 
@@ -147,7 +147,7 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 			prefetch_vector(mem_element(mg, c[i + 1].ref)->vec, g->dim);
 		c[i].loc = 0;
 		c[i].deleted = false;
-		c[i].dist = g->dist(q, mem_element(mg, c[i].ref)->vec, g->dim);
+		c[i].dist = HnswDistance(g, q, mem_element(mg, c[i].ref)->vec, bound);
 		if (vecs)
 			vecs[i] = mem_element(mg, c[i].ref)->vec;
 	}
@@ -660,7 +660,7 @@ link_orphan(HnswMemGraph *mg, HnswRef x, uint32 *indeg)
 		}
 		for (int i = 0; i < n; i++)
 			c[i].ref = members[i];
-		mem_distances(g, ne->vec, c, n, NULL);
+		mem_distances(g, ne->vec, c, n, NULL, HNSW_NO_BOUND);
 		for (int i = 0; i < n; i++)
 		{
 			if (indeg[c[i].ref] >= 2 &&

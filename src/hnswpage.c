@@ -382,7 +382,7 @@ graph_index(HnswGraph *g)
  */
 static void
 page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
-			   const float **vecs)
+			   const float **vecs, float bound)
 {
 	Relation	index = graph_index(g);
 	Buffer		bufs[3];
@@ -420,7 +420,7 @@ page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 			etup = HnswGetElement(index, BufferGetPage(buf),
 								  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
 								  g->dim);
-			e->dist = g->dist(q, etup->vec, g->dim);
+			e->dist = HnswDistance(g, q, etup->vec, bound);
 			if (vecs)
 			{
 				float	   *v = palloc(sizeof(float) * g->dim);
@@ -741,7 +741,7 @@ HnswPageLinkOrphans(HnswPageGraph *pg)
 			continue;
 		xv = g->ops->vector(g, &x);
 		e.ref = nbrs[0];
-		g->ops->distances(g, xv, &e, 1, NULL);
+		g->ops->distances(g, xv, &e, 1, NULL, HNSW_NO_BOUND);
 		if (e.deleted)
 			continue;
 		x.dist = e.dist;
