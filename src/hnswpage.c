@@ -652,13 +652,88 @@ static const HnswGraphOps hnsw_page_ops = {
 	.add_link = page_add_link,
 };
 
+/* Where ref sits in the sorted refs[n], or -1 */
+static int64
+ref_index(HnswRef ref, const HnswRef *refs, int64 n)
+{
+	const HnswRef *hit = bsearch(&ref, refs, n, sizeof(HnswRef), HnswRefCmp);
+
+	return hit ? hit - refs : -1;
+}
+
 /*
- * Link every live element that nothing names on layer 0 from its own
- * nearest neighbour: for the end of a build that inserted on pages, and for
- * vacuum's cleanup.  Reads the whole index once.  The link is forced
- * through add_link, whose heuristic may drop another element's last
- * incoming link; that one waits for the next call (unlike hnswmem.c's
- * link_orphans, which only evicts members other lists also name).
+ * Link orphan x from the layer-0 list of one of its own neighbours, the
+ * nearest first, as hnswmem.c's link_orphan does: into a free slot, or in
+ * place of the member farthest from that neighbour among those another
+ * list names too (indeg, over the live elements' sorted refs).  So no
+ * element loses its last incoming link and nothing cascades.  A list that
+ * changed since it was read (vacuum runs beside inserts) is passed over.
+ * Returns whether x was linked.
+ */
+static bool
+page_link_orphan(HnswPageGraph *pg, const HnswCandidate *x,
+				 const HnswRef *refs, uint32 *indeg, int64 n)
+{
+	HnswGraph  *g = &pg->g;
+	int			cap = HnswLayerCapacity(g->m, 0);
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int			nn = g->ops->neighbours(g, x, 0, nbrs);
+	const float *xv = nn > 0 ? g->ops->vector(g, x) : NULL;
+
+	for (int k = 0; k < nn; k++)
+	{
+		HnswCandidate e;
+		HnswCandidate c[2 * HNSW_MAX_M];
+		HnswRef		members[2 * HNSW_MAX_M];
+		HnswRef		out[2 * HNSW_MAX_M];
+		int64		victim = -1;
+		int			slot = -1;
+		int			nm;
+
+		e.ref = nbrs[k];
+		g->ops->distances(g, xv, &e, 1, NULL, HNSW_NO_BOUND);
+		if (e.deleted)
+			continue;
+		nm = g->ops->neighbours(g, &e, 0, members);
+		memcpy(out, members, sizeof(HnswRef) * nm);
+		if (nm < cap)
+			slot = nm;
+		else
+		{
+			for (int i = 0; i < nm; i++)
+				c[i].ref = members[i];
+			g->ops->distances(g, g->ops->vector(g, &e), c, nm, NULL, HNSW_NO_BOUND);
+			for (int i = 0; i < nm; i++)
+			{
+				int64		at = ref_index(c[i].ref, refs, n);
+
+				if (at >= 0 && indeg[at] >= 2 &&
+					(slot < 0 || c[i].dist > c[slot].dist))
+				{
+					slot = i;
+					victim = at;
+				}
+			}
+			if (slot < 0)
+				continue;
+		}
+		out[slot] = x->ref;
+		if (HnswPageReplaceLayer(pg, e.loc, 0, members, nm, out,
+								 Max(nm, slot + 1)))
+		{
+			if (victim >= 0)
+				indeg[victim]--;
+			indeg[ref_index(x->ref, refs, n)]++;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Link every live element that nothing names on layer 0 from one of its
+ * neighbours (page_link_orphan): for the end of a build that inserted on
+ * pages, and for vacuum's cleanup.  Reads the whole index once.
  */
 void
 HnswPageLinkOrphans(HnswPageGraph *pg)
@@ -672,6 +747,8 @@ HnswPageLinkOrphans(HnswPageGraph *pg)
 	uint32	   *indeg;
 	int64		n = 0;
 	int64		max = 1024;
+	int64		orphans = 0;
+	int64		linked = 0;
 	HnswRef		nbrs[2 * HNSW_MAX_M];
 
 	HnswReadMeta(index, &meta);
@@ -732,21 +809,16 @@ HnswPageLinkOrphans(HnswPageGraph *pg)
 	}
 	for (int64 i = 0; i < n; i++)
 	{
-		HnswCandidate e;
-		HnswCandidate x = elems[i];
-		const float *xv;
-
-		if (indeg[i] > 0 || x.ref == HnswRefFromTid(meta.entryBlkno, meta.entryOffno) ||
-			g->ops->neighbours(g, &x, 0, nbrs) == 0)
+		if (indeg[i] > 0 ||
+			elems[i].ref == HnswRefFromTid(meta.entryBlkno, meta.entryOffno))
 			continue;
-		xv = g->ops->vector(g, &x);
-		e.ref = nbrs[0];
-		g->ops->distances(g, xv, &e, 1, NULL, HNSW_NO_BOUND);
-		if (e.deleted)
-			continue;
-		x.dist = e.dist;
-		g->ops->add_link(g, &e, 0, &x, true);
+		CHECK_FOR_INTERRUPTS();
+		orphans++;
+		if (page_link_orphan(pg, &elems[i], refs, indeg, n))
+			linked++;
 	}
+	elog(DEBUG1, "hnsw: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked in \"%s\"",
+		 linked, orphans, RelationGetRelationName(index));
 	pfree(elems);
 	pfree(refs);
 	pfree(indeg);
