@@ -45,8 +45,9 @@
  * that vacuum unlinked and flagged HNSW_ELEMENT_FREE, of exactly the new
  * element's level, so that reuse keeps the level distribution; the
  * metapage's freeHint[level] says where to start looking.  Failing that
- * they append: the metapage names the last data page (insertPage); a new
- * element goes there, or to a page added at the end of the relation.
+ * they append: the metapage names the last data page (insertPage), read
+ * again just before writing; a new element goes there, or to a page added
+ * at the end of the relation.
  *
  * Vacuum (hnswvacuum.c) works in passes: drop dead heap TIDs and flag
  * elements left without any DELETED; wait out inserts that started before
