@@ -263,4 +263,37 @@ SELECT id FROM h2000 ORDER BY emb <=> (SELECT q FROM h2000_q) LIMIT 3;
 RESET enable_indexscan;
 DROP TABLE h2000, h2000_q;
 
+-- From 256 dimensions on, a search stops computing a distance once it is
+-- past the worst of its ef best (only a lower bound is known then); an
+-- iterative scan must still meet such rows again in a later round, at
+-- their exact distance.  Six clusters far apart, row i in cluster i % 6;
+-- the query sits in cluster 1 and the filter keeps cluster 0, whose rows
+-- the first round only met from afar.
+SELECT setseed(0.25);
+CREATE TABLE h512 (id int, emb vector(512));
+INSERT INTO h512
+SELECT i, (SELECT array_agg(10 * (i % 6) + random() ORDER BY j) FROM generate_series(1, 512) j)::vector
+FROM generate_series(1, 600) i;
+CREATE INDEX h512_idx ON h512 USING hnsw (emb);
+CREATE TABLE h512_q AS
+SELECT (SELECT array_agg(10 + random() ORDER BY j) FROM generate_series(1, 512) j)::vector(512) AS q;
+SET enable_seqscan = off;
+SET hnsw.ef_search = 10;
+SET hnsw.iterative_scan = relaxed_order;
+EXPLAIN (COSTS OFF)
+SELECT id FROM h512 WHERE id % 6 = 0 ORDER BY emb <-> (SELECT q FROM h512_q) LIMIT 100;
+-- every one of the 100 rows of cluster 0
+SELECT count(*), count(DISTINCT id) FROM (
+  SELECT id FROM h512 WHERE id % 6 = 0 ORDER BY emb <-> (SELECT q FROM h512_q) LIMIT 100) s;
+-- strict order: in distance order, nearest first
+SET hnsw.iterative_scan = strict_order;
+SELECT count(*) > 0 AS some, bool_and(d >= prev) AS ordered FROM (
+  SELECT d, lag(d, 1, 0::float8) OVER (ORDER BY n) AS prev FROM (
+    SELECT row_number() OVER () AS n, emb <-> (SELECT q FROM h512_q) AS d
+    FROM (SELECT emb FROM h512 WHERE id % 6 = 0
+          ORDER BY emb <-> (SELECT q FROM h512_q) LIMIT 100) s) r) t;
+RESET hnsw.iterative_scan;
+RESET enable_seqscan;
+DROP TABLE h512, h512_q;
+
 RESET hnsw.ef_search;
