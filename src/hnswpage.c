@@ -686,12 +686,14 @@ page_link_orphan(HnswPageGraph *pg, const HnswCandidate *x,
 		HnswCandidate c[2 * HNSW_MAX_M];
 		HnswRef		members[2 * HNSW_MAX_M];
 		HnswRef		out[2 * HNSW_MAX_M];
+		const float *ev;
 		int64		victim = -1;
 		int			slot = -1;
 		int			nm;
 
+		/* one read of e: its place, its flags and its vector */
 		e.ref = nbrs[k];
-		g->ops->distances(g, xv, &e, 1, NULL, HNSW_NO_BOUND);
+		g->ops->distances(g, xv, &e, 1, &ev, HNSW_NO_BOUND);
 		if (e.deleted)
 			continue;
 		nm = g->ops->neighbours(g, &e, 0, members);
@@ -702,7 +704,7 @@ page_link_orphan(HnswPageGraph *pg, const HnswCandidate *x,
 		{
 			for (int i = 0; i < nm; i++)
 				c[i].ref = members[i];
-			g->ops->distances(g, g->ops->vector(g, &e), c, nm, NULL, HNSW_NO_BOUND);
+			g->ops->distances(g, ev, c, nm, NULL, HNSW_NO_BOUND);
 			for (int i = 0; i < nm; i++)
 			{
 				int64		at = ref_index(c[i].ref, refs, n);
@@ -801,10 +803,10 @@ HnswPageLinkOrphans(HnswPageGraph *pg)
 		CHECK_FOR_INTERRUPTS();
 		for (int j = 0; j < nn; j++)
 		{
-			HnswRef    *hit = bsearch(&nbrs[j], refs, n, sizeof(HnswRef), HnswRefCmp);
+			int64		at = ref_index(nbrs[j], refs, n);
 
-			if (hit)
-				indeg[hit - refs]++;
+			if (at >= 0)
+				indeg[at]++;
 		}
 	}
 	for (int64 i = 0; i < n; i++)
