@@ -412,14 +412,15 @@ extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
 						  int efConstruction);
 extern int	HnswRandomLevel(HnswGraph *g);
 
+/* The bound of a caller that needs every distance exact */
+#define HNSW_NO_BOUND	INFINITY
+
 /*
  * The distance between two vectors, or, if it is above bound, possibly only
  * some value above bound: the metric's bounded kernel stops reading the
  * vectors once their distance can no longer come under bound.  Results at
  * or under bound are the exact g->dist, bit for bit.
  */
-#define HNSW_NO_BOUND	INFINITY
-
 static inline float
 HnswDistance(const HnswGraph *g, const float *a, const float *b, float bound)
 {

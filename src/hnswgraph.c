@@ -192,6 +192,16 @@ candidate_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* qsort/bsearch order of refs (for pages: block, then offset) */
+int
+HnswRefCmp(const void *a, const void *b)
+{
+	HnswRef		ra = *(const HnswRef *) a;
+	HnswRef		rb = *(const HnswRef *) b;
+
+	return ra < rb ? -1 : (ra > rb ? 1 : 0);
+}
+
 /* A candidate with its vector, sorted together by candidate_cmp */
 typedef struct CandidateVector
 {
@@ -344,17 +354,17 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 
 /*
  * Algorithm 5, K-NN-SEARCH, as a stream of results in increasing distance,
- * for scans: the first round is the paper's search with ef; when its results run out and the
- * caller wants more (a filter rejected them), the next round doubles ef
- * and carries on from where the last stopped.  Nothing met is forgotten:
- * unexpanded candidates stay in cand and unreturned results in pool, so a
- * round costs only its new work.  A result is final for a round once it is
- * no farther than the worst of the round's ef best, or nothing is left to
- * expand; one found in a later round nearer than one already returned is
- * late, and strict order drops it.
+ * for scans: the first round is the paper's search with ef; when its
+ * results run out and the caller wants more (a filter rejected them), the
+ * next round doubles ef and carries on from where the last stopped.
+ * Nothing met is forgotten: unexpanded candidates stay in cand and
+ * unreturned results in pool, so a round costs only its new work.  A result
+ * is final for a round once it is no farther than the worst of the round's
+ * ef best, or nothing is left to expand; one found in a later round nearer
+ * than one already returned is late, and strict order drops it.
  *
  * A round computes distances bounded by the worst of its full W (see
- * HnswDistance), so an element met beyond that has no exact distance yet.
+ * HnswDistance), so an element met beyond that may have no exact distance.
  * Plain Algorithm 5 would keep it in cand and pool, where this round would
  * neither expand nor return it; it waits in deferred instead, and gets its
  * distance and its place in cand and pool before the next round starts.
@@ -375,16 +385,6 @@ struct HnswStream
 	int			rounds;
 	float		bound;			/* results up to here are final */
 };
-
-/* qsort/bsearch order of refs (for pages: block, then offset) */
-int
-HnswRefCmp(const void *a, const void *b)
-{
-	HnswRef		ra = *(const HnswRef *) a;
-	HnswRef		rb = *(const HnswRef *) b;
-
-	return ra < rb ? -1 : (ra > rb ? 1 : 0);
-}
 
 static int
 float_cmp(const void *a, const void *b)
