@@ -10,7 +10,7 @@
  *
  * or by hand
  *
- *	  cc -O2 -Wall -Wextra -Isrc -o /tmp/floatparse_test \
+ *	  cc -O2 -Wall -Wextra -Isrc -Itest/lib -o /tmp/floatparse_test \
  *		  test/floatparse/floatparse_test.c src/floatparse.c -lm \
  *		  && /tmp/floatparse_test
  *
@@ -48,6 +48,7 @@
 #include <time.h>
 
 #include "floatparse.h"
+#include "xorshift.h"
 
 #define MAX_REPORTED	20
 #define BUF_SIZE		512
@@ -61,21 +62,6 @@ static long fallback_total = 0;
 static const char *section_name;
 static long section_inputs;
 static long section_fast;
-
-/* xorshift64*: a small PRNG with the same sequence on every platform */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rand64(void)
-{
-	uint64_t	x = rng_state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
 
 /* uniform in [0, n) */
 static int

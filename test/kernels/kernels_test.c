@@ -9,7 +9,7 @@
  *
  * or by hand
  *
- *	  cc -O2 -Wall -Wextra -Isrc -o /tmp/kernels_test \
+ *	  cc -O2 -Wall -Wextra -Isrc -Itest/lib -o /tmp/kernels_test \
  *		  test/kernels/kernels_test.c src/distance.c -lm && /tmp/kernels_test
  *
  * For every dimension 1 .. 2000, on pseudo-random data from a fixed seed
@@ -30,6 +30,7 @@
 #include <stdlib.h>
 
 #include "distance.h"
+#include "xorshift.h"
 
 #define MAX_DIM		2000
 #define REL_TOL		1e-4
@@ -39,21 +40,11 @@
 static int	passed = 0;
 static int	failed = 0;
 
-/* xorshift64*: a small PRNG with the same sequence on every platform */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
 /* Next pseudo-random float in [-1, 1) */
 static float
 rand_float(void)
 {
-	uint64_t	x = rng_state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	x *= 0x2545f4914f6cdd1dULL;
-	return (float) ((double) (x >> 40) / (double) (1ULL << 23) - 1.0);
+	return (float) ((double) (rand64() >> 40) / (double) (1ULL << 23) - 1.0);
 }
 
 /* Is got within tolerance of want, given the magnitude of the summed terms? */
