@@ -131,6 +131,16 @@
 #define HNSW_MIN_EF_SEARCH			1
 #define HNSW_MAX_EF_SEARCH			1000
 
+/*
+ * How many elements an insert (and vacuum's repair) keeps on each layer
+ * above the ones it links into, on its way down; scans keep one, as in the
+ * paper.  On well-separated clusters a single greedy path now and then
+ * stops in a neighbouring cluster, and an element inserted from there
+ * links only into that cluster, where no search for its own neighbourhood
+ * ever looks: a row its own vector does not find.
+ */
+#define HNSW_INSERT_DESCENT_EF		4
+
 /* Largest indexable dimension count: an element tuple must fit a page */
 #define HNSW_MAX_DIM				2000
 

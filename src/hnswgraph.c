@@ -329,27 +329,37 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 }
 
 /*
- * Greedy descent from the entry point down to (not into) a layer: the
- * nearest element found, as the entry point for that layer.
+ * Descent from the entry point down to (not into) a layer, keeping the ef
+ * nearest elements on each layer passed; returns how many, nearest first,
+ * in *out (palloc'd): the entry points for that layer.  With ef 1 this is
+ * the paper's greedy descent, which scans use.
  */
-static HnswCandidate
+static int
 descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
-		int toLayer)
+		int toLayer, int ef, HnswCandidate **out)
 {
-	HnswCandidate ep;
+	HnswCandidate *ep = palloc(sizeof(HnswCandidate));
+	int			nep = 1;
 
-	ep.ref = entry;
-	g->ops->distances(g, q, &ep, 1, NULL, HNSW_NO_BOUND);
+	ep[0].ref = entry;
+	g->ops->distances(g, q, ep, 1, NULL, HNSW_NO_BOUND);
 	for (int lc = entryLevel; lc > toLayer; lc--)
 	{
 		HnswCandidate *w;
+		int			nw = HnswSearchLayer(g, q, ep, nep, ef, lc, &w);
 
 		/* if all around is deleted, keep descending from where we are */
-		if (HnswSearchLayer(g, q, &ep, 1, 1, lc, &w) > 0)
-			ep = w[0];
-		pfree(w);
+		if (nw > 0)
+		{
+			pfree(ep);
+			ep = w;
+			nep = nw;
+		}
+		else
+			pfree(w);
 	}
-	return ep;
+	*out = ep;
+	return nep;
 }
 
 /*
@@ -507,7 +517,12 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 				int ef)
 {
 	HnswStream *s = palloc0(sizeof(HnswStream));
-	HnswCandidate ep = descend(g, q, entry, entryLevel, 0);
+	HnswCandidate *eps;
+	HnswCandidate ep;
+
+	descend(g, q, entry, entryLevel, 0, 1, &eps);
+	ep = eps[0];
+	pfree(eps);
 
 	s->g = g;
 	s->q = q;
@@ -632,15 +647,14 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 				   int entryLevel, HnswNeighbourhood *nb)
 {
 	HnswCandidate *ep;
-	int			nep = 1;
+	int			nep;
 
 	memset(nb, 0, sizeof(HnswNeighbourhood));
 	nb->level = level;
 	if (entry == HNSW_INVALID_REF)
 		return;
 
-	ep = palloc(sizeof(HnswCandidate));
-	ep[0] = descend(g, q, entry, entryLevel, level);
+	nep = descend(g, q, entry, entryLevel, level, HNSW_INSERT_DESCENT_EF, &ep);
 	/* a deleted entry still seeds the search; it is just never chosen */
 
 	for (int lc = Min(level, entryLevel); lc >= 0; lc--)
@@ -741,14 +755,17 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 					 int layer, const HnswRef *keep, int nkeep,
 					 HnswRef entry, int entryLevel, HnswCandidate **out)
 {
-	HnswCandidate ep = descend(g, evec, entry, entryLevel, layer);
+	HnswCandidate *ep;
 	HnswCandidate *w;
 	HnswCandidate *c;
 	HnswCandidate *k;
+	int			nep;
 	int			nw;
 	int			n = 0;
 
-	nw = HnswSearchLayer(g, evec, &ep, 1, g->efConstruction, layer, &w);
+	nep = descend(g, evec, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
+	nw = HnswSearchLayer(g, evec, ep, nep, g->efConstruction, layer, &w);
+	pfree(ep);
 	c = palloc(sizeof(HnswCandidate) * (nw + nkeep + 1));
 	for (int i = 0; i < nw; i++)
 	{
