@@ -457,6 +457,28 @@ extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 						  const HnswRef *cur, int ncur,
 						  const HnswCandidate *q, bool force, HnswRef *out);
 
+/*
+ * A neighbour list that keeps, beside each member, its distance to the
+ * list's owner and what the heuristic last decided about it, so that a
+ * full list is reconsidered only where a new member can change it
+ * (HnswMergeLinkKnown).  The in-memory build keeps its lists so.
+ */
+#define HNSW_VERDICT_UNKNOWN	0	/* not looked at since it joined */
+#define HNSW_VERDICT_KEPT		1	/* closer to the owner than to any kept before it */
+#define HNSW_VERDICT_PRUNED		2	/* closer to a member kept before it */
+
+typedef struct HnswKnownList
+{
+	int			n;
+	HnswRef		refs[2 * HNSW_MAX_M];
+	float		dists[2 * HNSW_MAX_M];
+	uint8		verdicts[2 * HNSW_MAX_M];
+} HnswKnownList;
+
+extern bool HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
+							   HnswKnownList *list, const HnswCandidate *q,
+							   bool force);
+
 /* hnswmem.c: the graph in memory (CREATE INDEX) */
 typedef struct HnswMemGraph HnswMemGraph;
 extern Size HnswMemEstimate(const HnswIndexInfo *info, double ntuples);

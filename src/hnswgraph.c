@@ -805,7 +805,9 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
  * with the heuristic over its members and q (paper Algorithm 1, lines
  * 13-16).  Returns the new count, with the list in out; q may be absent
  * from it when e has better neighbours, unless force, when it takes the
- * place of the last kept.  Storages call this from add_link.
+ * place of the last kept.  The page storage calls this from add_link; the
+ * in-memory build, which keeps more beside its lists, calls
+ * HnswMergeLinkKnown, which gives the same lists.
  */
 int
 HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
@@ -877,4 +879,146 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 		}
 	}
 	return n;
+}
+
+/* A member of a known list while it is reconsidered (HnswMergeLinkKnown) */
+typedef struct KnownMember
+{
+	HnswCandidate c;			/* must be first: sorted by candidate_cmp */
+	const float *v;				/* its vector, read when first needed */
+	uint8		was;			/* verdict stored with the list */
+	uint8		now;			/* verdict of this round */
+} KnownMember;
+
+static inline const float *
+known_vector(HnswGraph *g, KnownMember *x)
+{
+	if (x->v == NULL)
+		x->v = g->ops->vector(g, &x->c);
+	return x->v;
+}
+
+/*
+ * HnswMergeLink for a list that carries each member's distance to e and
+ * the heuristic's last verdict on it (in-memory build).  The result is the
+ * one HnswMergeLink would give, but a full list is reconsidered only where
+ * q can change it.  Taking members in ascending order, member x is kept
+ * iff it is closer to e than to every member kept before it; so, with the
+ * verdicts of the last round:
+ *	 - x kept then is kept now unless closer to a member kept now that was
+ *	   not kept then (q, or a member whose verdict was unknown or changed);
+ *	 - x pruned then (by a member kept then) stays pruned as long as no
+ *	   member kept then has lost its place;
+ *	 - anything else is checked against every member kept now.
+ * Members never looked at because the list filled are "unknown".  Only
+ * kept members decide about others, so dropping a pruned or unknown one
+ * leaves every verdict true.  Returns whether q is in the list after.
+ */
+bool
+HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
+				   HnswKnownList *list, const HnswCandidate *q, bool force)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	int			n = list->n;
+	KnownMember x[2 * HNSW_MAX_M + 1];
+	int			kept[2 * HNSW_MAX_M];
+	int			nkept = 0;
+	int			nout = 0;
+	bool		lost = false;
+	bool		qin = false;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (list->refs[i] == q->ref)
+			return true;
+	}
+	if (n < cap)
+	{
+		list->refs[n] = q->ref;
+		list->dists[n] = q->dist;
+		list->verdicts[n] = HNSW_VERDICT_UNKNOWN;
+		list->n = n + 1;
+		return true;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		x[i].c.ref = list->refs[i];
+		x[i].c.loc = 0;
+		x[i].c.dist = list->dists[i];
+		x[i].c.deleted = false;
+		x[i].v = NULL;
+		x[i].was = list->verdicts[i];
+	}
+	x[n].c = *q;
+	x[n].v = NULL;
+	x[n].was = HNSW_VERDICT_UNKNOWN;
+	qsort(x, n + 1, sizeof(KnownMember), candidate_cmp);
+
+	for (i = 0; i <= n && nkept < cap; i++)
+	{
+		bool		good = true;
+
+		if (x[i].was == HNSW_VERDICT_PRUNED && !lost)
+			good = false;
+		else
+		{
+			bool		onlyNew = (x[i].was == HNSW_VERDICT_KEPT);
+			const float *v = NULL;
+
+			for (int j = 0; j < nkept && good; j++)
+			{
+				KnownMember *k = &x[kept[j]];
+
+				if (onlyNew && k->was == HNSW_VERDICT_KEPT)
+					continue;
+				if (v == NULL)
+					v = known_vector(g, &x[i]);
+				if (HnswDistance(g, v, known_vector(g, k), x[i].c.dist) <
+					x[i].c.dist)
+					good = false;
+			}
+		}
+		x[i].now = good ? HNSW_VERDICT_KEPT : HNSW_VERDICT_PRUNED;
+		if (good)
+			kept[nkept++] = i;
+		else if (x[i].was == HNSW_VERDICT_KEPT)
+			lost = true;
+	}
+	for (; i <= n; i++)
+		x[i].now = HNSW_VERDICT_UNKNOWN;
+
+	/* the kept, then the pruned, then the never looked at: as HnswMergeLink */
+	for (int pass = 0; pass < 3; pass++)
+	{
+		uint8		want = pass == 0 ? HNSW_VERDICT_KEPT :
+			pass == 1 ? HNSW_VERDICT_PRUNED : HNSW_VERDICT_UNKNOWN;
+
+		for (i = 0; i <= n && nout < cap; i++)
+		{
+			if (x[i].now != want)
+				continue;
+			list->refs[nout] = x[i].c.ref;
+			list->dists[nout] = x[i].c.dist;
+			list->verdicts[nout++] = x[i].now;
+			if (x[i].c.ref == q->ref)
+				qin = true;
+		}
+	}
+	list->n = nout;
+
+	if (force && !qin)
+	{
+		/* q takes the last place; if a kept member had it, verdicts lapse */
+		bool		keptLost = list->verdicts[nout - 1] == HNSW_VERDICT_KEPT;
+
+		list->refs[nout - 1] = q->ref;
+		list->dists[nout - 1] = q->dist;
+		list->verdicts[nout - 1] = HNSW_VERDICT_UNKNOWN;
+		if (keptLost)
+			memset(list->verdicts, HNSW_VERDICT_UNKNOWN, nout);
+		qin = true;
+	}
+	return qin;
 }

@@ -10,9 +10,13 @@
  * mapped at a different address in every participant).  The area holds a
  * header, a table of element offsets indexed by element number, and then
  * elements, neighbour slots and chunks of duplicate heap TIDs carved from
- * the rest by an atomic bump pointer.  Nothing is freed; when the area is
- * full, an insert reports it and the caller goes on without the graph in
- * memory (hnswbuild.c).
+ * the rest by an atomic bump pointer.  What only linking reads (each
+ * list's distances and verdicts, HnswKnownList) is carved from the end of
+ * the area by a second one, so that it does not spread out the vectors
+ * and lists that every search reads: the parallel build's shared memory
+ * has no huge pages, and there the spread costs TLB misses.  Nothing is
+ * freed; when the two meet, the area is full, an insert reports it and
+ * the caller goes on without the graph in memory (hnswbuild.c).
  *
  * In a shared area every element carries an LWLock: neighbour lists are
  * read under it in share mode and changed under it in exclusive mode, one
@@ -38,6 +42,7 @@
 typedef struct HnswMemArea
 {
 	pg_atomic_uint64 used;		/* bytes handed out, from the start */
+	pg_atomic_uint64 usedTop;	/* bytes handed out, from the end */
 	pg_atomic_uint32 nelems;	/* element numbers handed out */
 	Size		size;
 	uint32		maxelems;		/* capacity of the offset table */
@@ -61,7 +66,8 @@ typedef struct HnswMemTidChunk
 typedef struct HnswMemElement
 {
 	LWLock		lock;			/* used only in a shared area */
-	uint64		slotsOff;		/* (level + 2) * m neighbour numbers */
+	uint64		slotsOff;		/* its lists: see mem_slots */
+	uint64		knownOff;		/* and what linking knows of them */
 	uint64		moreOff;		/* first chunk of further heap TIDs, or 0 */
 	uint32		nmore;
 	uint8		level;
@@ -87,26 +93,62 @@ mem_element(HnswMemGraph *mg, HnswRef ref)
 	return (HnswMemElement *) AREA_PTR(mg, mg->area->offsets[ref]);
 }
 
+/*
+ * An element has (level + 2) * m neighbour slots, laid out by layer as on
+ * a page (HnswLayerStart): the neighbours' numbers at slotsOff, and at
+ * knownOff their distances to the element followed by the heuristic's
+ * verdicts on them (HnswKnownList).
+ */
+#define MEM_KNOWN_BYTES	(sizeof(float) + sizeof(uint8))
+
+static inline int
+mem_nslots(HnswMemGraph *mg, HnswMemElement *e)
+{
+	return (e->level + 2) * mg->g.m;
+}
+
 static inline uint32 *
 mem_slots(HnswMemGraph *mg, HnswMemElement *e)
 {
 	return (uint32 *) AREA_PTR(mg, e->slotsOff);
 }
 
-/* Carve size bytes from the area; 0 when it is full */
-static uint64
-mem_alloc(HnswMemGraph *mg, Size size)
+static inline float *
+mem_dists(HnswMemGraph *mg, HnswMemElement *e)
 {
-	uint64		off;
+	return (float *) AREA_PTR(mg, e->knownOff);
+}
+
+static inline uint8 *
+mem_verdicts(HnswMemGraph *mg, HnswMemElement *e)
+{
+	return (uint8 *) (mem_dists(mg, e) + mem_nslots(mg, e));
+}
+
+/*
+ * Carve size bytes from the start of the area, or with top from its end;
+ * 0 when it is full.  Each side adds to its own counter, then reads the
+ * other's: both are full barriers, so of two allocations that race for
+ * the last bytes at least one sees the other and fails.
+ */
+static uint64
+mem_alloc(HnswMemGraph *mg, Size size, bool top)
+{
+	HnswMemArea *a = mg->area;
+	uint64		before;
 
 	size = MAXALIGN(size);
-	off = pg_atomic_fetch_add_u64(&mg->area->used, size);
-	if (off + size > mg->area->size)
+	if (top)
+		before = pg_atomic_fetch_add_u64(&a->usedTop, size);
+	else
+		before = pg_atomic_fetch_add_u64(&a->used, size);
+	if (before + size +
+		pg_atomic_read_u64(top ? &a->used : &a->usedTop) > a->size)
 	{
-		mg->area->full = true;
+		a->full = true;
 		return 0;
 	}
-	return off;
+	return top ? a->size - before - size : before;
 }
 
 static inline void
@@ -176,6 +218,27 @@ mem_vector(HnswGraph *g, const HnswCandidate *c)
 	return mem_element((HnswMemGraph *) g, c->ref)->vec;
 }
 
+#ifdef HNSW_CHECK_VERDICTS
+/*
+ * Developer check, compiled in by test/sanitize: the list the verdicts
+ * gave must be exactly the one the full heuristic gives.  A PANIC, like a
+ * failed assertion, so that the sanitizer run cannot miss it.
+ */
+static void
+check_verdicts(HnswGraph *g, const HnswCandidate *e, int layer,
+			   const HnswKnownList *before, const HnswCandidate *q,
+			   bool force, const HnswKnownList *after)
+{
+	HnswRef		out[2 * HNSW_MAX_M];
+	int			n;
+
+	n = HnswMergeLink(g, e, layer, before->refs, before->n, q, force, out);
+	if (n != after->n || memcmp(out, after->refs, sizeof(HnswRef) * n) != 0)
+		elog(PANIC, "hnsw build: list of element " UINT64_FORMAT " on layer %d differs from the full heuristic's",
+			 e->ref, layer);
+}
+#endif
+
 /*
  * The list is pruned under the element's exclusive lock: the pruning reads
  * only vectors, which need no lock, so no second lock is ever waited for.
@@ -186,24 +249,39 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 {
 	HnswMemGraph *mg = (HnswMemGraph *) g;
 	HnswMemElement *el = mem_element(mg, e->ref);
-	uint32	   *slots = mem_slots(mg, el) + HnswLayerStart(g->m, layer);
+	int			start = HnswLayerStart(g->m, layer);
 	int			cap = HnswLayerCapacity(g->m, layer);
-	HnswRef		cur[2 * HNSW_MAX_M];
-	HnswRef		out[2 * HNSW_MAX_M];
-	int			ncur;
-	int			n;
-	bool		kept = false;
+	uint32	   *slots = mem_slots(mg, el) + start;
+	float	   *dists = mem_dists(mg, el) + start;
+	uint8	   *verdicts = mem_verdicts(mg, el) + start;
+	HnswKnownList list;
+	bool		kept;
 
-	cur[0] = HNSW_INVALID_REF;	/* quiets a false "uninitialized" */
 	mem_lock(mg, el, LW_EXCLUSIVE);
-	for (ncur = 0; ncur < cap && slots[ncur] != HNSW_MEM_NONE; ncur++)
-		cur[ncur] = slots[ncur];
-	n = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
+	for (list.n = 0; list.n < cap && slots[list.n] != HNSW_MEM_NONE; list.n++)
+	{
+		list.refs[list.n] = slots[list.n];
+		list.dists[list.n] = dists[list.n];
+		list.verdicts[list.n] = verdicts[list.n];
+	}
+#ifdef HNSW_CHECK_VERDICTS
+	{
+		HnswKnownList before = list;
+
+		kept = HnswMergeLinkKnown(g, e, layer, &list, q, force);
+		check_verdicts(g, e, layer, &before, q, force, &list);
+	}
+#else
+	kept = HnswMergeLinkKnown(g, e, layer, &list, q, force);
+#endif
 	for (int i = 0; i < cap; i++)
 	{
-		slots[i] = i < n ? (uint32) out[i] : HNSW_MEM_NONE;
-		if (i < n && out[i] == q->ref)
-			kept = true;
+		slots[i] = i < list.n ? (uint32) list.refs[i] : HNSW_MEM_NONE;
+		if (i < list.n)
+		{
+			dists[i] = list.dists[i];
+			verdicts[i] = list.verdicts[i];
+		}
 	}
 	mem_unlock(mg, el);
 	return kept;
@@ -223,8 +301,11 @@ static Size
 element_bytes(int dim, int m)
 {
 	/* levels above 0 add m slots each, 1/(m-1) elements per level on average */
+	int			slots = 2 * m + m + m / Max(m - 1, 1) + 1;
+
 	return MAXALIGN(offsetof(HnswMemElement, vec) + sizeof(float) * dim) +
-		MAXALIGN(sizeof(uint32) * (2 * m + m + m / Max(m - 1, 1) + 1)) +
+		MAXALIGN(sizeof(uint32) * slots) +
+		MAXALIGN(MEM_KNOWN_BYTES * slots) +
 		sizeof(uint64);
 }
 
@@ -276,8 +357,9 @@ HnswMemCreate(Relation index, void *area, Size size, bool shared, bool init)
 		if (header >= size)
 			elog(ERROR, "hnsw build area of %zu bytes is too small", size);
 		pg_atomic_init_u64(&a->used, header);
+		pg_atomic_init_u64(&a->usedTop, 0);
 		pg_atomic_init_u32(&a->nelems, 0);
-		a->size = size;
+		a->size = TYPEALIGN_DOWN(MAXIMUM_ALIGNOF, size);
 		a->shared = shared;
 		a->full = false;
 		a->entry = HNSW_INVALID_REF;
@@ -322,7 +404,7 @@ add_duplicate(HnswMemGraph *mg, HnswMemElement *e, ItemPointer tid)
 		/* new chunks go at the head, so the head is the one with room */
 		if (chunk == NULL || chunk->ntids == HNSW_DUPLICATE_TIDS)
 		{
-			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk));
+			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk), false);
 
 			if (off == 0)
 				ok = false;
@@ -366,8 +448,11 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	int			nslots = (level + 2) * g->m;
 	uint64		eoff;
 	uint64		soff;
+	uint64		koff;
 	uint32		num;
 	uint32	   *slots;
+	float	   *dists;
+	uint8	   *verdicts;
 	int			dup;
 
 	if (a->full)
@@ -381,9 +466,11 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	if (dup >= 0)
 		return add_duplicate(mg, mem_element(mg, nb.layer0[dup].ref), tid);
 
-	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim);
-	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots) : 0;
-	if (soff == 0)
+	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim,
+					 false);
+	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots, false) : 0;
+	koff = soff ? mem_alloc(mg, MEM_KNOWN_BYTES * nslots, true) : 0;
+	if (koff == 0)
 		return false;
 	num = pg_atomic_fetch_add_u32(&a->nelems, 1);
 	if (num >= a->maxelems)
@@ -396,6 +483,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	if (a->shared)
 		LWLockInitialize(&e->lock, a->tranche);
 	e->slotsOff = soff;
+	e->knownOff = koff;
 	e->moreOff = 0;
 	e->nmore = 0;
 	e->level = level;
@@ -403,14 +491,21 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	e->heaptids[0] = *tid;
 	memcpy(e->vec, vec, sizeof(float) * g->dim);
 	slots = mem_slots(mg, e);
+	dists = mem_dists(mg, e);
+	verdicts = mem_verdicts(mg, e);
 	for (int i = 0; i < nslots; i++)
 		slots[i] = HNSW_MEM_NONE;
+	/* the heuristic chose each list from nearer candidates: all kept */
 	for (int lc = 0; lc <= level; lc++)
 	{
-		uint32	   *ls = slots + HnswLayerStart(g->m, lc);
+		int			start = HnswLayerStart(g->m, lc);
 
 		for (int i = 0; i < nb.count[lc]; i++)
-			ls[i] = (uint32) nb.lists[lc][i].ref;
+		{
+			slots[start + i] = (uint32) nb.lists[lc][i].ref;
+			dists[start + i] = nb.lists[lc][i].dist;
+			verdicts[start + i] = HNSW_VERDICT_KEPT;
+		}
 	}
 	a->offsets[num] = eoff;
 
@@ -641,39 +736,40 @@ link_orphan(HnswMemGraph *mg, HnswRef x, uint32 *indeg)
 {
 	HnswGraph  *g = &mg->g;
 	HnswRef		nbrs[2 * HNSW_MAX_M];
-	HnswCandidate c[2 * HNSW_MAX_M];
+	const float *xvec = mem_element(mg, x)->vec;
 	int			nn = layer0(mg, mem_element(mg, x), nbrs);
 
 	for (int k = 0; k < nn; k++)
 	{
 		HnswMemElement *ne = mem_element(mg, nbrs[k]);
 		uint32	   *slots = mem_slots(mg, ne);
+		float	   *dists = mem_dists(mg, ne);
+		uint8	   *verdicts = mem_verdicts(mg, ne);
 		HnswRef		members[2 * HNSW_MAX_M];
 		int			n = layer0(mg, ne, members);
 		int			victim = -1;
 
 		if (n < 2 * g->m)
+			victim = n;
+		else
 		{
-			slots[n] = (uint32) x;
-			indeg[x]++;
-			return true;
+			for (int i = 0; i < n; i++)
+			{
+				if (indeg[members[i]] >= 2 &&
+					(victim < 0 || dists[i] > dists[victim]))
+					victim = i;
+			}
+			if (victim < 0)
+				continue;
+			indeg[members[victim]]--;
+			/* a kept member may go: no verdict can be trusted any more */
+			memset(verdicts, HNSW_VERDICT_UNKNOWN, n);
 		}
-		for (int i = 0; i < n; i++)
-			c[i].ref = members[i];
-		mem_distances(g, ne->vec, c, n, NULL, HNSW_NO_BOUND);
-		for (int i = 0; i < n; i++)
-		{
-			if (indeg[c[i].ref] >= 2 &&
-				(victim < 0 || c[i].dist > c[victim].dist))
-				victim = i;
-		}
-		if (victim >= 0)
-		{
-			indeg[c[victim].ref]--;
-			slots[victim] = (uint32) x;
-			indeg[x]++;
-			return true;
-		}
+		slots[victim] = (uint32) x;
+		dists[victim] = g->dist(ne->vec, xvec, g->dim);
+		verdicts[victim] = HNSW_VERDICT_UNKNOWN;
+		indeg[x]++;
+		return true;
 	}
 	return false;
 }

@@ -63,7 +63,7 @@ $node->safe_psql('postgres', 'ANALYZE s; ALTER TABLE s SET (parallel_workers = 1
 hnsw_load($node, 's', n => 20000, first_id => 2001, seed => 0.47, create => 0);
 ($ret, $out, $err) = $node->psql('postgres', qq{
 SET client_min_messages = debug1;
-SET maintenance_work_mem = '3MB';
+SET maintenance_work_mem = '4MB';
 SET max_parallel_maintenance_workers = 1;
 CREATE INDEX s_par ON s USING hnsw (v);
 });
