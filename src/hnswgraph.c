@@ -575,6 +575,17 @@ HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
 }
 
 /*
+ * The heuristic's test: does kept, a neighbour already chosen, rule out a
+ * candidate with vector v at distance dist from the base, by being closer
+ * to it than the base is?
+ */
+static inline bool
+rules_out(HnswGraph *g, const float *v, float dist, const float *kept)
+{
+	return HnswDistance(g, v, kept, dist) < dist;
+}
+
+/*
  * Algorithm 4, SELECT-NEIGHBORS-HEURISTIC: from candidates sorted
  * ascending by distance to a base element, keep up to max of them, each
  * closer to the base than to any already kept.  Keeping diverse directions
@@ -608,7 +619,7 @@ select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
 
 		for (int j = 0; j < nkept; j++)
 		{
-			if (HnswDistance(g, v, vecs[j], c[i].dist) < c[i].dist)
+			if (rules_out(g, v, c[i].dist, vecs[j]))
 			{
 				good = false;
 				break;
@@ -975,8 +986,7 @@ HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
 					continue;
 				if (v == NULL)
 					v = known_vector(g, &x[i]);
-				if (HnswDistance(g, v, known_vector(g, k), x[i].c.dist) <
-					x[i].c.dist)
+				if (rules_out(g, v, x[i].c.dist, known_vector(g, k)))
 					good = false;
 			}
 		}

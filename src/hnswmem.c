@@ -256,6 +256,9 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 	uint8	   *verdicts = mem_verdicts(mg, el) + start;
 	HnswKnownList list;
 	bool		kept;
+#ifdef HNSW_CHECK_VERDICTS
+	HnswKnownList before;
+#endif
 
 	mem_lock(mg, el, LW_EXCLUSIVE);
 	for (list.n = 0; list.n < cap && slots[list.n] != HNSW_MEM_NONE; list.n++)
@@ -265,14 +268,11 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 		list.verdicts[list.n] = verdicts[list.n];
 	}
 #ifdef HNSW_CHECK_VERDICTS
-	{
-		HnswKnownList before = list;
-
-		kept = HnswMergeLinkKnown(g, e, layer, &list, q, force);
-		check_verdicts(g, e, layer, &before, q, force, &list);
-	}
-#else
+	before = list;
+#endif
 	kept = HnswMergeLinkKnown(g, e, layer, &list, q, force);
+#ifdef HNSW_CHECK_VERDICTS
+	check_verdicts(g, e, layer, &before, q, force, &list);
 #endif
 	for (int i = 0; i < cap; i++)
 	{
