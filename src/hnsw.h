@@ -53,7 +53,9 @@
  * elements left without any DELETED; wait out inserts that started before
  * (they may have chosen such an element as a neighbour) and replace a
  * deleted entry point; give every live element that links to a deleted one
- * new neighbours found by a search; then, with inserts excluded, flag the
+ * new neighbours, chosen from a search and from the live elements that
+ * the deleted ones linked to (which must therefore stay readable until
+ * every repair is done); then, with inserts excluded, flag the
  * deleted elements FREE.  Deleted and free elements are traversed by
  * searches but never returned, merged into, or linked to.
  *
@@ -140,6 +142,15 @@
  * ever looks: a row its own vector does not find.
  */
 #define HNSW_INSERT_DESCENT_EF		4
+
+/*
+ * Vacuum's repair of a list that lost members pools, besides a search,
+ * the live elements reached through the lost: through chains of up to
+ * HNSW_REPAIR_HOPS deleted elements, expanding at most HNSW_REPAIR_WALK
+ * of them (hnswgraph.c, HnswRepairNeighbours).
+ */
+#define HNSW_REPAIR_HOPS			3
+#define HNSW_REPAIR_WALK			32
 
 /* Largest indexable dimension count: an element tuple must fit a page */
 #define HNSW_MAX_DIM				2000
@@ -451,6 +462,7 @@ extern int	HnswFindDuplicate(HnswGraph *g, const float *q,
 extern int	HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e,
 								 const float *evec, int layer,
 								 const HnswRef *keep, int nkeep,
+								 const HnswRef *lost, int nlost,
 								 HnswRef entry, int entryLevel,
 								 HnswCandidate **out);
 extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,

@@ -757,19 +757,35 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
 /*
  * New neighbours on a layer for an existing element e that lost some
  * (vacuum): search for e's vector from the entry point as Algorithm 1
- * does for a new element, pool the results with the neighbours e keeps,
- * and choose by the heuristic, filling the list.  Returns how many, in
+ * does for a new element, pool the results with the neighbours e keeps
+ * and with the live elements that the lost ones (nlost deleted refs) led
+ * to, and choose by the heuristic, filling the list.  Returns how many, in
  * *out, with their distances to e.
+ *
+ * Why the walk through the lost: a search with a small ef_construction
+ * finds e's own cluster only, so after a mass delete the clusters that
+ * only deleted elements bridged drift apart, and queries that enter the
+ * graph on the wrong side never cross.  What the deleted elements linked
+ * to keeps e's long links (the same reasoning as FreshDiskANN's delete
+ * consolidation).  The walk goes up to HNSW_REPAIR_HOPS deleted elements
+ * deep, for when most of the graph went at once; the deleted are still on
+ * their pages, as vacuum frees them only after every repair.
  */
 int
 HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 					 int layer, const HnswRef *keep, int nkeep,
+					 const HnswRef *lost, int nlost,
 					 HnswRef entry, int entryLevel, HnswCandidate **out)
 {
+	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswCandidate *ep;
 	HnswCandidate *w;
 	HnswCandidate *c;
-	HnswCandidate *k;
+	HnswCandidate *front;
+	HnswCandidate *next;
+	HnswRef    *nbrs;
+	int			nfront = 0;
+	int			expanded = 0;
 	int			nep;
 	int			nw;
 	int			n = 0;
@@ -777,35 +793,71 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 	nep = descend(g, evec, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
 	nw = HnswSearchLayer(g, evec, ep, nep, g->efConstruction, layer, &w);
 	pfree(ep);
-	c = palloc(sizeof(HnswCandidate) * (nw + nkeep + 1));
+
+	/* c: the pool, which the visited set keeps free of repeats */
+	c = palloc(sizeof(HnswCandidate) * (nw + (HNSW_REPAIR_WALK + 1) * cap));
+	visited_clear(&g->visited);
+	visited_add(&g->visited, e->ref);
 	for (int i = 0; i < nw; i++)
 	{
-		if (w[i].ref != e->ref)
+		if (visited_add(&g->visited, w[i].ref))
 			c[n++] = w[i];
 	}
-	if (nkeep > 0)
-	{
-		k = palloc(sizeof(HnswCandidate) * nkeep);
-		for (int i = 0; i < nkeep; i++)
-			k[i].ref = keep[i];
-		g->ops->distances(g, evec, k, nkeep, NULL, HNSW_NO_BOUND);
-		for (int i = 0; i < nkeep; i++)
-		{
-			bool		dup = false;
-
-			if (k[i].deleted || k[i].ref == e->ref)
-				continue;
-			for (int j = 0; j < n && !dup; j++)
-				dup = (c[j].ref == k[i].ref);
-			if (!dup)
-				c[n++] = k[i];
-		}
-		pfree(k);
-	}
-	qsort(c, n, sizeof(HnswCandidate), candidate_cmp);
-	n = select_neighbours(g, c, n, HnswLayerCapacity(g->m, layer), true,
-						  NULL);
 	pfree(w);
+
+	/*
+	 * Breadth first from e's list: a live element joins the pool, a deleted
+	 * one is expanded, up to HNSW_REPAIR_WALK of them in all.
+	 */
+	front = palloc(sizeof(HnswCandidate) * (HNSW_REPAIR_WALK + 1) * cap);
+	next = palloc(sizeof(HnswCandidate) * (HNSW_REPAIR_WALK + 1) * cap);
+	nbrs = palloc(sizeof(HnswRef) * 2 * g->m);
+	for (int i = 0; i < nkeep; i++)
+	{
+		if (visited_add(&g->visited, keep[i]))
+			front[nfront++].ref = keep[i];
+	}
+	for (int i = 0; i < nlost; i++)
+	{
+		if (visited_add(&g->visited, lost[i]))
+			front[nfront++].ref = lost[i];
+	}
+	for (int hop = 0; nfront > 0; hop++)
+	{
+		HnswCandidate *swap;
+		int			nnext = 0;
+
+		g->ops->distances(g, evec, front, nfront, NULL, HNSW_NO_BOUND);
+		for (int i = 0; i < nfront; i++)
+		{
+			int			nn;
+
+			if (!front[i].deleted)
+			{
+				c[n++] = front[i];
+				continue;
+			}
+			if (hop >= HNSW_REPAIR_HOPS || expanded >= HNSW_REPAIR_WALK)
+				continue;
+			expanded++;
+			nn = g->ops->neighbours(g, &front[i], layer, nbrs);
+			for (int j = 0; j < nn; j++)
+			{
+				if (visited_add(&g->visited, nbrs[j]))
+					next[nnext++].ref = nbrs[j];
+			}
+		}
+		swap = front;
+		front = next;
+		next = swap;
+		nfront = nnext;
+	}
+	pfree(front);
+	pfree(next);
+	pfree(nbrs);
+
+	qsort(c, n, sizeof(HnswCandidate), candidate_cmp);
+	n = select_neighbours(g, c, n, cap, true, NULL);
 	*out = c;
 	return n;
 }

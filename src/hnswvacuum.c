@@ -13,8 +13,8 @@
  *		every insert that may have chosen a now-deleted element as a
  *		neighbour before it was flagged; replace a deleted entry point.
  *	 3. repair: every live element that links to a deleted one gets new
- *		neighbours on that layer from a search (hnswgraph.c), and the new
- *		neighbours link back to it.  Inserts run meanwhile and never link
+ *		neighbours on that layer from a search and from what the deleted
+ *		ones link to (hnswgraph.c), and the new neighbours link back to it.  Inserts run meanwhile and never link
  *		to a deleted element.
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
@@ -263,28 +263,33 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 	HnswGraph  *g = HnswPageGraphBase(pg);
 	HnswRef		cur[2 * HNSW_MAX_M];
 	HnswRef		keep[2 * HNSW_MAX_M];
+	HnswRef		lost[2 * HNSW_MAX_M];
 	HnswRef		refs[2 * HNSW_MAX_M];
 	HnswCandidate *out = NULL;
 	int			ncur;
 	int			nkeep;
+	int			nlost;
 	int			n = 0;
 	bool		done = false;
 
 	for (int attempt = 0; attempt <= HNSW_REPAIR_RETRIES && !done; attempt++)
 	{
 		ncur = g->ops->neighbours(g, e, layer, cur);
-		nkeep = 0;
+		nkeep = nlost = 0;
 		for (int i = 0; i < ncur; i++)
 		{
 			if (!is_deleted(vs, cur[i]))
 				keep[nkeep++] = cur[i];
+			else
+				lost[nlost++] = cur[i];
 		}
-		if (nkeep == ncur)
+		if (nlost == 0)
 			return;				/* an insert already replaced them */
 
 		if (attempt < HNSW_REPAIR_RETRIES)
 		{
 			n = HnswRepairNeighbours(g, e, evec, layer, keep, nkeep,
+									 lost, nlost,
 									 HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
 									 meta->entryLevel, &out);
 			for (int i = 0; i < n; i++)
