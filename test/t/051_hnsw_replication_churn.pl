@@ -9,7 +9,8 @@
 # report the same figures on the standby as on the primary (the standby's
 # index is a replay of the primary's, page for page).  The standby's
 # searches must all succeed and return 10 rows.  Last, the standby's recall
-# after the churn is compared with that of a fresh build of the same rows.
+# after the churn must be at least 0.95, and that of a fresh build of the
+# same rows (REINDEX, replayed) at least 0.99.
 #
 # Two indexes: an l2 index built in memory, and a cosine index whose build
 # outgrew maintenance_work_mem (so that it went on with logged inserts).
@@ -217,17 +218,13 @@ for my $case (@cases)
 	my $fresh = hnsw_recall($fresh_s, $exact);
 	cmp_ok($fresh, '>=', 0.99,
 		"$index rebuilt after the churn: recall\@$K at ef_search 100 >= 0.99");
-	# 0.95, the floor of 052_hnsw_soak.pl for an index under churn: here
-	# 0.983 to 1.000 has been seen, against 1.000 rebuilt.
-  TODO:
-	{
-		# Open: a cosine index under spread-out delete + VACUUM churn keeps
-		# 0.945 to 0.968 (l2: 0.984 to 1.0) against 0.994 rebuilt; the issue
-		# asks here for identical answers and a clean verifier (asserted).
-		local $TODO = 'recall of an index under delete + VACUUM churn trails a rebuild';
-		cmp_ok($churned, '>=', 0.95,
-			"$index on the standby after the churn: recall\@$K at ef_search 100 >= 0.95");
-	}
+	# 0.95, the floor of 052_hnsw_soak.pl for an index under churn.  Since
+	# vacuum's repair also pools what the deleted neighbours linked to, l2
+	# has given 0.989 to 0.996 here and cosine 0.990 to 0.992, against 0.994
+	# to 1.000 rebuilt; before it, l2 kept 0.984 to 0.986 and cosine only
+	# 0.945 to 0.974.
+	cmp_ok($churned, '>=', 0.95,
+		"$index on the standby after the churn: recall\@$K at ef_search 100 >= 0.95");
 	push @figures,
 	  sprintf('%s on the standby: recall@%d at ef_search 100 = %.4f after the churn, %.4f rebuilt',
 		$index, $K, $churned, $fresh);
