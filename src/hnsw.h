@@ -53,11 +53,12 @@
  * elements left without any DELETED; wait out inserts that started before
  * (they may have chosen such an element as a neighbour) and replace a
  * deleted entry point; give every live element that links to a deleted one
- * new neighbours, chosen from a search and from the live elements that
- * the deleted ones linked to (which must therefore stay readable until
- * every repair is done); then, with inserts excluded, flag the
- * deleted elements FREE.  Deleted and free elements are traversed by
- * searches but never returned, merged into, or linked to.
+ * new neighbours, chosen from the live elements that the deleted ones
+ * linked to (which must therefore stay readable until every repair is
+ * done) and, for a list that lost most of its members, from a search;
+ * then, with inserts excluded, flag the deleted elements FREE.  Deleted
+ * and free elements are traversed by searches but never returned, merged
+ * into, or linked to.
  *
  * WAL.  Every change to an existing page goes through GenericXLog.  CREATE
  * INDEX writes its pages through shared buffers without WAL and then logs
@@ -144,10 +145,11 @@
 #define HNSW_INSERT_DESCENT_EF		4
 
 /*
- * Vacuum's repair of a list that lost members pools, besides a search,
- * the live elements reached through the lost: through chains of up to
- * HNSW_REPAIR_HOPS deleted elements, expanding at most HNSW_REPAIR_WALK
- * of them (hnswgraph.c, HnswRepairNeighbours).
+ * Vacuum's repair of a list that lost members pools the live elements
+ * reached through the lost: through chains of up to HNSW_REPAIR_HOPS
+ * deleted elements, expanding at most HNSW_REPAIR_WALK of them; it
+ * searches as well only for a list that lost more than it kept
+ * (hnswgraph.c, HnswRepairNeighbours).
  */
 #define HNSW_REPAIR_HOPS			3
 #define HNSW_REPAIR_WALK			32

@@ -756,11 +756,11 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
 
 /*
  * New neighbours on a layer for an existing element e that lost some
- * (vacuum): search for e's vector from the entry point as Algorithm 1
- * does for a new element, pool the results with the neighbours e keeps
- * and with the live elements that the lost ones (nlost deleted refs) led
- * to, and choose by the heuristic, filling the list.  Returns how many, in
- * *out, with their distances to e.
+ * (vacuum), chosen by the heuristic, filling the list, from a pool of: the
+ * neighbours e keeps; the live elements that the lost ones (nlost deleted
+ * refs) led to; and, when e lost more than it keeps, the results of a
+ * search for e's vector from the entry point, as Algorithm 1 does for a
+ * new element.  Returns how many, in *out, with their distances to e.
  *
  * Why the walk through the lost: a search with a small ef_construction
  * finds e's own cluster only, so after a mass delete the clusters that
@@ -769,7 +769,10 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
  * to keeps e's long links (the same reasoning as FreshDiskANN's delete
  * consolidation).  The walk goes up to HNSW_REPAIR_HOPS deleted elements
  * deep, for when most of the graph went at once; the deleted are still on
- * their pages, as vacuum frees them only after every repair.
+ * their pages, as vacuum frees them only after every repair.  An element
+ * that keeps most of its list has its neighbourhood in the pool already,
+ * and the search, the dearest part, is skipped: that repairs spread-out
+ * deletes faster than a search did, and with better recall after.
  */
 int
 HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
@@ -778,21 +781,25 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 					 HnswRef entry, int entryLevel, HnswCandidate **out)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
-	HnswCandidate *ep;
-	HnswCandidate *w;
+	HnswCandidate *w = NULL;
 	HnswCandidate *c;
 	HnswCandidate *front;
 	HnswCandidate *next;
 	HnswRef    *nbrs;
 	int			nfront = 0;
 	int			expanded = 0;
-	int			nep;
-	int			nw;
+	int			nw = 0;
 	int			n = 0;
 
-	nep = descend(g, evec, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
-	nw = HnswSearchLayer(g, evec, ep, nep, g->efConstruction, layer, &w);
-	pfree(ep);
+	if (nlost > nkeep)			/* most of the list is gone: search too */
+	{
+		HnswCandidate *ep;
+		int			nep;
+
+		nep = descend(g, evec, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
+		nw = HnswSearchLayer(g, evec, ep, nep, g->efConstruction, layer, &w);
+		pfree(ep);
+	}
 
 	/* c: the pool, which the visited set keeps free of repeats */
 	c = palloc(sizeof(HnswCandidate) * (nw + (HNSW_REPAIR_WALK + 1) * cap));
@@ -803,7 +810,8 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 		if (visited_add(&g->visited, w[i].ref))
 			c[n++] = w[i];
 	}
-	pfree(w);
+	if (w)
+		pfree(w);
 
 	/*
 	 * Breadth first from e's list: a live element joins the pool, a deleted

@@ -13,8 +13,9 @@
  *		every insert that may have chosen a now-deleted element as a
  *		neighbour before it was flagged; replace a deleted entry point.
  *	 3. repair: every live element that links to a deleted one gets new
- *		neighbours on that layer from a search and from what the deleted
- *		ones link to (hnswgraph.c), and the new neighbours link back to it.  Inserts run meanwhile and never link
+ *		neighbours on that layer from what the deleted ones link to and,
+ *		if it lost most of them, from a search (hnswgraph.c); the new
+ *		neighbours link back to it.  Inserts run meanwhile and never link
  *		to a deleted element.
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
