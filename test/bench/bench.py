@@ -91,7 +91,12 @@ def parse_args():
     ap.add_argument("--k", type=int, default=10, help="neighbours per query (recall@k)")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=64)
-    ap.add_argument("--ef", default="10,20,40,80,160", help="hnsw.ef_search values")
+    ap.add_argument("--ef", default="10,15,20,30,40,60,80,120,160",
+                    help="hnsw.ef_search values (pgvector's published ones, 10 to 160, and "
+                         "points between, so that each recall target is met near its threshold)")
+    ap.add_argument("--query-format", choices=("binary", "text"), default="binary",
+                    help="how the query vector is bound: binary (as drivers that know the type "
+                         "send it, and as ann-benchmarks measures pgvector) or as a text literal")
     ap.add_argument("--passes", type=int, help="timed passes over the queries per ef value; "
                     "the table shows the best (default 3; 1 with --quick)")
     ap.add_argument("--clients", type=int, default=1,
@@ -169,6 +174,7 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
     res["table_bytes"] = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
 
     qtexts = [tb.vector_literal(q) for q in ds.queries]
+    qparams = tb.query_params(ds.queries, args.query_format == "binary")
     sql = tb.query_sql(table, ds.metric, args.k)
     if args.force_index:
         conn.execute("SET enable_seqscan = off")
@@ -188,12 +194,12 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
     runs = {ef: {"plan": plans[ef][1], "qps_passes": []} for ef in args.efs}
     if measured:
         warm = measured[len(measured) // 2]
-        tb.run_queries(conn, sql, qtexts[:min(len(qtexts), 200)], warm, label="warm-up")
+        tb.run_queries(conn, sql, qparams[:min(len(qparams), 200)], warm, label="warm-up")
     for p in range(args.passes):
         for ef in measured:
             label = f"ef {ef}" + (f" pass {p + 1}" if args.passes > 1 else "")
-            seconds, results = tb.run_queries(conn, sql, qtexts, ef, label=label)
-            runs[ef]["qps_passes"].append(len(qtexts) / seconds)
+            seconds, results = tb.run_queries(conn, sql, qparams, ef, label=label)
+            runs[ef]["qps_passes"].append(len(qparams) / seconds)
             r = check.recall(results)
             if p == 0:
                 runs[ef].update(r)
@@ -211,7 +217,7 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
         bar = tb.Progress(f"{args.clients} clients", len(measured) * args.passes, " runs")
         for p in range(args.passes):
             for i, ef in enumerate(measured):
-                qps = tb.run_clients(sql, qtexts, ef, args.clients, settings)
+                qps = tb.run_clients(sql, qparams, ef, args.clients, settings)
                 runs[ef].setdefault("clients_qps_passes", []).append(qps)
                 bar.update(p * len(measured) + i + 1)
         bar.close()
@@ -391,7 +397,8 @@ def print_report(entry, args):
             s += "   !! " + "; ".join(odd)
         print(s)
     note = f"   QPS: best of {args.passes} pass{'es' if args.passes > 1 else ''} of {ds['queries']:,} queries " \
-           f"(median in the JSON); one client, prepared statement"
+           f"(median in the JSON); one client, prepared statement, query vector bound in " \
+           f"{args.query_format}"
     if clients:
         note += f"; {clients}cl: {clients} concurrent clients, each running every query"
     print(note)
@@ -414,6 +421,19 @@ def best_at(recalls, qps, threshold):
     return max(ok) if ok else None
 
 
+def interpolated_at(recalls, qps, threshold):
+    """QPS at exactly threshold on the straight line between the two
+    neighbouring ef_search points whose recalls straddle it, or None when no
+    pair does. Used on the published figures: a finer sweep of ours against
+    their coarse one would otherwise flatter us."""
+    pts = sorted(recalls)
+    for lo, hi in zip(pts, pts[1:]):
+        r0, r1 = recalls[lo], recalls[hi]
+        if r0 < threshold <= r1:
+            return qps[lo] + (qps[hi] - qps[lo]) * (threshold - r0) / (r1 - r0)
+    return None
+
+
 def print_targets(ours, pub):
     """The issue's targets against pgvector's published figures: QPS at
     matched recall, build time with the same processes, index size."""
@@ -431,6 +451,13 @@ def print_targets(ours, pub):
         print(f"     QPS at recall >= {thr}: {mine[0]:,.0f} (ef {mine[1]}, {mine[2]:.4f}) against "
               f"{theirs[0]:,} (ef {theirs[1]}, {theirs[2]:.4f}): {x:.2f}x, "
               f"{'met' if x >= QPS_TARGET else 'not met'} (target {QPS_TARGET:g}x)")
+        between = interpolated_at(pub["recall"], pub["qps"], thr)
+        if between is not None and between > theirs[0]:
+            print(f"       stricter: against pgvector's QPS interpolated to recall {thr} between its "
+                  f"published points, {between:,.0f}: {mine[0] / between:.2f}x")
+        elif between is None and min(pub["recall"].values()) >= thr:
+            print(f"       (pgvector's lowest published ef_search already exceeds recall {thr}: "
+                  f"its QPS at exactly {thr} is not known and may be higher)")
     for b in ours["builds"]:
         theirs = pub["build_seconds_1_parallel_worker" if b["max_parallel_maintenance_workers"]
                      else "build_seconds"]
@@ -466,7 +493,7 @@ def plot(entry, args, path):
         lines.append(("hnswlib (1 thread)", series(entry["hnswlib"]["runs"]), "s-", None))
     pub = entry.get("pgvector_published")
     if pub:
-        pts = [(ef, pub["recall"][ef], pub["qps"][ef]) for ef in args.efs if ef in pub["recall"]]
+        pts = [(ef, pub["recall"][ef], pub["qps"][ef]) for ef in sorted(pub["recall"])]
         lines.append(("pgvector 0.8.6 (published figures)", pts, "^:", None))
     for name, pts, style, _ in lines:
         if not pts:
@@ -549,7 +576,8 @@ def main():
     report = {"started": stamp, "argv": sys.argv[1:], "environment": env,
               "parameters": {"k": args.k, "m": args.m, "ef_construction": args.ef_construction,
                              "ef_search": args.efs, "passes": args.passes, "clients": args.clients,
-                             "quick": args.quick, "qps_reported": "best of passes"},
+                             "quick": args.quick, "qps_reported": "best of passes",
+                             "query_format": args.query_format},
               "datasets": []}
     json_path = os.path.join(args.out, f"bench-{stamp}.json")
     try:

@@ -514,6 +514,41 @@ def vector_literal(row):
     return "[" + ",".join("%.9g" % v for v in row.tolist()) + "]"
 
 
+class VectorParam:
+    """A query vector bound as a parameter in binary form (vector_recv's: int16
+    dim, int16 0, dim float4, big-endian), packed once, before any timing.
+    Drivers send vectors this way when they know the type (pgvector-python's
+    psycopg adapter, which ann-benchmarks' pgvector module uses), which
+    spares the server from parsing thousands of decimal digits per query."""
+    __slots__ = ("data",)
+
+    def __init__(self, row):
+        self.data = struct.pack(">hh", len(row), 0) + np.asarray(row, dtype=">f4").tobytes()
+
+
+def register_vector_param(conn):
+    """Teach conn to send VectorParam in binary as the type vector (whose OID
+    the extension's installation chose)."""
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
+
+    class VectorParamDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj):
+            return obj.data
+
+    VectorParamDumper.oid = oid
+    conn.adapters.register_dumper(VectorParam, VectorParamDumper)
+
+
+def query_params(rows, binary):
+    """The queries as bound parameters: VectorParam, or text literals."""
+    return [VectorParam(r) if binary else vector_literal(r) for r in rows]
+
+
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 
@@ -714,9 +749,10 @@ def plan_check(conn, table, index, metric, k, literal):
 
 
 def run_queries(conn, sql, qtexts, ef, label=None, order=None):
-    """Run each query text once through a server-side prepared statement on
-    conn with hnsw.ef_search = ef. Returns (seconds, results) where results
-    are the lists of first-column values per query (in qtexts' order).
+    """Run each query (a text literal or a VectorParam; see query_params)
+    once through a server-side prepared statement on conn with
+    hnsw.ef_search = ef. Returns (seconds, results) where results are the
+    lists of first-column values per query (in qtexts' order).
 
     Each ef value gets a statement of its own (the SQL is tagged with it):
     a cached plan is not replanned when hnsw.ef_search changes."""
@@ -725,6 +761,8 @@ def run_queries(conn, sql, qtexts, ef, label=None, order=None):
     order = range(len(qtexts)) if order is None else order
     results = [None] * len(qtexts)
     bar = Progress(label, len(qtexts), " queries") if label else None
+    if isinstance(qtexts[0], VectorParam):
+        register_vector_param(conn)
     cur = conn.cursor()
     # a first execution prepares the statement outside the timed loop
     cur.execute(sql, (qtexts[0],), prepare=True)
@@ -761,6 +799,8 @@ def _client_main(sql, qtexts, ef, offset, settings, ready, start, out):
             for name, value in settings.items():
                 conn.execute(f"SET {name} = {value}")
             conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+            if isinstance(qtexts[0], VectorParam):
+                register_vector_param(conn)
             cur = conn.cursor()
             cur.execute(sql, (qtexts[0],), prepare=True)
             cur.fetchall()
