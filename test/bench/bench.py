@@ -120,6 +120,7 @@ def parse_args():
     ap.add_argument("--cache-dir", default=tb.default_cache_dir(), help="ground-truth cache ('' for none)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for JSON and PNG")
     ap.add_argument("--keep", action="store_true", help="keep the tables")
+    ap.add_argument("--no-plot", action="store_true", help="draw no PNG (matplotlib not needed)")
     args = ap.parse_args()
     if args.dataset is None:
         args.dataset = "all" if args.quick else "fashion-mnist"
@@ -610,12 +611,13 @@ def main():
                           f"ef_construction=64: not shown for {name}", file=sys.stderr)
             report["datasets"].append(entry)
             print_report(entry, args)
-            png = os.path.join(args.out, f"bench-{stamp}-{name}.png")
-            plot(entry, args, png)
-            entry["plot"] = png
+            if not args.no_plot:
+                png = os.path.join(args.out, f"bench-{stamp}-{name}.png")
+                plot(entry, args, png)
+                entry["plot"] = png
+                print(f"   plot: {png}")
             with open(json_path, "w") as f:
                 json.dump(report, f, indent=1, default=_json_default)
-            print(f"   plot: {png}")
             sys.stdout.flush()
     except (KeyboardInterrupt, tb.psycopg.errors.QueryCanceled) as e:
         # Ctrl-C (or TERM) cancels the running statement, which then
