@@ -136,13 +136,18 @@
 
 /*
  * How many elements an insert (and vacuum's repair) keeps on each layer
- * above the ones it links into, on its way down; scans keep one, as in the
- * paper.  On well-separated clusters a single greedy path now and then
- * stops in a neighbouring cluster, and an element inserted from there
+ * above the ones it links into, on its way down, and how many a scan keeps
+ * on each layer above layer 0, whose search starts from all of them.  The
+ * paper keeps one.  On well-separated clusters a single greedy path now and
+ * then stops in a neighbouring cluster: an element inserted from there
  * links only into that cluster, where no search for its own neighbourhood
- * ever looks: a row its own vector does not find.
+ * ever looks, and a scan from there finds only that cluster, its whole
+ * first round at any usual ef_search (and under strict order the rows it
+ * finds later are lost).  With 31 clusters in 32 dimensions, one scan in 90
+ * stopped so with one; one in 600 with two, which costs 3% more distances.
  */
 #define HNSW_INSERT_DESCENT_EF		4
+#define HNSW_SCAN_DESCENT_EF		2
 
 /*
  * Vacuum's repair of a list that lost members pools the live elements

@@ -332,7 +332,7 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
  * Descent from the entry point down to (not into) a layer, keeping the ef
  * nearest elements on each layer passed; returns how many, nearest first,
  * in *out (palloc'd): the entry points for that layer.  With ef 1 this is
- * the paper's greedy descent, which scans use.
+ * the paper's greedy descent.
  */
 static int
 descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
@@ -518,11 +518,9 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 {
 	HnswStream *s = palloc0(sizeof(HnswStream));
 	HnswCandidate *eps;
-	HnswCandidate ep;
+	int			neps;
 
-	descend(g, q, entry, entryLevel, 0, 1, &eps);
-	ep = eps[0];
-	pfree(eps);
+	neps = descend(g, q, entry, entryLevel, 0, HNSW_SCAN_DESCENT_EF, &eps);
 
 	s->g = g;
 	s->q = q;
@@ -533,13 +531,20 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	s->maxdeferred = 256;
 	s->deferred = palloc(sizeof(HnswCandidate) * s->maxdeferred);
 	visited_clear(&g->visited);
-	visited_add(&g->visited, ep.ref);
-	heap_push(&s->cand, &ep);
-	if (!ep.deleted)
+	for (int i = 0; i < neps; i++)
 	{
-		heap_push(&s->found, &ep);
-		heap_push(&s->pool, &ep);
+		visited_add(&g->visited, eps[i].ref);
+		heap_push(&s->cand, &eps[i]);
+		if (!eps[i].deleted)
+		{
+			heap_push(&s->found, &eps[i]);
+			heap_push(&s->pool, &eps[i]);
+		}
 	}
+	/* W holds at most ef, even at ef_search 1 */
+	while (s->found.count > ef)
+		heap_pop(&s->found, NULL);
+	pfree(eps);
 	stream_expand(s);
 	stream_set_bound(s);
 	return s;
