@@ -174,7 +174,6 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
     res["index_bytes"], res["index_pretty"] = tb.relation_size(conn, index)
     res["table_bytes"] = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
 
-    qtexts = [tb.vector_literal(q) for q in ds.queries]
     qparams = tb.query_params(ds.queries, args.query_format == "binary")
     sql = tb.query_sql(table, ds.metric, args.k)
     if args.force_index:
@@ -185,7 +184,7 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
     plans = {}
     for ef in args.efs:
         conn.execute(f"SET hnsw.ef_search = {ef}")
-        ok, desc = tb.plan_check(conn, table, index, ds.metric, args.k, qtexts[0])
+        ok, desc = tb.plan_check(conn, table, index, ds.metric, args.k, tb.vector_literal(ds.queries[0]))
         plans[ef] = (ok, desc)
         if not ok:
             print(f"WARNING: {ds.name}: at hnsw.ef_search = {ef} the planner does not use the index "

@@ -748,34 +748,34 @@ def plan_check(conn, table, index, metric, k, literal):
     return False, f"custom plan {' > '.join(found[False])}, generic plan {' > '.join(found[True])}"
 
 
-def run_queries(conn, sql, qtexts, ef, label=None, order=None):
+def run_queries(conn, sql, queries, ef, label=None, order=None):
     """Run each query (a text literal or a VectorParam; see query_params)
     once through a server-side prepared statement on conn with
     hnsw.ef_search = ef. Returns (seconds, results) where results are the
-    lists of first-column values per query (in qtexts' order).
+    lists of first-column values per query (in queries' order).
 
     Each ef value gets a statement of its own (the SQL is tagged with it):
     a cached plan is not replanned when hnsw.ef_search changes."""
     conn.execute(f"SET hnsw.ef_search = {int(ef)}")
     sql = f"{sql} /* ef_search {int(ef)} */"
-    order = range(len(qtexts)) if order is None else order
-    results = [None] * len(qtexts)
-    bar = Progress(label, len(qtexts), " queries") if label else None
-    if isinstance(qtexts[0], VectorParam):
+    order = range(len(queries)) if order is None else order
+    results = [None] * len(queries)
+    bar = Progress(label, len(queries), " queries") if label else None
+    if isinstance(queries[0], VectorParam):
         register_vector_param(conn)
     cur = conn.cursor()
     # a first execution prepares the statement outside the timed loop
-    cur.execute(sql, (qtexts[0],), prepare=True)
+    cur.execute(sql, (queries[0],), prepare=True)
     cur.fetchall()
     t0 = time.perf_counter()
     for count, i in enumerate(order, 1):
-        cur.execute(sql, (qtexts[i],), prepare=True)
+        cur.execute(sql, (queries[i],), prepare=True)
         results[i] = [r[0] for r in cur.fetchall()]
         if bar and count % 50 == 0:
             bar.update(count)
     seconds = time.perf_counter() - t0
     if bar:
-        bar.close(f"{len(qtexts) / seconds:,.0f} QPS")
+        bar.close(f"{len(queries) / seconds:,.0f} QPS")
     cur.close()
     return seconds, results
 
@@ -790,7 +790,7 @@ def server_settings(conn, names):
     return out
 
 
-def _client_main(sql, qtexts, ef, offset, settings, ready, start, out):
+def _client_main(sql, queries, ef, offset, settings, ready, start, out):
     """One client of run_clients, in a process of its own."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -799,17 +799,17 @@ def _client_main(sql, qtexts, ef, offset, settings, ready, start, out):
             for name, value in settings.items():
                 conn.execute(f"SET {name} = {value}")
             conn.execute(f"SET hnsw.ef_search = {int(ef)}")
-            if isinstance(qtexts[0], VectorParam):
+            if isinstance(queries[0], VectorParam):
                 register_vector_param(conn)
             cur = conn.cursor()
-            cur.execute(sql, (qtexts[0],), prepare=True)
+            cur.execute(sql, (queries[0],), prepare=True)
             cur.fetchall()
-            n = len(qtexts)
+            n = len(queries)
             ready.put(None)
             start.wait()
             t0 = time.perf_counter()
             for j in range(n):
-                cur.execute(sql, (qtexts[(offset + j) % n],), prepare=True)
+                cur.execute(sql, (queries[(offset + j) % n],), prepare=True)
                 cur.fetchall()
             out.put((t0, time.perf_counter(), n, None))
     except BaseException as e:  # noqa: B902 - reported to the parent
@@ -817,7 +817,7 @@ def _client_main(sql, qtexts, ef, offset, settings, ready, start, out):
         out.put((0.0, 0.0, 0, repr(e)))
 
 
-def run_clients(sql, qtexts, ef, clients, settings=None):
+def run_clients(sql, queries, ef, clients, settings=None):
     """`clients` processes, each with its own connection, each running every
     query once (starting at different offsets) through a prepared statement
     with hnsw.ef_search = ef, all started together. Returns the total
@@ -829,7 +829,7 @@ def run_clients(sql, qtexts, ef, clients, settings=None):
     start = ctx.Event()
     sql = f"{sql} /* ef_search {int(ef)} */"
     procs = [ctx.Process(target=_client_main,
-                         args=(sql, qtexts, ef, i * len(qtexts) // clients, settings or {}, ready, start, out),
+                         args=(sql, queries, ef, i * len(queries) // clients, settings or {}, ready, start, out),
                          daemon=True)
              for i in range(clients)]
     for p in procs:
