@@ -27,7 +27,9 @@
 #include "commands/vacuum.h"
 #include "fmgr.h"
 #include "optimizer/optimizer.h"
+#include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -68,6 +70,9 @@ static const struct config_enum_entry hnsw_iterative_scan_options[] = {
 };
 
 static relopt_kind hnsw_relopt_kind;
+
+/* hnsw.test_wait_point: see HnswWaitPoint */
+static char *hnsw_test_wait_point = NULL;
 
 /*
  * Called once when the library is loaded: pick the distance kernels for
@@ -111,7 +116,36 @@ _PG_init(void)
 							 &hnsw_scan_mem_multiplier,
 							 HNSW_DEFAULT_SCAN_MEM_MULTIPLIER, 1, 1000,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("hnsw.test_wait_point",
+							   "For tests only: a named point of the hnsw code at which this session waits.",
+							   "The session waits there for the advisory lock HNSW_WAIT_LOCK_KEY, so that a test holding that lock can act while it waits.",
+							   &hnsw_test_wait_point, "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("hnsw");
+}
+
+/*
+ * A wait point for tests (PostgreSQL 15 has no injection points).  When
+ * hnsw.test_wait_point names this point, the backend takes and releases
+ * the advisory lock pg_advisory_lock(HNSW_WAIT_LOCK_KEY) in share mode:
+ * a test that holds that lock holds this backend here, sees it waiting in
+ * pg_locks, acts, and lets it go.  Callers hold no buffer content lock
+ * here.  The setting is superuser-only, and empty costs one test.
+ */
+void
+HnswWaitPoint(const char *name)
+{
+	LOCKTAG		tag;
+
+	if (hnsw_test_wait_point == NULL || hnsw_test_wait_point[0] == '\0' ||
+		strcmp(hnsw_test_wait_point, name) != 0)
+		return;
+	/* as pg_advisory_lock(bigint) names it */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 (uint32) (HNSW_WAIT_LOCK_KEY >> 32),
+						 (uint32) HNSW_WAIT_LOCK_KEY, 1);
+	(void) LockAcquire(&tag, ShareLock, false, false);
+	LockRelease(&tag, ShareLock, false);
 }
 
 /* Metrics ----------------------------------------------------------------- */

@@ -434,6 +434,10 @@ extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
 							  float *out);
 extern DistanceKernel HnswMetricKernel(const HnswMetric *metric, bool build);
 
+/* Test wait points: the advisory lock a test holds (0x484E5357, "HNSW") */
+#define HNSW_WAIT_LOCK_KEY		INT64CONST(1213090647)
+extern void HnswWaitPoint(const char *name);
+
 /* hnswgraph.c: the algorithm */
 extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
 						  DistanceKernel dist, int dim, int m,
