@@ -530,7 +530,19 @@ extern HnswDuplicateTuple HnswGetDuplicate(Relation index, Page page,
 										   BlockNumber blkno,
 										   OffsetNumber offno);
 extern Buffer HnswNewBuffer(Relation index);
-extern int	HnswCollectHeapTids(Relation index, HnswElementTuple etup,
+typedef bool (*HnswChainFn) (Relation index, Buffer buf, OffsetNumber offno,
+							 HnswDuplicateTuple dtup, void *arg);
+extern bool HnswWalkChain(Relation index, BlockNumber eblk, OffsetNumber eoff,
+						  ItemPointerData head, int mode,
+						  BufferAccessStrategy strategy, HnswChainFn fn,
+						  void *arg);
+typedef void (*HnswElementFn) (Relation index, Buffer buf, OffsetNumber offno,
+							   HnswElementTuple etup, void *arg);
+extern void HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
+							 BufferAccessStrategy strategy, bool pause,
+							 HnswElementFn fn, void *arg);
+extern int	HnswCollectHeapTids(Relation index, BlockNumber blkno,
+								OffsetNumber offno, HnswElementTuple etup,
 								ItemPointer *tids, int *maxtids);
 extern HnswPageGraph *HnswPageGraphCreate(Relation index, bool forSearch);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);

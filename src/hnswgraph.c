@@ -796,7 +796,8 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 	int			nw = 0;
 	int			n = 0;
 
-	if (nlost > nkeep)			/* most of the list is gone: search too */
+	/* most of the list is gone, or it was empty: search too */
+	if (nlost > nkeep || nkeep == 0)
 	{
 		HnswCandidate *ep;
 		int			nep;

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
@@ -223,57 +224,145 @@ HnswGetDuplicate(Relation index, Page page, BlockNumber blkno,
 	return dtup;
 }
 
-/* Append n heap TIDs to a palloc'd array, growing it */
-static void
-append_tids(ItemPointer *tids, int *ntids, int *maxtids,
-			const ItemPointerData *add, int n)
-{
-	if (*ntids + n > *maxtids)
-	{
-		*maxtids = Max(*maxtids * 2, *ntids + n);
-		*tids = repalloc(*tids, sizeof(ItemPointerData) * *maxtids);
-	}
-	memcpy(*tids + *ntids, add, sizeof(ItemPointerData) * n);
-	*ntids += n;
-}
-
 /*
- * All heap TIDs of an element whose page the caller holds locked: its own
- * and those of its duplicate chain (read under share locks, after the
- * element's page: hnsw.h, rule 6).  *tids is a palloc'd array of *maxtids;
- * returns the count.  The chain is bounded by the index size, so a damaged
- * chain cannot loop forever.
+ * Walk the duplicate chain that starts at head, the chain of the element at
+ * eblk/eoff, whose page the caller holds locked (hnsw.h, rule 6), so the
+ * chain cannot change under the walk.  Each tuple is handed to fn on its
+ * page, locked in mode (BUFFER_LOCK_SHARE or BUFFER_LOCK_EXCLUSIVE; fn may
+ * change an exclusively locked one through GenericXLog on buf); fn returns
+ * true to stop.  Returns whether fn stopped the walk.
+ *
+ * Every chain walk goes through here, bounded by the number of duplicate
+ * tuples the index has room for: a damaged chain that loops ends in an
+ * error naming the element, never in a hang (a backend that holds a content
+ * lock cannot even be cancelled).
  */
-int
-HnswCollectHeapTids(Relation index, HnswElementTuple etup, ItemPointer *tids,
-					int *maxtids)
+bool
+HnswWalkChain(Relation index, BlockNumber eblk, OffsetNumber eoff,
+			  ItemPointerData head, int mode, BufferAccessStrategy strategy,
+			  HnswChainFn fn, void *arg)
 {
-	ItemPointerData next = etup->duptid;
-	BlockNumber nblocks = 0;
+	ItemPointerData next = head;
+	BlockNumber nblocks;
+	int64		maxsteps;
 	int64		steps = 0;
-	int			n = 0;
 
-	append_tids(tids, &n, maxtids, etup->heaptids, etup->ntids);
+	if (!ItemPointerIsValid(&next))
+		return false;
+	nblocks = RelationGetNumberOfBlocks(index);
+	maxsteps = (int64) nblocks *
+		(HNSW_PAGE_CAPACITY / (HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData)));
 	while (ItemPointerIsValid(&next))
 	{
 		BlockNumber blkno = ItemPointerGetBlockNumber(&next);
 		OffsetNumber offno = ItemPointerGetOffsetNumber(&next);
 		HnswDuplicateTuple dtup;
 		Buffer		buf;
+		bool		stop;
 
-		if (nblocks == 0)
-			nblocks = RelationGetNumberOfBlocks(index);
 		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks ||
-			++steps > (int64) nblocks * MaxOffsetNumber)
-			tuple_corrupted(index, blkno, offno, "duplicate chain");
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+			++steps > maxsteps)
+			tuple_corrupted(index, eblk, eoff, "duplicate chain");
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+								 strategy);
+		LockBuffer(buf, mode);
 		dtup = HnswGetDuplicate(index, BufferGetPage(buf), blkno, offno);
-		append_tids(tids, &n, maxtids, dtup->heaptids, dtup->ntids);
 		next = dtup->next;
+		stop = fn(index, buf, offno, dtup, arg);
+		UnlockReleaseBuffer(buf);
+		if (stop)
+			return true;
+	}
+	return false;
+}
+
+/* Append n heap TIDs to a palloc'd array, growing it */
+typedef struct TidArray
+{
+	ItemPointer *tids;
+	int			n;
+	int		   *max;
+} TidArray;
+
+static void
+append_tids(TidArray *a, const ItemPointerData *add, int n)
+{
+	if (a->n + n > *a->max)
+	{
+		*a->max = Max(*a->max * 2, a->n + n);
+		*a->tids = repalloc(*a->tids, sizeof(ItemPointerData) * *a->max);
+	}
+	memcpy(*a->tids + a->n, add, sizeof(ItemPointerData) * n);
+	a->n += n;
+}
+
+static bool
+collect_chain_tids(Relation index, Buffer buf, OffsetNumber offno,
+				   HnswDuplicateTuple dtup, void *arg)
+{
+	append_tids((TidArray *) arg, dtup->heaptids, dtup->ntids);
+	return false;
+}
+
+/*
+ * All heap TIDs of an element at blkno/offno whose page the caller holds
+ * locked: its own and those of its duplicate chain.  *tids is a palloc'd
+ * array of *maxtids; returns the count.
+ */
+int
+HnswCollectHeapTids(Relation index, BlockNumber blkno, OffsetNumber offno,
+					HnswElementTuple etup, ItemPointer *tids, int *maxtids)
+{
+	TidArray	a = {tids, 0, maxtids};
+
+	append_tids(&a, etup->heaptids, etup->ntids);
+	HnswWalkChain(index, blkno, offno, etup->duptid, BUFFER_LOCK_SHARE, NULL,
+				  collect_chain_tids, &a);
+	return a.n;
+}
+
+/*
+ * Hand every element tuple of blocks [from, to) to fn, a page at a time
+ * under a share lock (fn may walk the element's chain: rule 6).  Pages
+ * added just before a crash and never written are passed over.  This is
+ * the one walk over every element; vacuum's callers pass their strategy,
+ * and it pauses between pages as vacuum's cost settings ask (holding no
+ * lock then) unless the caller holds one that inserts need (!pause).
+ */
+void
+HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
+				 BufferAccessStrategy strategy, bool pause, HnswElementFn fn,
+				 void *arg)
+{
+	int			dim = HnswGetIndexInfo(index)->dimensions;
+
+	for (BlockNumber blkno = Max(from, HNSW_METAPAGE_BLKNO + 1); blkno < to; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+
+		if (pause)
+			vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+								 strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			check_page(index, page, blkno);
+			for (OffsetNumber off = FirstOffsetNumber;
+				 off <= PageGetMaxOffsetNumber(page); off++)
+			{
+				HnswElementTuple etup = (HnswElementTuple) get_item(page, off, 1);
+
+				if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE)
+					continue;
+				fn(index, buf, off, HnswGetElement(index, page, blkno, off, dim),
+				   arg);
+			}
+		}
 		UnlockReleaseBuffer(buf);
 	}
-	return n;
 }
 
 /*
@@ -1213,6 +1302,23 @@ set_dup_page(HnswMetaPage meta, void *arg)
 	return true;
 }
 
+/* Put a heap TID into a chain tuple with room, and stop there */
+static bool
+add_chain_tid(Relation index, Buffer buf, OffsetNumber offno,
+			  HnswDuplicateTuple dtup, void *arg)
+{
+	GenericXLogState *state;
+
+	if (dtup->ntids >= HNSW_DUPLICATE_TIDS)
+		return false;
+	state = GenericXLogStart(index);
+	dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, buf, 0),
+							BufferGetBlockNumber(buf), offno);
+	dtup->heaptids[dtup->ntids++] = *(ItemPointer) arg;
+	GenericXLogFinish(state);
+	return true;
+}
+
 /*
  * Add a heap TID to an element holding exactly vec, if it is live: into
  * its own slots, else into its duplicate chain, which grows by a tuple at
@@ -1229,7 +1335,6 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 	GenericXLogState *state;
 	HnswElementTuple etup;
 	HnswDuplicateTupleData *dnew;
-	ItemPointerData next;
 	HnswMetaPageData meta;
 	Buffer		buf;
 	Buffer		dbuf;
@@ -1258,32 +1363,11 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 	}
 
 	/* a chain tuple with room; the element's lock keeps the chain still */
-	next = etup->duptid;
-	while (ItemPointerIsValid(&next))
+	if (HnswWalkChain(index, blkno, offno, etup->duptid, BUFFER_LOCK_EXCLUSIVE,
+					  NULL, add_chain_tid, heaptid))
 	{
-		BlockNumber dblk = ItemPointerGetBlockNumber(&next);
-		HnswDuplicateTuple dtup;
-
-		CHECK_FOR_INTERRUPTS();
-		if (dblk == HNSW_METAPAGE_BLKNO || dblk >= RelationGetNumberOfBlocks(index))
-			tuple_corrupted(index, blkno, offno, "duplicate chain");
-		dbuf = ReadBuffer(index, dblk);
-		LockBuffer(dbuf, BUFFER_LOCK_EXCLUSIVE);
-		dtup = HnswGetDuplicate(index, BufferGetPage(dbuf), dblk,
-								ItemPointerGetOffsetNumber(&next));
-		if (dtup->ntids < HNSW_DUPLICATE_TIDS)
-		{
-			state = GenericXLogStart(index);
-			dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, dbuf, 0),
-									dblk, ItemPointerGetOffsetNumber(&next));
-			dtup->heaptids[dtup->ntids++] = *heaptid;
-			GenericXLogFinish(state);
-			UnlockReleaseBuffer(dbuf);
-			UnlockReleaseBuffer(buf);
-			return true;
-		}
-		next = dtup->next;
-		UnlockReleaseBuffer(dbuf);
+		UnlockReleaseBuffer(buf);
+		return true;
 	}
 
 	/* all full: a new chain tuple at the head, on the duplicate page */

@@ -161,8 +161,8 @@ next_result(IndexScanDesc scan)
 			g->dist(so->q, etup->vec, g->dim) != c.dist)
 			so->ntids = 0;
 		else
-			so->ntids = HnswCollectHeapTids(index, etup, &so->tids,
-											&so->maxtids);
+			so->ntids = HnswCollectHeapTids(index, blkno, HnswRefOffset(c.ref),
+											etup, &so->tids, &so->maxtids);
 		UnlockReleaseBuffer(buf);
 		so->nexttid = 0;
 		found = so->ntids > 0;

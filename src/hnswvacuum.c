@@ -117,52 +117,30 @@ drop_dead_tids(HnswVacuumState *vs, ItemPointerData *tids, int ntids,
 	return kept;
 }
 
-/*
- * Pass 1 on an element's duplicate chain, its page locked by the caller
- * (hnsw.h, rule 6): drop dead heap TIDs; return how many are left.
- */
-static int64
-clean_chain(HnswVacuumState *vs, ItemPointer head)
+/* Pass 1 on one tuple of a duplicate chain: drop its dead heap TIDs */
+typedef struct ChainClean
 {
-	Relation	index = vs->index;
-	ItemPointerData next = *head;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-	int64		left = 0;
-	int64		steps = 0;
+	HnswVacuumState *vs;
+	int64		left;			/* heap TIDs kept in the chain */
+} ChainClean;
 
-	while (ItemPointerIsValid(&next))
-	{
-		BlockNumber blkno = ItemPointerGetBlockNumber(&next);
-		OffsetNumber offno = ItemPointerGetOffsetNumber(&next);
-		GenericXLogState *state;
-		HnswDuplicateTuple dtup;
-		Buffer		buf;
-		int			kept = 0;
-		bool		changed = false;
+static bool
+clean_chain_tuple(Relation index, Buffer buf, OffsetNumber offno,
+				  HnswDuplicateTuple dtup, void *arg)
+{
+	ChainClean *cc = arg;
+	GenericXLogState *state = GenericXLogStart(index);
+	bool		changed = false;
 
-		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks ||
-			++steps > (int64) nblocks * MaxOffsetNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\" has a damaged duplicate chain at block %u offset %u",
-							RelationGetRelationName(index), blkno, offno)));
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-								 vs->info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, buf, 0),
-								blkno, offno);
-		kept = drop_dead_tids(vs, dtup->heaptids, dtup->ntids, &changed);
-		dtup->ntids = kept;
-		left += kept;
-		next = dtup->next;
-		if (changed)
-			GenericXLogFinish(state);
-		else
-			GenericXLogAbort(state);
-		UnlockReleaseBuffer(buf);
-	}
-	return left;
+	dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, buf, 0),
+							BufferGetBlockNumber(buf), offno);
+	dtup->ntids = drop_dead_tids(cc->vs, dtup->heaptids, dtup->ntids, &changed);
+	cc->left += dtup->ntids;
+	if (changed)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	return false;
 }
 
 /* Pass 1 on one exclusively locked page */
@@ -194,12 +172,26 @@ remove_heap_tids(HnswVacuumState *vs, Buffer buf)
 		}
 		kept = drop_dead_tids(vs, etup->heaptids, etup->ntids, &changed);
 		etup->ntids = kept;
-		/* the chain's heap TIDs count as the element's */
+		/* the chain's heap TIDs count as the element's (rule 6 order) */
 		if (ItemPointerIsValid(&etup->duptid))
-			kept += clean_chain(vs, &etup->duptid);
+		{
+			ChainClean	cc = {vs, 0};
+
+			HnswWalkChain(index, blkno, off, etup->duptid,
+						  BUFFER_LOCK_EXCLUSIVE, vs->info->strategy,
+						  clean_chain_tuple, &cc);
+			kept += cc.left;
+		}
 		if (kept == 0)
 		{
+			/*
+			 * The flag must reach the page even when none of the element's
+			 * own heap TIDs went (its chain emptied): an insert of the same
+			 * vector that found it unflagged would add its row to an element
+			 * that pass 4 then frees.
+			 */
 			etup->flags |= HNSW_ELEMENT_DELETED;
+			changed = true;
 			add_deleted(vs, HnswRefFromTid(blkno, off));
 			vs->newlyDeleted++;
 		}
@@ -236,18 +228,66 @@ pass_remove(HnswVacuumState *vs, BlockNumber nblocks)
 	}
 }
 
-/* Pass 2: wait out older inserts; move the entry point off a deleted one */
+/* The live element of the highest level, among those HnswScanElements shows */
+typedef struct LiveTop
+{
+	HnswRef		ref;
+	int			level;
+} LiveTop;
+
 static void
+note_live_top(Relation index, Buffer buf, OffsetNumber offno,
+			  HnswElementTuple etup, void *arg)
+{
+	LiveTop    *top = arg;
+
+	if (!(etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) &&
+		(int) etup->level > top->level)
+	{
+		top->ref = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
+		top->level = etup->level;
+	}
+}
+
+/*
+ * Pass 2: wait out older inserts; move the entry point off a deleted one.
+ * Returns the index's size at that moment: an insert that began before
+ * pass 1 flagged an element may have linked to it from a page added
+ * meanwhile, so repair looks that far.
+ *
+ * Pass 1 saw no live element when every row was deleted; rows inserted
+ * since are then the only live ones, and one of them must become the entry
+ * point, or they would stay unreachable for good.  They are looked for
+ * without the update lock (new elements are never flagged but by vacuum),
+ * and again under it only if inserts in between left the entry deleted.
+ */
+static BlockNumber
 pass_barrier(HnswVacuumState *vs)
 {
 	HnswMetaPageData meta;
+	BlockNumber nblocks;
+	LiveTop		top = {vs->best, vs->bestLevel};
+	HnswRef		entry;
 
+	if (top.ref == HNSW_INVALID_REF)
+		HnswScanElements(vs->index, HNSW_METAPAGE_BLKNO + 1,
+						 RelationGetNumberOfBlocks(vs->index),
+						 vs->info->strategy, true, note_live_top, &top);
 	LockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	nblocks = RelationGetNumberOfBlocks(vs->index);
 	HnswReadMeta(vs->index, &meta);
-	if (meta.entryLevel >= 0 &&
-		is_deleted(vs, HnswRefFromTid(meta.entryBlkno, meta.entryOffno)))
-		HnswSetEntryPoint(vs->index, vs->best, vs->bestLevel);
+	entry = meta.entryLevel >= 0 ?
+		HnswRefFromTid(meta.entryBlkno, meta.entryOffno) : HNSW_INVALID_REF;
+	if (entry == HNSW_INVALID_REF || is_deleted(vs, entry))
+	{
+		if (top.ref == HNSW_INVALID_REF)
+			HnswScanElements(vs->index, HNSW_METAPAGE_BLKNO + 1, nblocks,
+							 vs->info->strategy, false, note_live_top, &top);
+		if (top.ref != entry)
+			HnswSetEntryPoint(vs->index, top.ref, top.level);
+	}
 	UnlockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	return nblocks;
 }
 
 /*
@@ -284,7 +324,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 			else
 				lost[nlost++] = cur[i];
 		}
-		if (nlost == 0)
+		if (nlost == 0 && ncur > 0)
 			return;				/* an insert already replaced them */
 
 		if (attempt < HNSW_REPAIR_RETRIES)
@@ -314,7 +354,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 			return;
 		}
 	}
-	if (!done)
+	if (!done || (n == 0 && ncur == 0))
 		return;
 	vs->repaired++;
 
@@ -341,6 +381,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 	HnswPageGraph *pg;
 	HnswGraph  *g;
 	HnswMetaPageData meta;
+	HnswRef		entry;
 	MemoryContext old;
 
 	if (vs->ndeleted == 0)
@@ -350,6 +391,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 	HnswReadMeta(index, &meta);
 	if (meta.entryLevel < 0)
 		return;					/* nothing live is left to repair */
+	entry = HnswRefFromTid(meta.entryBlkno, meta.entryOffno);
 
 	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
 	{
@@ -393,8 +435,13 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 			{
 				HnswRef		cur[2 * HNSW_MAX_M];
 				int			ncur = g->ops->neighbours(g, &elems[i], lc, cur);
-				bool		affected = false;
+				bool		affected;
 
+				/*
+				 * An empty list, but for the entry point's, means the element
+				 * was added while all it could have linked to was deleted.
+				 */
+				affected = (ncur == 0 && elems[i].ref != entry);
 				for (int j = 0; j < ncur && !affected; j++)
 					affected = is_deleted(vs, cur[j]);
 				if (!affected)
@@ -409,7 +456,16 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 	}
 }
 
-/* Pass 4: flag the deleted elements FREE and offer their slots */
+/* Pages pass 4 pins before it takes the update lock for them */
+#define HNSW_FREE_BATCH		32
+
+/*
+ * Pass 4: flag the deleted elements FREE and offer their slots.  Inserts
+ * are excluded while elements are flagged, a batch of pages at a time: the
+ * pages are read (and pinned) first, and vacuum's cost pauses come between
+ * batches, so that inserts never wait out a read or a sleep of vacuum's
+ * (hnsw.h, rule 2).
+ */
 static int64
 pass_free(HnswVacuumState *vs)
 {
@@ -423,40 +479,67 @@ pass_free(HnswVacuumState *vs)
 	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
 		lowest[l] = InvalidBlockNumber;
 
-	LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	while (i < vs->ndeleted)
 	{
-		BlockNumber blkno = HnswRefBlock(vs->deleted[i]);
-		GenericXLogState *state;
-		Buffer		buf;
-		Page		page;
+		Buffer		bufs[HNSW_FREE_BATCH];
+		int			nbufs = 0;
+		int64		j = i;
 
 		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-								 vs->info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, 0);
-		for (; i < vs->ndeleted && HnswRefBlock(vs->deleted[i]) == blkno; i++)
+		HnswWaitPoint("vacuum_free_batch");
+		while (j < vs->ndeleted && nbufs < HNSW_FREE_BATCH)
 		{
-			HnswElementTuple etup = HnswGetElement(index, page, blkno,
-												   HnswRefOffset(vs->deleted[i]),
-												   vs->dim);
+			BlockNumber blkno = HnswRefBlock(vs->deleted[j]);
 
-			etup->flags = HNSW_ELEMENT_FREE;
-			if (lowest[etup->level] == InvalidBlockNumber)
-				lowest[etup->level] = blkno;
-			nfreed++;
+			bufs[nbufs++] = ReadBufferExtended(index, MAIN_FORKNUM, blkno,
+											   RBM_NORMAL, vs->info->strategy);
+			while (j < vs->ndeleted && HnswRefBlock(vs->deleted[j]) == blkno)
+				j++;
 		}
-		GenericXLogFinish(state);
-		UnlockReleaseBuffer(buf);
+
+		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
+		for (int b = 0; b < nbufs; b++)
+		{
+			BlockNumber blkno = BufferGetBlockNumber(bufs[b]);
+			GenericXLogState *state;
+			Page		page;
+
+			LockBuffer(bufs[b], BUFFER_LOCK_EXCLUSIVE);
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, bufs[b], 0);
+			for (; i < j && HnswRefBlock(vs->deleted[i]) == blkno; i++)
+			{
+				HnswElementTuple etup = HnswGetElement(index, page, blkno,
+													   HnswRefOffset(vs->deleted[i]),
+													   vs->dim);
+
+				/*
+				 * Pass 1 flagged it on the page, and inserts add rows only
+				 * to unflagged elements, so it is still empty; a slot that
+				 * is not so is never handed out.
+				 */
+				if (!(etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids > 0)
+				{
+					elog(WARNING, "hnsw: element at block %u offset %u of index \"%s\" is not empty: not freed",
+						 blkno, HnswRefOffset(vs->deleted[i]),
+						 RelationGetRelationName(index));
+					continue;
+				}
+				etup->flags = HNSW_ELEMENT_FREE;
+				if (lowest[etup->level] == InvalidBlockNumber)
+					lowest[etup->level] = blkno;
+				nfreed++;
+			}
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(bufs[b]);
+		}
+		UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	}
 	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
 	{
 		if (lowest[l] != InvalidBlockNumber)
 			HnswNoteFreeSlot(index, lowest[l], l);
 	}
-	UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	return nfreed;
 }
 
@@ -489,11 +572,13 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	vs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "hnsw vacuum",
 									  ALLOCSET_DEFAULT_SIZES);
 
-	/* pages added meanwhile hold only new, live elements: not our business */
+	/* pages added meanwhile hold only new, live elements: pass 1 skips them */
 	nblocks = RelationGetNumberOfBlocks(index);
 	pass_remove(&vs, nblocks);
-	pass_barrier(&vs);
+	HnswWaitPoint("vacuum_after_remove");
+	nblocks = pass_barrier(&vs);
 	pass_repair(&vs, nblocks);
+	HnswWaitPoint("vacuum_before_free");
 	nfreed = pass_free(&vs);
 
 	ereport(info->message_level,
@@ -506,6 +591,24 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	pfree(vs.deleted);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 	return stats;
+}
+
+static bool
+count_chain_tids(Relation index, Buffer buf, OffsetNumber offno,
+				 HnswDuplicateTuple dtup, void *arg)
+{
+	*(double *) arg += dtup->ntids;
+	return false;
+}
+
+/* Count an element's heap TIDs, its chain's included, into *(double *) arg */
+static void
+count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
+				HnswElementTuple etup, void *arg)
+{
+	*(double *) arg += etup->ntids;
+	HnswWalkChain(index, BufferGetBlockNumber(buf), offno, etup->duptid,
+				  BUFFER_LOCK_SHARE, NULL, count_chain_tids, arg);
 }
 
 /*
@@ -527,31 +630,12 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 	if (stats == NULL)
 	{
-		Relation	index = info->index;
-		int			dim = HnswGetIndexInfo(index)->dimensions;
-		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
-
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
-		for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
-		{
-			Buffer		buf;
-			Page		page;
-
-			vacuum_delay_point();
-			buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-									 info->strategy);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			for (OffsetNumber off = FirstOffsetNumber;
-				 off <= PageGetMaxOffsetNumber(page); off++)
-			{
-				if (is_element(page, off))
-					stats->num_index_tuples +=
-						HnswGetElement(index, page, blkno, off, dim)->ntids;
-			}
-			UnlockReleaseBuffer(buf);
-		}
-		stats->num_pages = nblocks;
+		HnswScanElements(info->index, HNSW_METAPAGE_BLKNO + 1,
+						 RelationGetNumberOfBlocks(info->index),
+						 info->strategy, true, count_heap_tids,
+						 &stats->num_index_tuples);
+		stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	}
 	return stats;
 }
