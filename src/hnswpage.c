@@ -629,6 +629,93 @@ write_layer(HnswGraph *g, Buffer buf, OffsetNumber offno, int layer,
 }
 
 /*
+ * Where an element's neighbour tuple is, and whether it is deleted: its
+ * element tuple's header, read under a share lock.
+ */
+static void
+element_head(HnswGraph *g, HnswRef ref, HnswCandidate *c)
+{
+	Relation	index = graph_index(g);
+	HnswElementTuple etup;
+	Buffer		buf;
+
+	buf = read_buffer((HnswPageGraph *) g, HnswRefBlock(ref), ref);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	etup = HnswGetElement(index, BufferGetPage(buf), HnswRefBlock(ref),
+						  HnswRefOffset(ref), g->dim);
+	c->ref = ref;
+	c->dist = 0;
+	c->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
+	c->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
+							ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Does an element other than `except` link to live element v on layer 0?
+ * Only v's own neighbours are asked, nearest links being mostly mutual: a
+ * wrong "no" costs a needless swap, never an element.  False also for a
+ * deleted v, which needs no link.
+ */
+static bool
+has_other_parent(HnswGraph *g, HnswRef v, HnswRef except)
+{
+	HnswCandidate vc;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	HnswRef		theirs[2 * HNSW_MAX_M];
+	int			nn;
+
+	element_head(g, v, &vc);
+	if (vc.deleted)
+		return true;
+	nn = page_neighbours(g, &vc, 0, nbrs);
+	for (int i = 0; i < nn; i++)
+	{
+		HnswCandidate nc;
+
+		if (nbrs[i] == except)
+			continue;
+		element_head(g, nbrs[i], &nc);
+		if (!nc.deleted &&
+			refs_contain(theirs, page_neighbours(g, &nc, 0, theirs), v))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A full layer-0 list of e, pruned to out (nout refs) to let q in, drops
+ * one member.  If that was the member's last incoming link, no search
+ * could find it again (until VACUUM relinks it): keep it, and drop instead
+ * the farthest kept member that another element links to.  Runs with no
+ * lock held, before the list is written back (rule 3).
+ */
+static void
+keep_last_link(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
+			   int ncur, const HnswCandidate *q, HnswRef *out, int nout)
+{
+	int			last = nout - 1;	/* out[last + 1 ..] are not to be dropped */
+
+	if (!refs_contain(out, nout, q->ref))
+		return;					/* nothing will be written */
+	for (int i = 0; i < ncur; i++)
+	{
+		if (refs_contain(out, nout, cur[i]) ||
+			has_other_parent(g, cur[i], e->ref))
+			continue;
+		/* cur[i] (live) loses its last link: it takes another's place */
+		for (; last >= 0; last--)
+		{
+			if (out[last] != q->ref && has_other_parent(g, out[last], e->ref))
+			{
+				out[last--] = cur[i];
+				break;
+			}
+		}
+	}
+}
+
+/*
  * Link q into e's list on a layer.  While the list has room this is one
  * locked append.  A full list is pruned with no lock held, and written
  * only over the very list it was computed from (hnsw.h, rule 3).
@@ -698,6 +785,8 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 		memcpy(cur, now, sizeof(HnswRef) * nnow);
 		ncur = nnow;
 		nout = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
+		if (layer == 0)
+			keep_last_link(g, e, cur, ncur, q, out, nout);
 	}
 }
 
