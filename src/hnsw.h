@@ -463,6 +463,9 @@ extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
 								   HnswRef entry, int entryLevel, int ef);
 extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
 						   HnswCandidate *out);
+extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,
+						   int entryLevel, int layer, int ef,
+						   HnswCandidate **out);
 extern void HnswFindNeighbours(HnswGraph *g, const float *q, int level,
 							   HnswRef entry, int entryLevel,
 							   HnswNeighbourhood *nb);
@@ -548,7 +551,7 @@ extern HnswPageGraph *HnswPageGraphCreate(Relation index, bool forSearch);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);
-extern void HnswPageLinkOrphans(HnswPageGraph *pg);
+extern int64 HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy);
 extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
 								 const HnswRef *expect, int nexpect,
 								 const HnswRef *refs, int n);

@@ -334,7 +334,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 		bs->indtuples = bs->nskip;
 		*reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											build_callback, bs, NULL);
-		HnswPageLinkOrphans(bs->pg);
+		HnswPageConnect(bs->pg, NULL);
 	}
 	else
 	{
@@ -403,7 +403,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			HnswMemFree(bs.mg);
 		}
 		else
-			HnswPageLinkOrphans(bs.pg);
+			HnswPageConnect(bs.pg, NULL);
 	}
 
 	MemoryContextDelete(bs.tmpCtx);

@@ -363,6 +363,25 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 }
 
 /*
+ * The elements nearest to q on a layer, by a search from the entry point
+ * with ef (Algorithm 1's search for a new element's neighbours on that
+ * layer); how many, ascending, in *out (palloc'd).
+ */
+int
+HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
+			   int layer, int ef, HnswCandidate **out)
+{
+	HnswCandidate *ep;
+	int			nep;
+	int			n;
+
+	nep = descend(g, q, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
+	n = HnswSearchLayer(g, q, ep, nep, ef, layer, out);
+	pfree(ep);
+	return n;
+}
+
+/*
  * Algorithm 5, K-NN-SEARCH, as a stream of results in increasing distance,
  * for scans: the first round is the paper's search with ef; when its
  * results run out and the caller wants more (a filter rejected them), the
@@ -799,12 +818,8 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 	/* most of the list is gone, or it was empty: search too */
 	if (nlost > nkeep || nkeep == 0)
 	{
-		HnswCandidate *ep;
-		int			nep;
-
-		nep = descend(g, evec, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
-		nw = HnswSearchLayer(g, evec, ep, nep, g->efConstruction, layer, &w);
-		pfree(ep);
+		nw = HnswSearchFrom(g, evec, entry, entryLevel, layer,
+							g->efConstruction, &w);
 	}
 
 	/* c: the pool, which the visited set keeps free of repeats */

@@ -652,13 +652,13 @@ element_head(HnswGraph *g, HnswRef ref, HnswCandidate *c)
 }
 
 /*
- * Does an element other than `except` link to live element v on layer 0?
+ * Does an element other than `except` link to live element v on a layer?
  * Only v's own neighbours are asked, nearest links being mostly mutual: a
- * wrong "no" costs a needless swap, never an element.  False also for a
- * deleted v, which needs no link.
+ * wrong "no" costs a needless swap, never an element.  True for a deleted
+ * v, which needs no link.
  */
 static bool
-has_other_parent(HnswGraph *g, HnswRef v, HnswRef except)
+has_other_parent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
 {
 	HnswCandidate vc;
 	HnswRef		nbrs[2 * HNSW_MAX_M];
@@ -668,7 +668,7 @@ has_other_parent(HnswGraph *g, HnswRef v, HnswRef except)
 	element_head(g, v, &vc);
 	if (vc.deleted)
 		return true;
-	nn = page_neighbours(g, &vc, 0, nbrs);
+	nn = page_neighbours(g, &vc, layer, nbrs);
 	for (int i = 0; i < nn; i++)
 	{
 		HnswCandidate nc;
@@ -677,7 +677,7 @@ has_other_parent(HnswGraph *g, HnswRef v, HnswRef except)
 			continue;
 		element_head(g, nbrs[i], &nc);
 		if (!nc.deleted &&
-			refs_contain(theirs, page_neighbours(g, &nc, 0, theirs), v))
+			refs_contain(theirs, page_neighbours(g, &nc, layer, theirs), v))
 			return true;
 	}
 	return false;
@@ -701,12 +701,12 @@ keep_last_link(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
 	for (int i = 0; i < ncur; i++)
 	{
 		if (refs_contain(out, nout, cur[i]) ||
-			has_other_parent(g, cur[i], e->ref))
+			has_other_parent(g, cur[i], 0, e->ref))
 			continue;
 		/* cur[i] (live) loses its last link: it takes another's place */
 		for (; last >= 0; last--)
 		{
-			if (out[last] != q->ref && has_other_parent(g, out[last], e->ref))
+			if (out[last] != q->ref && has_other_parent(g, out[last], 0, e->ref))
 			{
 				out[last--] = cur[i];
 				break;
@@ -830,6 +830,19 @@ static const HnswGraphOps hnsw_page_ops = {
 	.add_link = page_add_link,
 };
 
+/* How many candidates relink offers x to before it gives up */
+#define HNSW_RELINK_TRIES	8
+
+/* qsort: farthest first */
+static int
+candidate_desc(const void *a, const void *b)
+{
+	float		da = ((const HnswCandidate *) a)->dist;
+	float		db = ((const HnswCandidate *) b)->dist;
+
+	return da > db ? -1 : (da < db ? 1 : 0);
+}
+
 /* Where ref sits in the sorted refs[n], or -1 */
 static int64
 ref_index(HnswRef ref, const HnswRef *refs, int64 n)
@@ -840,168 +853,264 @@ ref_index(HnswRef ref, const HnswRef *refs, int64 n)
 }
 
 /*
- * Link orphan x from the layer-0 list of one of its own neighbours, the
- * nearest first, as hnswmem.c's link_orphan does: into a free slot, or in
- * place of the member farthest from that neighbour among those another
- * list names too (indeg, over the live elements' sorted refs).  So no
- * element loses its last incoming link and nothing cascades.  A list that
- * changed since it was read (vacuum runs beside inserts) is passed over.
- * Returns whether x was linked.
+ * Make r link to x on a layer: into a free slot of r's list, or in place of
+ * the member farthest from r that some other element links to as well, so
+ * that nobody loses a last incoming link and nothing cascades.  A list that
+ * changed since it was read (inserts run meanwhile) is left alone.
  */
 static bool
-page_link_orphan(HnswPageGraph *pg, const HnswCandidate *x,
-				 const HnswRef *refs, uint32 *indeg, int64 n)
+link_from(HnswPageGraph *pg, HnswRef r, const HnswCandidate *x, int layer)
 {
 	HnswGraph  *g = &pg->g;
-	int			cap = HnswLayerCapacity(g->m, 0);
-	HnswRef		nbrs[2 * HNSW_MAX_M];
-	int			nn = g->ops->neighbours(g, x, 0, nbrs);
-	const float *xv = nn > 0 ? g->ops->vector(g, x) : NULL;
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswCandidate e;
+	HnswCandidate c[2 * HNSW_MAX_M];
+	HnswRef		members[2 * HNSW_MAX_M];
+	HnswRef		out[2 * HNSW_MAX_M];
+	const float *ev;
+	int			nm;
+	int			slot = -1;
 
-	for (int k = 0; k < nn; k++)
+	e.ref = r;
+	ev = g->ops->vector(g, &e);
+	element_head(g, r, &e);
+	if (e.deleted)
+		return false;
+	nm = g->ops->neighbours(g, &e, layer, members);
+	if (refs_contain(members, nm, x->ref))
+		return true;
+	memcpy(out, members, sizeof(HnswRef) * nm);
+	if (nm < cap)
+		slot = nm;
+	else
 	{
-		HnswCandidate e;
-		HnswCandidate c[2 * HNSW_MAX_M];
-		HnswRef		members[2 * HNSW_MAX_M];
-		HnswRef		out[2 * HNSW_MAX_M];
-		const float *ev;
-		int64		victim = -1;
-		int			slot = -1;
-		int			nm;
-
-		/* one read of e: its place, its flags and its vector */
-		e.ref = nbrs[k];
-		g->ops->distances(g, xv, &e, 1, &ev, HNSW_NO_BOUND);
-		if (e.deleted)
-			continue;
-		nm = g->ops->neighbours(g, &e, 0, members);
-		memcpy(out, members, sizeof(HnswRef) * nm);
-		if (nm < cap)
-			slot = nm;
-		else
+		for (int i = 0; i < nm; i++)
+			c[i].ref = members[i];
+		g->ops->distances(g, ev, c, nm, NULL, HNSW_NO_BOUND);
+		qsort(c, nm, sizeof(HnswCandidate), candidate_desc);
+		for (int i = 0; i < nm && slot < 0; i++)
 		{
-			for (int i = 0; i < nm; i++)
-				c[i].ref = members[i];
-			g->ops->distances(g, ev, c, nm, NULL, HNSW_NO_BOUND);
-			for (int i = 0; i < nm; i++)
+			if (has_other_parent(g, c[i].ref, layer, r))
 			{
-				int64		at = ref_index(c[i].ref, refs, n);
-
-				if (at >= 0 && indeg[at] >= 2 &&
-					(slot < 0 || c[i].dist > c[slot].dist))
-				{
-					slot = i;
-					victim = at;
-				}
+				for (slot = 0; members[slot] != c[i].ref; slot++)
+					;
 			}
-			if (slot < 0)
-				continue;
 		}
-		out[slot] = x->ref;
-		if (HnswPageReplaceLayer(pg, e.loc, 0, members, nm, out,
-								 Max(nm, slot + 1)))
+		if (slot < 0)
+			return false;
+	}
+	out[slot] = x->ref;
+	return HnswPageReplaceLayer(pg, e.loc, layer, members, nm, out,
+								Max(nm, slot + 1));
+}
+
+/* The live elements of an index, for HnswPageConnect */
+typedef struct LiveSet
+{
+	int64		n;
+	int64		max;
+	HnswRef    *refs;			/* sorted: collected in block/offset order */
+	uint64	   *locs;
+	uint8	   *levels;
+} LiveSet;
+
+static void
+collect_live(Relation index, Buffer buf, OffsetNumber offno,
+			 HnswElementTuple etup, void *arg)
+{
+	LiveSet    *ls = arg;
+
+	if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
+		return;
+	if (ls->n == ls->max)
+	{
+		ls->max *= 2;
+		ls->refs = repalloc_huge(ls->refs, sizeof(HnswRef) * ls->max);
+		ls->locs = repalloc_huge(ls->locs, sizeof(uint64) * ls->max);
+		ls->levels = repalloc_huge(ls->levels, ls->max);
+	}
+	ls->refs[ls->n] = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
+	ls->locs[ls->n] =
+		HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
+					   ItemPointerGetOffsetNumber(&etup->neighbortid));
+	ls->levels[ls->n] = etup->level;
+	ls->n++;
+}
+
+/*
+ * Mark what a walk over layer-`layer` links reaches from ls element
+ * `start`, through live elements only.
+ */
+static void
+mark_reached(HnswGraph *g, const LiveSet *ls, int layer, int64 start,
+			 bool *reached, int64 *queue)
+{
+	int64		head = 0;
+	int64		tail = 0;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+
+	if (reached[start])
+		return;
+	reached[start] = true;
+	queue[tail++] = start;
+	while (head < tail)
+	{
+		int64		i = queue[head++];
+		HnswCandidate c = {ls->refs[i], ls->locs[i], 0, false};
+		int			nn = g->ops->neighbours(g, &c, layer, nbrs);
+
+		CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < nn; j++)
 		{
-			if (victim >= 0)
-				indeg[victim]--;
-			indeg[ref_index(x->ref, refs, n)]++;
-			return true;
+			int64		at = ref_index(nbrs[j], ls->refs, ls->n);
+
+			if (at >= 0 && !reached[at] && ls->levels[at] >= layer)
+			{
+				reached[at] = true;
+				queue[tail++] = at;
+			}
 		}
+	}
+}
+
+/*
+ * Give x, which no walk from the entry point reaches on a layer, a link
+ * from an element that one does: the nearest that takes it among the
+ * results of a search for x's vector.  An x with no links of its own on
+ * that layer (added while all near it was deleted) gets them first, as an
+ * insert would, and they link back.  Returns whether x was linked.
+ */
+static bool
+relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
+	   HnswRef entry, int entryLevel, const bool *reached)
+{
+	HnswGraph  *g = &pg->g;
+	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
+	HnswRef		cur[2 * HNSW_MAX_M];
+	const float *xv = g->ops->vector(g, &x);
+	HnswCandidate *w;
+	int			nw;
+	int			tried = 0;
+
+	if (g->ops->neighbours(g, &x, layer, cur) == 0)
+	{
+		HnswCandidate *out;
+		int			n = HnswRepairNeighbours(g, &x, xv, layer, NULL, 0, NULL, 0,
+											 entry, entryLevel, &out);
+		HnswRef		refs[2 * HNSW_MAX_M];
+
+		for (int i = 0; i < n; i++)
+			refs[i] = out[i].ref;
+		if (n > 0 && HnswPageReplaceLayer(pg, x.loc, layer, cur, 0, refs, n))
+		{
+			for (int i = 0; i < n; i++)
+			{
+				int64		at = ref_index(out[i].ref, ls->refs, ls->n);
+				HnswCandidate q = x;
+
+				q.dist = out[i].dist;
+				if (g->ops->add_link(g, &out[i], layer, &q, false) &&
+					at >= 0 && reached[at])
+					return true;
+			}
+		}
+	}
+
+	nw = HnswSearchFrom(g, xv, entry, entryLevel, layer, g->efConstruction, &w);
+	for (int i = 0; i < nw && tried < HNSW_RELINK_TRIES; i++)
+	{
+		int64		at = ref_index(w[i].ref, ls->refs, ls->n);
+
+		if (w[i].ref == x.ref || at < 0 || !reached[at])
+			continue;
+		tried++;
+		if (link_from(pg, w[i].ref, &x, layer))
+			return true;
 	}
 	return false;
 }
 
 /*
- * Link every live element that nothing names on layer 0 from one of its
- * neighbours (page_link_orphan): for the end of a build that inserted on
- * pages, and for vacuum's cleanup.  Reads the whole index once.
+ * Make every live element reachable from the entry point on every layer
+ * it is on: a walk over each layer's links from the entry point marks
+ * what it reaches, and each element left out is linked from a reached one
+ * (relink), which brings in whatever it reaches in turn.  Inserts leave
+ * such elements behind now and then (a full list pruned under them, an
+ * outlier nobody kept), and so do deletes (the element that linked to
+ * them went, or a group of elements reached only through the deleted
+ * ones).  For vacuum's cleanup and for the end of a build that inserted
+ * on pages.  Reads every neighbour list once per layer it is on, and
+ * holds per live element its ref, place and level, a flag and a queue
+ * slot (26 bytes).  Elements added while it runs may be relinked without
+ * need, which costs a link, no more.  Returns how many it linked.
  */
-void
-HnswPageLinkOrphans(HnswPageGraph *pg)
+int64
+HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 {
 	HnswGraph  *g = &pg->g;
 	Relation	index = pg->index;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	HnswMetaPageData meta;
-	HnswCandidate *elems;
-	HnswRef    *refs;
-	uint32	   *indeg;
-	int64		n = 0;
-	int64		max = 1024;
-	int64		orphans = 0;
+	MemoryContext tmp;
+	MemoryContext old;
+	LiveSet		ls;
+	bool	   *reached;
+	int64	   *queue;
+	int64		entryAt;
 	int64		linked = 0;
-	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int64		missed = 0;
 
 	HnswReadMeta(index, &meta);
-	elems = palloc(sizeof(HnswCandidate) * max);
-	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
-	{
-		Buffer		buf = ReadBuffer(index, blkno);
-		Page		page;
+	if (meta.entryLevel < 0)
+		return 0;
+	ls.n = 0;
+	ls.max = 1024;
+	ls.refs = palloc(sizeof(HnswRef) * ls.max);
+	ls.locs = palloc(sizeof(uint64) * ls.max);
+	ls.levels = palloc(ls.max);
+	HnswScanElements(index, HNSW_METAPAGE_BLKNO + 1,
+					 RelationGetNumberOfBlocks(index), strategy, true,
+					 collect_live, &ls);
+	entryAt = ref_index(HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
+						ls.refs, ls.n);
+	if (entryAt < 0)
+		return 0;				/* the entry point moved meanwhile */
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (!PageIsNew(page))
+	reached = palloc_extended(Max(ls.n, 1), MCXT_ALLOC_HUGE);
+	queue = palloc_extended(sizeof(int64) * Max(ls.n, 1), MCXT_ALLOC_HUGE);
+	tmp = AllocSetContextCreate(CurrentMemoryContext, "hnsw connect",
+								ALLOCSET_DEFAULT_SIZES);
+	for (int layer = meta.entryLevel; layer >= 0; layer--)
+	{
+		memset(reached, 0, ls.n);
+		mark_reached(g, &ls, layer, entryAt, reached, queue);
+		for (int64 i = 0; i < ls.n; i++)
 		{
-			for (OffsetNumber off = FirstOffsetNumber;
-				 off <= PageGetMaxOffsetNumber(page); off++)
+			if (reached[i] || ls.levels[i] < layer)
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(tmp);
+			if (relink(pg, &ls, i, layer,
+					   HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
+					   meta.entryLevel, reached))
 			{
-				HnswElementTuple etup = (HnswElementTuple) get_item(page, off, 1);
-
-				if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE)
-					continue;
-				etup = HnswGetElement(index, page, blkno, off, g->dim);
-				if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
-					continue;
-				if (n == max)
-				{
-					max *= 2;
-					elems = repalloc_huge(elems, sizeof(HnswCandidate) * max);
-				}
-				elems[n].ref = HnswRefFromTid(blkno, off);
-				elems[n].loc = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
-											  ItemPointerGetOffsetNumber(&etup->neighbortid));
-				elems[n].dist = 0;
-				elems[n].deleted = false;
-				n++;
+				linked++;
+				mark_reached(g, &ls, layer, i, reached, queue);
 			}
-		}
-		UnlockReleaseBuffer(buf);
-	}
-
-	/* in block/offset order, so the refs are sorted */
-	refs = palloc_extended(sizeof(HnswRef) * Max(n, 1), MCXT_ALLOC_HUGE);
-	indeg = palloc_extended(sizeof(uint32) * Max(n, 1),
-							MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (int64 i = 0; i < n; i++)
-		refs[i] = elems[i].ref;
-	for (int64 i = 0; i < n; i++)
-	{
-		int			nn = g->ops->neighbours(g, &elems[i], 0, nbrs);
-
-		CHECK_FOR_INTERRUPTS();
-		for (int j = 0; j < nn; j++)
-		{
-			int64		at = ref_index(nbrs[j], refs, n);
-
-			if (at >= 0)
-				indeg[at]++;
+			else
+				missed++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(tmp);
 		}
 	}
-	for (int64 i = 0; i < n; i++)
-	{
-		if (indeg[i] > 0 ||
-			elems[i].ref == HnswRefFromTid(meta.entryBlkno, meta.entryOffno))
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		orphans++;
-		if (page_link_orphan(pg, &elems[i], refs, indeg, n))
-			linked++;
-	}
-	elog(DEBUG1, "hnsw: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked in \"%s\"",
-		 linked, orphans, RelationGetRelationName(index));
-	pfree(elems);
-	pfree(refs);
-	pfree(indeg);
+	elog(DEBUG1, "hnsw: linked " INT64_FORMAT " unreachable element layers of \"%s\"; " INT64_FORMAT " could not be linked",
+		 linked, RelationGetRelationName(index), missed);
+	MemoryContextDelete(tmp);
+	pfree(reached);
+	pfree(queue);
+	pfree(ls.refs);
+	pfree(ls.locs);
+	pfree(ls.levels);
+	return linked;
 }
 
 /* A graph over an index's pages, to search or to change it */

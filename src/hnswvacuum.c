@@ -20,8 +20,8 @@
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
  *
- * amvacuumcleanup then links orphans (elements nothing names on layer 0),
- * which inserts can leave behind.
+ * amvacuumcleanup then links every live element that a walk from the entry
+ * point does not reach, on any layer (HnswPageConnect).
  *
  * Searches pass through deleted and free elements but never return them;
  * hnswscan.c rechecks distances so that a slot reused under a running scan
@@ -612,10 +612,11 @@ count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
 }
 
 /*
- * amvacuumcleanup: link orphans (pass 5), and count what is left when
- * bulkdelete did not run.  Inserts can leave an element that no list names
- * on layer 0 (a later insert pruned its last incoming link); each VACUUM
- * links such elements again, as the end of a build does.
+ * amvacuumcleanup: connect (pass 5), and count what is left when
+ * bulkdelete did not run.  Inserts and deletes can leave live elements that
+ * no walk from the entry point reaches on some layer; each VACUUM links
+ * them from elements that are reached (HnswPageConnect), as the end of a
+ * build does.
  */
 IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
@@ -623,10 +624,12 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	if (info->analyze_only)
 		return stats;
 
-	/* it adds links as an insert does, so it locks as an insert does */
-	LockPage(info->index, HNSW_UPDATE_LOCK, ShareLock);
-	HnswPageLinkOrphans(HnswPageGraphCreate(info->index, false));
-	UnlockPage(info->index, HNSW_UPDATE_LOCK, ShareLock);
+	/*
+	 * No update lock: it would make an insert that raises the entry point
+	 * wait for the whole walk, and only vacuum's own passes, which never
+	 * run beside this, take it exclusively.
+	 */
+	HnswPageConnect(HnswPageGraphCreate(info->index, false), info->strategy);
 
 	if (stats == NULL)
 	{
