@@ -50,15 +50,27 @@
  * at the end of the relation.
  *
  * Vacuum (hnswvacuum.c) works in passes: drop dead heap TIDs and flag
- * elements left without any DELETED; wait out inserts that started before
- * (they may have chosen such an element as a neighbour) and replace a
- * deleted entry point; give every live element that links to a deleted one
- * new neighbours, chosen from the live elements that the deleted ones
- * linked to (which must therefore stay readable until every repair is
- * done) and, for a list that lost most of its members, from a search;
- * then, with inserts excluded, flag the deleted elements FREE.  Deleted
- * and free elements are traversed by searches but never returned, merged
- * into, or linked to.
+ * elements left without any DELETED (on the page: inserts add rows only to
+ * unflagged elements); wait out inserts that started before (they may have
+ * chosen such an element as a neighbour) and replace a deleted entry point,
+ * with an element inserted meanwhile if no other is live; give every live
+ * element that links to a deleted one new neighbours, chosen from the live
+ * elements that the deleted ones linked to (which must therefore stay
+ * readable until every repair is done) and, for a list that lost most of
+ * its members or was empty, from a search; then, with inserts excluded a
+ * batch of pages at a time, flag the deleted elements FREE.  Deleted and
+ * free elements are traversed by searches but never returned, merged
+ * into, or linked to.  Vacuum's cleanup then links every live element
+ * that a walk over some layer's links from the entry point does not reach
+ * (HnswPageConnect).
+ *
+ * An insert that prunes a full layer-0 list never takes the last incoming
+ * link of the member it drops (asked of that member's own neighbours): it
+ * drops another that is linked from elsewhere.
+ *
+ * Every walk along a duplicate chain goes through HnswWalkChain, bounded
+ * by the room the index has for duplicate tuples, so a damaged chain that
+ * loops is an error, never a hang.
  *
  * WAL.  Every change to an existing page goes through GenericXLog.  CREATE
  * INDEX writes its pages through shared buffers without WAL and then logs
@@ -79,7 +91,9 @@
  *		entry point (the index is empty, or its level is above the current
  *		top) takes it in exclusive mode instead, so that two such inserts
  *		cannot both believe they are the top and orphan one another.
- *		Vacuum takes it in exclusive mode while it unlinks elements.
+ *		Vacuum takes it in exclusive mode at its barrier and while it frees
+ *		a batch of pages whose buffers it pinned before, and never sleeps
+ *		while it holds it.  Vacuum's cleanup does not take it.
  *	 3. Linking a new element into a full neighbour list is optimistic: the
  *		list is read under a share lock, the pruned list is computed with no
  *		lock held (it reads other elements), and it is written under an

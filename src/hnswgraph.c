@@ -375,6 +375,17 @@ HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	int			nep;
 	int			n;
 
+	/*
+	 * Above the entry point's level (an element inserted while vacuum
+	 * replaced a deleted entry point with a lower one) the layer cannot be
+	 * searched from it: what such a search "found" would be linked into a
+	 * layer its level does not reach.
+	 */
+	if (layer > entryLevel)
+	{
+		*out = palloc(sizeof(HnswCandidate));
+		return 0;
+	}
 	nep = descend(g, q, entry, entryLevel, layer, HNSW_INSERT_DESCENT_EF, &ep);
 	n = HnswSearchLayer(g, q, ep, nep, ef, layer, out);
 	pfree(ep);

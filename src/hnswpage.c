@@ -33,6 +33,19 @@ struct HnswPageGraph
 	BlockNumber nblocks;		/* the index's size, last we looked */
 };
 
+/* What the metapage changes (modify_meta's callbacks) are given */
+typedef struct MetaArgs
+{
+	HnswRef		entry;
+	int			level;
+	BlockNumber blkno;
+	BlockNumber from;
+} MetaArgs;
+
+static void modify_meta(Relation index,
+						bool (*fn) (HnswMetaPage meta, void *arg), void *arg);
+static bool raise_entry(HnswMetaPage meta, void *arg);
+
 /* Initialize an empty data page */
 void
 HnswInitPage(Page page)
@@ -1031,6 +1044,40 @@ relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 }
 
 /*
+ * The entry point must be of the highest level of any live element, or
+ * searches cannot enter that element's upper layers.  Vacuum replaces a
+ * deleted entry point with the highest live element it saw, and one of
+ * elements inserted meanwhile may be higher: make the highest the entry
+ * point, under the update lock as an insert that raises it does (rule 2).
+ * *meta is read again.
+ */
+static void
+raise_to_top(HnswPageGraph *pg, const LiveSet *ls, HnswMetaPageData *meta)
+{
+	int64		top = -1;
+
+	for (int64 i = 0; i < ls->n; i++)
+	{
+		if (ls->levels[i] > meta->entryLevel &&
+			(top < 0 || ls->levels[i] > ls->levels[top]))
+			top = i;
+	}
+	if (top < 0)
+		return;
+	LockPage(pg->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	HnswReadMeta(pg->index, meta);
+	if (ls->levels[top] > meta->entryLevel)
+	{
+		MetaArgs	a = {ls->refs[top], ls->levels[top], InvalidBlockNumber,
+		InvalidBlockNumber};
+
+		modify_meta(pg->index, raise_entry, &a);
+		HnswReadMeta(pg->index, meta);
+	}
+	UnlockPage(pg->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+}
+
+/*
  * Make every live element reachable from the entry point on every layer
  * it is on: a walk over each layer's links from the entry point marks
  * what it reaches, and each element left out is linked from a reached one
@@ -1070,6 +1117,7 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 	HnswScanElements(index, HNSW_METAPAGE_BLKNO + 1,
 					 RelationGetNumberOfBlocks(index), strategy, true,
 					 collect_live, &ls);
+	raise_to_top(pg, &ls, &meta);
 	entryAt = ref_index(HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
 						ls.refs, ls.n);
 	if (entryAt < 0)
@@ -1149,14 +1197,6 @@ modify_meta(Relation index, bool (*fn) (HnswMetaPage meta, void *arg),
 		GenericXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 }
-
-typedef struct MetaArgs
-{
-	HnswRef		entry;
-	int			level;
-	BlockNumber blkno;
-	BlockNumber from;
-} MetaArgs;
 
 static bool
 set_entry(HnswMetaPage meta, void *arg)

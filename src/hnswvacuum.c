@@ -431,7 +431,8 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 			const float *evec = NULL;
 
 			old = MemoryContextSwitchTo(vs->tmpCtx);
-			for (int lc = levels[i]; lc >= 0; lc--)
+			/* layers above the entry point's wait for the cleanup (rule 4) */
+			for (int lc = Min(levels[i], meta.entryLevel); lc >= 0; lc--)
 			{
 				HnswRef		cur[2 * HNSW_MAX_M];
 				int			ncur = g->ops->neighbours(g, &elems[i], lc, cur);
