@@ -463,6 +463,7 @@ extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
 								   HnswRef entry, int entryLevel, int ef);
 extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
 						   HnswCandidate *out);
+extern uint32 HnswStreamMet(const HnswStream *s);
 extern void HnswFindNeighbours(HnswGraph *g, const float *q, int level,
 							   HnswRef entry, int entryLevel,
 							   HnswNeighbourhood *nb);

@@ -55,6 +55,19 @@ hnswbeginscan(Relation index, int nkeys, int norderbys)
 	return scan;
 }
 
+/*
+ * What a finished search cost, for tests and tuning: the elements it met,
+ * and the memory it held, which iterative scans bound.
+ */
+static void
+report_search(HnswScanOpaque so)
+{
+	if (so->stream)
+		elog(DEBUG1, "hnsw scan met %u elements, returned " INT64_FORMAT " heap TIDs, using %zu bytes",
+			 HnswStreamMet(so->stream), so->returned,
+			 MemoryContextMemAllocated(so->cxt, true));
+}
+
 /* amrescan: new ORDER BY argument; the search runs at the next fetch */
 void
 hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
@@ -67,6 +80,7 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys,
 				scan->numberOfOrderBys * sizeof(ScanKeyData));
+	report_search(so);
 	MemoryContextReset(so->cxt);
 	so->searched = false;
 	so->pg = NULL;
@@ -200,6 +214,7 @@ hnswendscan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 
+	report_search(so);
 	MemoryContextDelete(so->cxt);
 	pfree(so);
 	scan->opaque = NULL;
