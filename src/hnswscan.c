@@ -12,6 +12,11 @@
  * or the scan's memory reaches work_mem * hnsw.scan_mem_multiplier.
  * Distances are exact, so the executor need not recheck the order.
  *
+ * A NULL query, or a zero one under cosine, has no distance to anything
+ * (the ORDER BY value of every row is NULL or NaN): as a sequential scan
+ * would, the scan then returns every indexed row, in no particular order,
+ * walking the index's pages in block order.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,6 +32,11 @@ typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* one scan's search; reset by rescan */
 	bool		searched;		/* has this scan started its search? */
+	bool		walk;			/* no distances: return every indexed row */
+	BlockNumber walkNext;		/* the walk's next block */
+	BlockNumber walkEnd;		/* the index's size when the walk began */
+	ItemPointer elemTids;		/* the walk's scratch: one element's TIDs */
+	int			maxElemTids;
 	HnswPageGraph *pg;
 	HnswStream *stream;			/* NULL: nothing to return */
 	float	   *q;				/* the query, prepared for the metric */
@@ -52,6 +62,19 @@ hnswbeginscan(Relation index, int nkeys, int norderbys)
 	so->maxtids = HNSW_HEAPTIDS;
 	so->tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * so->maxtids);
 	scan->opaque = so;
+
+	/*
+	 * The distances are exact and the rows come in order, so the executor
+	 * never rechecks or reorders them (xs_recheckorderby stays false) and
+	 * has no use for the values; should anything read them, they say NULL
+	 * rather than hold garbage.
+	 */
+	if (norderbys > 0)
+	{
+		scan->xs_orderbyvals = palloc0(sizeof(Datum) * norderbys);
+		scan->xs_orderbynulls = palloc(sizeof(bool) * norderbys);
+		memset(scan->xs_orderbynulls, true, sizeof(bool) * norderbys);
+	}
 	return scan;
 }
 
@@ -83,6 +106,8 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	report_search(so);
 	MemoryContextReset(so->cxt);
 	so->searched = false;
+	so->walk = false;
+	so->elemTids = NULL;
 	so->pg = NULL;
 	so->stream = NULL;
 	so->q = NULL;
@@ -105,15 +130,24 @@ search(IndexScanDesc scan)
 	float	   *q;
 
 	so->searched = true;
-	/* an ORDER BY without an argument, or a NULL one, orders nothing */
-	if (scan->numberOfOrderBys == 0 ||
-		(scan->orderByData[0].sk_flags & SK_ISNULL))
-		return;
-
 	old = MemoryContextSwitchTo(so->cxt);
 	q = palloc(sizeof(float) * info->dimensions);
-	/* a zero query under cosine has no distance to anything */
-	if (HnswPrepareVector(info, scan->orderByData[0].sk_argument, q))
+
+	/*
+	 * Without an ORDER BY argument, with a NULL one, or with a zero vector
+	 * under cosine, no row has a distance: walk the whole index instead.
+	 */
+	if (scan->numberOfOrderBys == 0 ||
+		(scan->orderByData[0].sk_flags & SK_ISNULL) ||
+		!HnswPrepareVector(info, scan->orderByData[0].sk_argument, q))
+	{
+		so->walk = true;
+		so->walkNext = HNSW_METAPAGE_BLKNO + 1;
+		so->walkEnd = RelationGetNumberOfBlocks(index);
+		so->maxElemTids = HNSW_HEAPTIDS;
+		so->elemTids = palloc(sizeof(ItemPointerData) * so->maxElemTids);
+	}
+	else
 	{
 		HnswReadMeta(index, &meta);
 		if (meta.entryLevel >= 0)
@@ -137,6 +171,66 @@ may_iterate(HnswScanOpaque so)
 	return hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
 		so->returned < hnsw_max_scan_tuples &&
 		MemoryContextMemAllocated(so->cxt, true) < so->memLimit;
+}
+
+/*
+ * The walk: load the heap TIDs of every live element of the next page that
+ * has any, each with its duplicate chain; false at the end of the index.
+ * One page is read at a time, under a share lock (duplicate pages after
+ * it, hnsw.h rule 6).  Rows inserted since the walk began need not be
+ * returned: they are not in the scan's snapshot.
+ */
+static bool
+walk_next_page(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	const HnswIndexInfo *info = HnswGetIndexInfo(index);
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+	so->ntids = 0;
+	so->nexttid = 0;
+	while (so->ntids == 0 && so->walkNext < so->walkEnd)
+	{
+		BlockNumber blkno = so->walkNext++;
+		Buffer		buf;
+		Page		page;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		for (OffsetNumber off = FirstOffsetNumber;
+			 !PageIsNew(page) && off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemId		itemid = PageGetItemId(page, off);
+			HnswElementTuple etup;
+			int			n;
+
+			/* neighbour and duplicate tuples are reached from elements */
+			if (!ItemIdIsNormal(itemid) || ItemIdGetLength(itemid) == 0 ||
+				ItemIdGetOffset(itemid) >= BLCKSZ ||
+				*(uint8 *) PageGetItem(page, itemid) != HNSW_ELEMENT_TUPLE)
+				continue;
+			etup = HnswGetElement(index, page, blkno, off, info->dimensions);
+			if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
+				continue;
+			n = HnswCollectHeapTids(index, etup, &so->elemTids,
+									&so->maxElemTids);
+			if (so->ntids + n > so->maxtids)
+			{
+				so->maxtids = Max(so->maxtids * 2, so->ntids + n);
+				so->tids = repalloc(so->tids,
+									sizeof(ItemPointerData) * so->maxtids);
+			}
+			memcpy(so->tids + so->ntids, so->elemTids,
+				   sizeof(ItemPointerData) * n);
+			so->ntids += n;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	MemoryContextSwitchTo(old);
+	return so->ntids > 0;
 }
 
 /* Load the heap TIDs of the next live result; false when none is left */
@@ -194,12 +288,21 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 	if (!so->searched)
 		search(scan);
 
-	/* an iterative scan returns at most hnsw.max_scan_tuples rows */
-	if (hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
-		so->returned >= hnsw_max_scan_tuples)
-		return false;
-	if (so->nexttid >= so->ntids && !next_result(scan))
-		return false;
+	if (so->walk)
+	{
+		/* like a sequential scan, the walk is not a search: no limit */
+		if (so->nexttid >= so->ntids && !walk_next_page(scan))
+			return false;
+	}
+	else
+	{
+		/* an iterative scan returns at most hnsw.max_scan_tuples rows */
+		if (hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
+			so->returned >= hnsw_max_scan_tuples)
+			return false;
+		if (so->nexttid >= so->ntids && !next_result(scan))
+			return false;
+	}
 
 	scan->xs_heaptid = so->tids[so->nexttid++];
 	so->returned++;
