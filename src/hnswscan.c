@@ -23,8 +23,10 @@
 
 #include "access/relscan.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "hnsw.h"
 
@@ -130,6 +132,9 @@ search(IndexScanDesc scan)
 	float	   *q;
 
 	so->searched = true;
+	/* counted once per search, as btree counts its descents */
+	pgstat_count_index_scan(index);
+
 	old = MemoryContextSwitchTo(so->cxt);
 	q = palloc(sizeof(float) * info->dimensions);
 
