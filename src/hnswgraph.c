@@ -107,7 +107,57 @@ visited_grow(HnswVisited *v)
 	pfree(oldgens);
 }
 
-/* Candidate heaps --------------------------------------------------------- */
+/* Binary heaps ------------------------------------------------------------ */
+
+/*
+ * Sifting, for heaps of any item type: the candidate heaps here and the
+ * stream's heaps of item numbers.  before(arg, a, b) says whether a
+ * belongs above b.  Always inlined, so that each heap's before() is a
+ * direct call again.
+ */
+typedef bool (*HeapBefore) (const void *arg, const void *a, const void *b);
+
+/* Put x at position i, the heap's new last place, and move it up */
+static pg_attribute_always_inline void
+sift_up(char *items, size_t size, int i, const void *x,
+		HeapBefore before, const void *arg)
+{
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!before(arg, x, items + parent * size))
+			break;
+		memcpy(items + i * size, items + parent * size, size);
+		i = parent;
+	}
+	memcpy(items + i * size, x, size);
+}
+
+/* Fill the hole at the top of a heap of count items with last, moved down */
+static pg_attribute_always_inline void
+sift_down(char *items, size_t size, int count, const void *last,
+		  HeapBefore before, const void *arg)
+{
+	int			i = 0;
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= count)
+			break;
+		if (child + 1 < count &&
+			before(arg, items + (child + 1) * size, items + child * size))
+			child++;
+		if (!before(arg, items + child * size, last))
+			break;
+		memcpy(items + i * size, items + child * size, size);
+		i = child;
+	}
+	if (count > 0)
+		memcpy(items + i * size, last, size);
+}
 
 static void
 heap_init(HnswHeap *h, int capacity, bool max)
@@ -120,62 +170,40 @@ heap_init(HnswHeap *h, int capacity, bool max)
 
 /* Does a belong above b?  Ties go by ref, so that results are repeatable */
 static inline bool
-heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
+heap_before(const void *arg, const void *a, const void *b)
 {
-	if (a->dist != b->dist)
-		return h->max ? a->dist > b->dist : a->dist < b->dist;
-	return h->max ? a->ref > b->ref : a->ref < b->ref;
+	const HnswHeap *h = arg;
+	const HnswCandidate *ca = a;
+	const HnswCandidate *cb = b;
+
+	if (ca->dist != cb->dist)
+		return h->max ? ca->dist > cb->dist : ca->dist < cb->dist;
+	return h->max ? ca->ref > cb->ref : ca->ref < cb->ref;
 }
 
 static void
 heap_push(HnswHeap *h, const HnswCandidate *c)
 {
-	int			i;
-
 	if (h->count == h->capacity)
 	{
 		h->capacity *= 2;
 		h->items = repalloc(h->items, sizeof(HnswCandidate) * h->capacity);
 	}
-	i = h->count++;
-	while (i > 0)
-	{
-		int			parent = (i - 1) / 2;
-
-		if (!heap_before(h, c, &h->items[parent]))
-			break;
-		h->items[i] = h->items[parent];
-		i = parent;
-	}
-	h->items[i] = *c;
+	sift_up((char *) h->items, sizeof(HnswCandidate), h->count++, c,
+			heap_before, h);
 }
 
 static void
 heap_pop(HnswHeap *h, HnswCandidate *out)
 {
 	HnswCandidate last;
-	int			i = 0;
 
 	Assert(h->count > 0);
 	if (out)
 		*out = h->items[0];
 	last = h->items[--h->count];
-	for (;;)
-	{
-		int			child = 2 * i + 1;
-
-		if (child >= h->count)
-			break;
-		if (child + 1 < h->count &&
-			heap_before(h, &h->items[child + 1], &h->items[child]))
-			child++;
-		if (!heap_before(h, &h->items[child], &last))
-			break;
-		h->items[i] = h->items[child];
-		i = child;
-	}
-	if (h->count > 0)
-		h->items[i] = last;
+	sift_down((char *) h->items, sizeof(HnswCandidate), h->count, &last,
+			  heap_before, h);
 }
 
 static int
@@ -405,6 +433,7 @@ typedef struct StreamHeap
 	int			count;
 	int			capacity;
 	bool		max;
+	const HnswStream *s;	/* whose items */
 } StreamHeap;
 
 struct HnswStream
@@ -534,20 +563,22 @@ stream_visit(HnswStream *s, HnswRef ref, uint32 *num)
 }
 
 static void
-sheap_init(StreamHeap *h, int capacity, bool max)
+sheap_init(const HnswStream *s, StreamHeap *h, int capacity, bool max)
 {
 	h->items = palloc(sizeof(uint32) * capacity);
 	h->count = 0;
 	h->capacity = capacity;
 	h->max = max;
+	h->s = s;
 }
 
 /* Does item a belong above item b?  Ties go by ref, as in heap_before */
 static inline bool
-sheap_before(const HnswStream *s, const StreamHeap *h, uint32 a, uint32 b)
+sheap_before(const void *arg, const void *a, const void *b)
 {
-	const StreamItem *ia = stream_item(s, a);
-	const StreamItem *ib = stream_item(s, b);
+	const StreamHeap *h = arg;
+	const StreamItem *ia = stream_item(h->s, *(const uint32 *) a);
+	const StreamItem *ib = stream_item(h->s, *(const uint32 *) b);
 	HnswRef		ra;
 	HnswRef		rb;
 
@@ -559,53 +590,27 @@ sheap_before(const HnswStream *s, const StreamHeap *h, uint32 a, uint32 b)
 }
 
 static void
-sheap_push(const HnswStream *s, StreamHeap *h, uint32 x)
+sheap_push(StreamHeap *h, uint32 x)
 {
-	int			i;
-
 	if (h->count == h->capacity)
 	{
 		h->capacity *= 2;
 		h->items = repalloc(h->items, sizeof(uint32) * h->capacity);
 	}
-	i = h->count++;
-	while (i > 0)
-	{
-		int			parent = (i - 1) / 2;
-
-		if (!sheap_before(s, h, x, h->items[parent]))
-			break;
-		h->items[i] = h->items[parent];
-		i = parent;
-	}
-	h->items[i] = x;
+	sift_up((char *) h->items, sizeof(uint32), h->count++, &x,
+			sheap_before, h);
 }
 
 static uint32
-sheap_pop(const HnswStream *s, StreamHeap *h)
+sheap_pop(StreamHeap *h)
 {
 	uint32		top = h->items[0];
 	uint32		last;
-	int			i = 0;
 
 	Assert(h->count > 0);
 	last = h->items[--h->count];
-	for (;;)
-	{
-		int			child = 2 * i + 1;
-
-		if (child >= h->count)
-			break;
-		if (child + 1 < h->count &&
-			sheap_before(s, h, h->items[child + 1], h->items[child]))
-			child++;
-		if (!sheap_before(s, h, h->items[child], last))
-			break;
-		h->items[i] = h->items[child];
-		i = child;
-	}
-	if (h->count > 0)
-		h->items[i] = last;
+	sift_down((char *) h->items, sizeof(uint32), h->count, &last,
+			  sheap_before, h);
 	return top;
 }
 
@@ -620,13 +625,13 @@ sheap_top_dist(const HnswStream *s, const StreamHeap *h)
 static void
 stream_add_result(HnswStream *s, uint32 x)
 {
-	sheap_push(s, &s->pool, x);
+	sheap_push(&s->pool, x);
 	if (s->found.count < s->ef ||
 		stream_item(s, x)->dist < sheap_top_dist(s, &s->found))
 	{
-		sheap_push(s, &s->found, x);
+		sheap_push(&s->found, x);
 		if (s->found.count > s->ef)
-			sheap_pop(s, &s->found);
+			sheap_pop(&s->found);
 	}
 }
 
@@ -687,7 +692,7 @@ stream_expand(HnswStream *s)
 		stream_item_candidate(stream_item(s, s->cand.items[0]), &c);
 		if (s->found.count >= s->ef && c.dist > sheap_top_dist(s, &s->found))
 			break;
-		sheap_pop(s, &s->cand);
+		sheap_pop(&s->cand);
 		CHECK_FOR_INTERRUPTS();
 
 		nn = g->ops->neighbours(g, &c, 0, nbrs);
@@ -715,7 +720,7 @@ stream_expand(HnswStream *s)
 			}
 			stream_item_set(stream_item(s, freshNum[i]), &fresh[i]);
 			/* everything is kept for later rounds; only W is bounded */
-			sheap_push(s, &s->cand, freshNum[i]);
+			sheap_push(&s->cand, freshNum[i]);
 			if (!fresh[i].deleted)
 				stream_add_result(s, freshNum[i]);
 		}
@@ -743,9 +748,9 @@ stream_resolve_deferred(HnswStream *s)
 			uint32		x = s->deferred[start + i];
 
 			stream_item_set(stream_item(s, x), &batch[i]);
-			sheap_push(s, &s->cand, x);
+			sheap_push(&s->cand, x);
 			if (!batch[i].deleted)
-				sheap_push(s, &s->pool, x);
+				sheap_push(&s->pool, x);
 		}
 	}
 	s->ndeferred = 0;
@@ -768,9 +773,9 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	s->maxchunks = 16;
 	s->chunks = palloc(sizeof(StreamItem *) * s->maxchunks);
 	stream_slots_init(s, 1024);
-	sheap_init(&s->cand, 256, false);
-	sheap_init(&s->found, Max(ef + 1, 16), true);
-	sheap_init(&s->pool, 256, false);
+	sheap_init(s, &s->cand, 256, false);
+	sheap_init(s, &s->found, Max(ef + 1, 16), true);
+	sheap_init(s, &s->pool, 256, false);
 	s->maxdeferred = 256;
 	s->deferred = palloc(sizeof(uint32) * s->maxdeferred);
 	for (int i = 0; i < neps; i++)
@@ -780,7 +785,7 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 		if (!stream_visit(s, eps[i].ref, &x))
 			continue;
 		stream_item_set(stream_item(s, x), &eps[i]);
-		sheap_push(s, &s->cand, x);
+		sheap_push(&s->cand, x);
 		if (!eps[i].deleted)
 			stream_add_result(s, x);
 	}
@@ -809,7 +814,7 @@ HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
 	{
 		if (s->pool.count > 0 && sheap_top_dist(s, &s->pool) <= s->bound)
 		{
-			stream_item_candidate(stream_item(s, sheap_pop(s, &s->pool)), out);
+			stream_item_candidate(stream_item(s, sheap_pop(&s->pool)), out);
 			if (strict && s->returnedAny && out->dist < s->last)
 				continue;
 			if (!s->returnedAny || out->dist > s->last)
