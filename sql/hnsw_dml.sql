@@ -208,7 +208,9 @@ DROP TABLE hspill;
 
 ------------------------------------------------------------------------
 -- rescans: one index scan per outer row, through a subplan and through
--- a LATERAL join; a NULL outer vector gives no rows
+-- a LATERAL join; a NULL outer vector gets LIMIT rows in no particular
+-- order, as from a sequential scan (shown as 0s), and the scan goes back
+-- to searching for the next
 ------------------------------------------------------------------------
 CREATE TABLE hres (id int, emb vector(3));
 INSERT INTO hres SELECT i, hdml_row(i) FROM generate_series(1, 200) i;
@@ -220,17 +222,17 @@ INSERT INTO hres_q VALUES
 ANALYZE hres, hres_q;
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF)
-SELECT q.id, (SELECT array_agg(id) FROM
+SELECT q.id, (SELECT array_agg(CASE WHEN q.emb IS NULL THEN 0 ELSE id END) FROM
 				(SELECT id FROM hres ORDER BY hres.emb <-> q.emb LIMIT 3) s) AS nearest
 FROM hres_q q ORDER BY q.id;
-SELECT q.id, (SELECT array_agg(id) FROM
+SELECT q.id, (SELECT array_agg(CASE WHEN q.emb IS NULL THEN 0 ELSE id END) FROM
 				(SELECT id FROM hres ORDER BY hres.emb <-> q.emb LIMIT 3) s) AS nearest
 FROM hres_q q ORDER BY q.id;
 EXPLAIN (COSTS OFF)
-SELECT q.id, n.id AS nearest FROM hres_q q
+SELECT q.id, CASE WHEN q.emb IS NULL THEN 0 ELSE n.id END AS nearest FROM hres_q q
 	CROSS JOIN LATERAL (SELECT id FROM hres ORDER BY hres.emb <-> q.emb LIMIT 2) n
 ORDER BY q.id, n.id;
-SELECT q.id, n.id AS nearest FROM hres_q q
+SELECT q.id, CASE WHEN q.emb IS NULL THEN 0 ELSE n.id END AS nearest FROM hres_q q
 	CROSS JOIN LATERAL (SELECT id FROM hres ORDER BY hres.emb <-> q.emb LIMIT 2) n
 ORDER BY q.id, n.id;
 -- each row of hres as a query finds itself first

@@ -477,6 +477,7 @@ extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
 								   HnswRef entry, int entryLevel, int ef);
 extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
 						   HnswCandidate *out);
+extern uint32 HnswStreamMet(const HnswStream *s);
 extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,
 						   int entryLevel, int layer, int ef,
 						   HnswCandidate **out);

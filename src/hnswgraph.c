@@ -107,7 +107,57 @@ visited_grow(HnswVisited *v)
 	pfree(oldgens);
 }
 
-/* Candidate heaps --------------------------------------------------------- */
+/* Binary heaps ------------------------------------------------------------ */
+
+/*
+ * Sifting, for heaps of any item type: the candidate heaps here and the
+ * stream's heaps of item numbers.  before(arg, a, b) says whether a
+ * belongs above b.  Always inlined, so that each heap's before() is a
+ * direct call again.
+ */
+typedef bool (*HeapBefore) (const void *arg, const void *a, const void *b);
+
+/* Put x at position i, the heap's new last place, and move it up */
+static pg_attribute_always_inline void
+sift_up(char *items, size_t size, int i, const void *x,
+		HeapBefore before, const void *arg)
+{
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!before(arg, x, items + parent * size))
+			break;
+		memcpy(items + i * size, items + parent * size, size);
+		i = parent;
+	}
+	memcpy(items + i * size, x, size);
+}
+
+/* Fill the hole at the top of a heap of count items with last, moved down */
+static pg_attribute_always_inline void
+sift_down(char *items, size_t size, int count, const void *last,
+		  HeapBefore before, const void *arg)
+{
+	int			i = 0;
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= count)
+			break;
+		if (child + 1 < count &&
+			before(arg, items + (child + 1) * size, items + child * size))
+			child++;
+		if (!before(arg, items + child * size, last))
+			break;
+		memcpy(items + i * size, items + child * size, size);
+		i = child;
+	}
+	if (count > 0)
+		memcpy(items + i * size, last, size);
+}
 
 static void
 heap_init(HnswHeap *h, int capacity, bool max)
@@ -120,62 +170,40 @@ heap_init(HnswHeap *h, int capacity, bool max)
 
 /* Does a belong above b?  Ties go by ref, so that results are repeatable */
 static inline bool
-heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
+heap_before(const void *arg, const void *a, const void *b)
 {
-	if (a->dist != b->dist)
-		return h->max ? a->dist > b->dist : a->dist < b->dist;
-	return h->max ? a->ref > b->ref : a->ref < b->ref;
+	const HnswHeap *h = arg;
+	const HnswCandidate *ca = a;
+	const HnswCandidate *cb = b;
+
+	if (ca->dist != cb->dist)
+		return h->max ? ca->dist > cb->dist : ca->dist < cb->dist;
+	return h->max ? ca->ref > cb->ref : ca->ref < cb->ref;
 }
 
 static void
 heap_push(HnswHeap *h, const HnswCandidate *c)
 {
-	int			i;
-
 	if (h->count == h->capacity)
 	{
 		h->capacity *= 2;
 		h->items = repalloc(h->items, sizeof(HnswCandidate) * h->capacity);
 	}
-	i = h->count++;
-	while (i > 0)
-	{
-		int			parent = (i - 1) / 2;
-
-		if (!heap_before(h, c, &h->items[parent]))
-			break;
-		h->items[i] = h->items[parent];
-		i = parent;
-	}
-	h->items[i] = *c;
+	sift_up((char *) h->items, sizeof(HnswCandidate), h->count++, c,
+			heap_before, h);
 }
 
 static void
 heap_pop(HnswHeap *h, HnswCandidate *out)
 {
 	HnswCandidate last;
-	int			i = 0;
 
 	Assert(h->count > 0);
 	if (out)
 		*out = h->items[0];
 	last = h->items[--h->count];
-	for (;;)
-	{
-		int			child = 2 * i + 1;
-
-		if (child >= h->count)
-			break;
-		if (child + 1 < h->count &&
-			heap_before(h, &h->items[child + 1], &h->items[child]))
-			child++;
-		if (!heap_before(h, &h->items[child], &last))
-			break;
-		h->items[i] = h->items[child];
-		i = child;
-	}
-	if (h->count > 0)
-		h->items[i] = last;
+	sift_down((char *) h->items, sizeof(HnswCandidate), h->count, &last,
+			  heap_before, h);
 }
 
 static int
@@ -408,16 +436,51 @@ HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
  * Plain Algorithm 5 would keep it in cand and pool, where this round would
  * neither expand nor return it; it waits in deferred instead, and gets its
  * distance and its place in cand and pool before the next round starts.
+ *
+ * Memory.  A filtered scan can meet most of the index before it has its
+ * rows, and stops when its memory reaches a limit, so what it keeps per
+ * element met decides how far it gets.  Each element met is stored once,
+ * as a 16-byte StreamItem in chunks that never move; the visited set, the
+ * three heaps and deferred hold only 4-byte item numbers, so an element
+ * costs about 30 bytes however many of them hold it.
  */
+typedef struct StreamItem
+{
+	uint32		refHigh;		/* ref >> 16 */
+	uint32		locHigh;		/* loc >> 16 */
+	uint16		refLow;			/* ref & 0xFFFF */
+	uint16		locLow;			/* loc & 0xFFFF */
+	float		dist;
+} StreamItem;
+
+#define STREAM_CHUNK_SHIFT	10	/* items per chunk: 1024 (16kB) */
+#define STREAM_CHUNK_ITEMS	(1 << STREAM_CHUNK_SHIFT)
+
+/* A binary heap of item numbers, by the items' distances */
+typedef struct StreamHeap
+{
+	uint32	   *items;
+	int			count;
+	int			capacity;
+	bool		max;
+	const HnswStream *s;	/* whose items */
+} StreamHeap;
+
 struct HnswStream
 {
 	HnswGraph  *g;
 	const float *q;
 	int			ef;
-	HnswHeap	cand;			/* met, not yet expanded (min) */
-	HnswHeap	found;			/* the round's ef best (max) */
-	HnswHeap	pool;			/* live results not yet returned (min) */
-	HnswCandidate *deferred;	/* met beyond the bound, distance unknown */
+	StreamItem **chunks;		/* every element met, by item number */
+	int			nchunks;
+	int			maxchunks;
+	uint32		nitems;
+	uint32	   *slots;			/* visited set: item number + 1, 0 free */
+	uint32		slotMask;		/* number of slots - 1 (a power of 2) */
+	StreamHeap	cand;			/* met, not yet expanded (min) */
+	StreamHeap	found;			/* the round's ef best (max) */
+	StreamHeap	pool;			/* live results not yet returned (min) */
+	uint32	   *deferred;		/* met beyond the bound, distance unknown */
 	int			ndeferred;
 	int			maxdeferred;
 	bool		returnedAny;
@@ -425,6 +488,182 @@ struct HnswStream
 	int			rounds;
 	float		bound;			/* results up to here are final */
 };
+
+static inline StreamItem *
+stream_item(const HnswStream *s, uint32 i)
+{
+	return &s->chunks[i >> STREAM_CHUNK_SHIFT][i & (STREAM_CHUNK_ITEMS - 1)];
+}
+
+static inline HnswRef
+stream_item_ref(const StreamItem *it)
+{
+	return ((uint64) it->refHigh << 16) | it->refLow;
+}
+
+/*
+ * The candidate an item stands for.  Whether it is deleted is not kept:
+ * that matters only to what joins pool, which is decided when it is met.
+ */
+static inline void
+stream_item_candidate(const StreamItem *it, HnswCandidate *c)
+{
+	c->ref = stream_item_ref(it);
+	c->loc = ((uint64) it->locHigh << 16) | it->locLow;
+	c->dist = it->dist;
+	c->deleted = false;
+}
+
+/* Record what a distance call found out about an item */
+static inline void
+stream_item_set(StreamItem *it, const HnswCandidate *c)
+{
+	/* refs and locs of both storages fit 48 bits (block and offset) */
+	Assert((c->loc >> 48) == 0);
+	it->locHigh = (uint32) (c->loc >> 16);
+	it->locLow = (uint16) c->loc;
+	it->dist = c->dist;
+}
+
+static void
+stream_slots_init(HnswStream *s, uint32 nslots)
+{
+	s->slots = palloc0(sizeof(uint32) * nslots);
+	s->slotMask = nslots - 1;
+}
+
+/* Where ref's item number is, or the free slot where it belongs */
+static inline uint32
+stream_slot(const HnswStream *s, HnswRef ref)
+{
+	uint32		i = visited_hash(ref) & s->slotMask;
+
+	while (s->slots[i] != 0 &&
+		   stream_item_ref(stream_item(s, s->slots[i] - 1)) != ref)
+		i = (i + 1) & s->slotMask;
+	return i;
+}
+
+/*
+ * Meet ref: if it was not met before, give it an item (distance still
+ * unknown) and return true with its number in *num.
+ */
+static bool
+stream_visit(HnswStream *s, HnswRef ref, uint32 *num)
+{
+	uint32		slot = stream_slot(s, ref);
+	StreamItem *it;
+
+	if (s->slots[slot] != 0)
+		return false;
+	Assert((ref >> 48) == 0);
+	if ((s->nitems >> STREAM_CHUNK_SHIFT) == s->nchunks)
+	{
+		if (s->nchunks == s->maxchunks)
+		{
+			s->maxchunks *= 2;
+			s->chunks = repalloc(s->chunks, sizeof(StreamItem *) * s->maxchunks);
+		}
+		s->chunks[s->nchunks++] = palloc(sizeof(StreamItem) * STREAM_CHUNK_ITEMS);
+	}
+	*num = s->nitems++;
+	it = stream_item(s, *num);
+	it->refHigh = (uint32) (ref >> 16);
+	it->refLow = (uint16) ref;
+	it->locHigh = 0;
+	it->locLow = 0;
+	it->dist = 0;
+	s->slots[slot] = *num + 1;
+
+	/* linear probing stays short up to three quarters full */
+	if ((uint64) s->nitems * 4 > (uint64) (s->slotMask + 1) * 3)
+	{
+		uint32	   *old = s->slots;
+		uint32		oldn = s->slotMask + 1;
+
+		stream_slots_init(s, oldn * 2);
+		for (uint32 j = 0; j < oldn; j++)
+		{
+			if (old[j] != 0)
+				s->slots[stream_slot(s, stream_item_ref(stream_item(s, old[j] - 1)))] = old[j];
+		}
+		pfree(old);
+	}
+	return true;
+}
+
+static void
+sheap_init(const HnswStream *s, StreamHeap *h, int capacity, bool max)
+{
+	h->items = palloc(sizeof(uint32) * capacity);
+	h->count = 0;
+	h->capacity = capacity;
+	h->max = max;
+	h->s = s;
+}
+
+/* Does item a belong above item b?  Ties go by ref, as in heap_before */
+static inline bool
+sheap_before(const void *arg, const void *a, const void *b)
+{
+	const StreamHeap *h = arg;
+	const StreamItem *ia = stream_item(h->s, *(const uint32 *) a);
+	const StreamItem *ib = stream_item(h->s, *(const uint32 *) b);
+	HnswRef		ra;
+	HnswRef		rb;
+
+	if (ia->dist != ib->dist)
+		return h->max ? ia->dist > ib->dist : ia->dist < ib->dist;
+	ra = stream_item_ref(ia);
+	rb = stream_item_ref(ib);
+	return h->max ? ra > rb : ra < rb;
+}
+
+static void
+sheap_push(StreamHeap *h, uint32 x)
+{
+	if (h->count == h->capacity)
+	{
+		h->capacity *= 2;
+		h->items = repalloc(h->items, sizeof(uint32) * h->capacity);
+	}
+	sift_up((char *) h->items, sizeof(uint32), h->count++, &x,
+			sheap_before, h);
+}
+
+static uint32
+sheap_pop(StreamHeap *h)
+{
+	uint32		top = h->items[0];
+	uint32		last;
+
+	Assert(h->count > 0);
+	last = h->items[--h->count];
+	sift_down((char *) h->items, sizeof(uint32), h->count, &last,
+			  sheap_before, h);
+	return top;
+}
+
+/* Distance of the item at the top of a heap */
+static inline float
+sheap_top_dist(const HnswStream *s, const StreamHeap *h)
+{
+	return stream_item(s, h->items[0])->dist;
+}
+
+/* A live element with its distance known: a result, and maybe one of W */
+static void
+stream_add_result(HnswStream *s, uint32 x)
+{
+	sheap_push(&s->pool, x);
+	if (s->found.count < s->ef ||
+		stream_item(s, x)->dist < sheap_top_dist(s, &s->found))
+	{
+		sheap_push(&s->found, x);
+		if (s->found.count > s->ef)
+			sheap_pop(&s->found);
+	}
+}
 
 static int
 float_cmp(const void *a, const void *b)
@@ -452,12 +691,12 @@ stream_set_bound(HnswStream *s)
 	if ((s->cand.count == 0 && s->ndeferred == 0) || n < s->ef)
 		s->bound = get_float4_infinity();
 	else if (s->rounds == 1)
-		s->bound = s->found.items[0].dist;
+		s->bound = sheap_top_dist(s, &s->found);
 	else
 	{
 		d = palloc(sizeof(float) * n);
 		for (int i = 0; i < n; i++)
-			d[i] = s->found.items[i].dist;
+			d[i] = stream_item(s, s->found.items[i])->dist;
 		qsort(d, n, sizeof(float), float_cmp);
 		s->bound = d[n / 2];
 		pfree(d);
@@ -471,28 +710,30 @@ stream_expand(HnswStream *s)
 	HnswGraph  *g = s->g;
 	HnswRef    *nbrs = palloc(sizeof(HnswRef) * 2 * g->m);
 	HnswCandidate *fresh = palloc(sizeof(HnswCandidate) * 2 * g->m);
+	uint32	   *freshNum = palloc(sizeof(uint32) * 2 * g->m);
 
 	while (s->cand.count > 0)
 	{
-		HnswCandidate c = s->cand.items[0];
+		HnswCandidate c;
 		int			nn;
 		int			nfresh = 0;
 		float		bound;
 
-		if (s->found.count >= s->ef && c.dist > s->found.items[0].dist)
+		stream_item_candidate(stream_item(s, s->cand.items[0]), &c);
+		if (s->found.count >= s->ef && c.dist > sheap_top_dist(s, &s->found))
 			break;
-		heap_pop(&s->cand, NULL);
+		sheap_pop(&s->cand);
 		CHECK_FOR_INTERRUPTS();
 
 		nn = g->ops->neighbours(g, &c, 0, nbrs);
 		for (int i = 0; i < nn; i++)
 		{
-			if (visited_add(&g->visited, nbrs[i]))
+			if (stream_visit(s, nbrs[i], &freshNum[nfresh]))
 				fresh[nfresh++].ref = nbrs[i];
 		}
 		if (nfresh == 0)
 			continue;
-		bound = s->found.count >= s->ef ? s->found.items[0].dist : HNSW_NO_BOUND;
+		bound = s->found.count >= s->ef ? sheap_top_dist(s, &s->found) : HNSW_NO_BOUND;
 		g->ops->distances(g, s->q, fresh, nfresh, NULL, bound);
 		for (int i = 0; i < nfresh; i++)
 		{
@@ -502,41 +743,45 @@ stream_expand(HnswStream *s)
 				{
 					s->maxdeferred *= 2;
 					s->deferred = repalloc(s->deferred,
-										   sizeof(HnswCandidate) * s->maxdeferred);
+										   sizeof(uint32) * s->maxdeferred);
 				}
-				s->deferred[s->ndeferred++] = fresh[i];
+				s->deferred[s->ndeferred++] = freshNum[i];
 				continue;
 			}
+			stream_item_set(stream_item(s, freshNum[i]), &fresh[i]);
 			/* everything is kept for later rounds; only W is bounded */
-			heap_push(&s->cand, &fresh[i]);
-			if (fresh[i].deleted)
-				continue;
-			heap_push(&s->pool, &fresh[i]);
-			if (s->found.count < s->ef || fresh[i].dist < s->found.items[0].dist)
-			{
-				heap_push(&s->found, &fresh[i]);
-				if (s->found.count > s->ef)
-					heap_pop(&s->found, NULL);
-			}
+			sheap_push(&s->cand, freshNum[i]);
+			if (!fresh[i].deleted)
+				stream_add_result(s, freshNum[i]);
 		}
 	}
 	pfree(nbrs);
 	pfree(fresh);
+	pfree(freshNum);
 }
 
 /* Give the deferred elements their distances and their places */
 static void
 stream_resolve_deferred(HnswStream *s)
 {
-	if (s->ndeferred == 0)
-		return;
-	s->g->ops->distances(s->g, s->q, s->deferred, s->ndeferred, NULL,
-						 HNSW_NO_BOUND);
-	for (int i = 0; i < s->ndeferred; i++)
+	HnswCandidate batch[64];
+
+	for (int start = 0; start < s->ndeferred; start += lengthof(batch))
 	{
-		heap_push(&s->cand, &s->deferred[i]);
-		if (!s->deferred[i].deleted)
-			heap_push(&s->pool, &s->deferred[i]);
+		int			n = Min(s->ndeferred - start, (int) lengthof(batch));
+
+		for (int i = 0; i < n; i++)
+			batch[i].ref = stream_item_ref(stream_item(s, s->deferred[start + i]));
+		s->g->ops->distances(s->g, s->q, batch, n, NULL, HNSW_NO_BOUND);
+		for (int i = 0; i < n; i++)
+		{
+			uint32		x = s->deferred[start + i];
+
+			stream_item_set(stream_item(s, x), &batch[i]);
+			sheap_push(&s->cand, x);
+			if (!batch[i].deleted)
+				sheap_push(&s->pool, x);
+		}
 	}
 	s->ndeferred = 0;
 }
@@ -555,29 +800,36 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	s->g = g;
 	s->q = q;
 	s->ef = ef;
-	heap_init(&s->cand, 256, false);
-	heap_init(&s->found, Max(ef + 1, 16), true);
-	heap_init(&s->pool, 256, false);
+	s->maxchunks = 16;
+	s->chunks = palloc(sizeof(StreamItem *) * s->maxchunks);
+	stream_slots_init(s, 1024);
+	sheap_init(s, &s->cand, 256, false);
+	sheap_init(s, &s->found, Max(ef + 1, 16), true);
+	sheap_init(s, &s->pool, 256, false);
 	s->maxdeferred = 256;
-	s->deferred = palloc(sizeof(HnswCandidate) * s->maxdeferred);
-	visited_clear(&g->visited);
+	s->deferred = palloc(sizeof(uint32) * s->maxdeferred);
 	for (int i = 0; i < neps; i++)
 	{
-		visited_add(&g->visited, eps[i].ref);
-		heap_push(&s->cand, &eps[i]);
+		uint32		x;
+
+		if (!stream_visit(s, eps[i].ref, &x))
+			continue;
+		stream_item_set(stream_item(s, x), &eps[i]);
+		sheap_push(&s->cand, x);
 		if (!eps[i].deleted)
-		{
-			heap_push(&s->found, &eps[i]);
-			heap_push(&s->pool, &eps[i]);
-		}
+			stream_add_result(s, x);
 	}
-	/* W holds at most ef, even at ef_search 1 */
-	while (s->found.count > ef)
-		heap_pop(&s->found, NULL);
 	pfree(eps);
 	stream_expand(s);
 	stream_set_bound(s);
 	return s;
+}
+
+/* How many elements the stream has met (visited) so far */
+uint32
+HnswStreamMet(const HnswStream *s)
+{
+	return s->nitems;
 }
 
 /*
@@ -590,9 +842,9 @@ HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
 {
 	for (;;)
 	{
-		if (s->pool.count > 0 && s->pool.items[0].dist <= s->bound)
+		if (s->pool.count > 0 && sheap_top_dist(s, &s->pool) <= s->bound)
 		{
-			heap_pop(&s->pool, out);
+			stream_item_candidate(stream_item(s, sheap_pop(&s->pool)), out);
 			if (strict && s->returnedAny && out->dist < s->last)
 				continue;
 			if (!s->returnedAny || out->dist > s->last)

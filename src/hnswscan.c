@@ -12,14 +12,21 @@
  * or the scan's memory reaches work_mem * hnsw.scan_mem_multiplier.
  * Distances are exact, so the executor need not recheck the order.
  *
+ * A NULL query, or a zero one under cosine, has no distance to anything
+ * (the ORDER BY value of every row is NULL or NaN): as a sequential scan
+ * would, the scan then returns every indexed row, in no particular order,
+ * walking the index's pages in block order.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/relscan.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "hnsw.h"
 
@@ -27,6 +34,11 @@ typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* one scan's search; reset by rescan */
 	bool		searched;		/* has this scan started its search? */
+	bool		walk;			/* no distances: return every indexed row */
+	BlockNumber walkNext;		/* the walk's next block */
+	BlockNumber walkEnd;		/* the index's size when the walk began */
+	ItemPointer elemTids;		/* the walk's scratch: one element's TIDs */
+	int			maxElemTids;
 	HnswPageGraph *pg;
 	HnswStream *stream;			/* NULL: nothing to return */
 	float	   *q;				/* the query, prepared for the metric */
@@ -52,7 +64,33 @@ hnswbeginscan(Relation index, int nkeys, int norderbys)
 	so->maxtids = HNSW_HEAPTIDS;
 	so->tids = MemoryContextAlloc(so->cxt, sizeof(ItemPointerData) * so->maxtids);
 	scan->opaque = so;
+
+	/*
+	 * The distances are exact and the rows come in order, so the executor
+	 * never rechecks or reorders them (xs_recheckorderby stays false) and
+	 * has no use for the values; should anything read them, they say NULL
+	 * rather than hold garbage.
+	 */
+	if (norderbys > 0)
+	{
+		scan->xs_orderbyvals = palloc0(sizeof(Datum) * norderbys);
+		scan->xs_orderbynulls = palloc(sizeof(bool) * norderbys);
+		memset(scan->xs_orderbynulls, true, sizeof(bool) * norderbys);
+	}
 	return scan;
+}
+
+/*
+ * What a finished search cost, for tests and tuning: the elements it met,
+ * and the memory it held, which iterative scans bound.
+ */
+static void
+report_search(HnswScanOpaque so)
+{
+	if (so->stream)
+		elog(DEBUG1, "hnsw scan met %u elements, returned " INT64_FORMAT " heap TIDs, using %zu bytes",
+			 HnswStreamMet(so->stream), so->returned,
+			 MemoryContextMemAllocated(so->cxt, true));
 }
 
 /* amrescan: new ORDER BY argument; the search runs at the next fetch */
@@ -67,8 +105,11 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys,
 				scan->numberOfOrderBys * sizeof(ScanKeyData));
+	report_search(so);
 	MemoryContextReset(so->cxt);
 	so->searched = false;
+	so->walk = false;
+	so->elemTids = NULL;
 	so->pg = NULL;
 	so->stream = NULL;
 	so->q = NULL;
@@ -91,15 +132,27 @@ search(IndexScanDesc scan)
 	float	   *q;
 
 	so->searched = true;
-	/* an ORDER BY without an argument, or a NULL one, orders nothing */
-	if (scan->numberOfOrderBys == 0 ||
-		(scan->orderByData[0].sk_flags & SK_ISNULL))
-		return;
+	/* counted once per search, as btree counts its descents */
+	pgstat_count_index_scan(index);
 
 	old = MemoryContextSwitchTo(so->cxt);
 	q = palloc(sizeof(float) * info->dimensions);
-	/* a zero query under cosine has no distance to anything */
-	if (HnswPrepareVector(info, scan->orderByData[0].sk_argument, q))
+
+	/*
+	 * Without an ORDER BY argument, with a NULL one, or with a zero vector
+	 * under cosine, no row has a distance: walk the whole index instead.
+	 */
+	if (scan->numberOfOrderBys == 0 ||
+		(scan->orderByData[0].sk_flags & SK_ISNULL) ||
+		!HnswPrepareVector(info, scan->orderByData[0].sk_argument, q))
+	{
+		so->walk = true;
+		so->walkNext = HNSW_METAPAGE_BLKNO + 1;
+		so->walkEnd = RelationGetNumberOfBlocks(index);
+		so->maxElemTids = HNSW_HEAPTIDS;
+		so->elemTids = palloc(sizeof(ItemPointerData) * so->maxElemTids);
+	}
+	else
 	{
 		HnswReadMeta(index, &meta);
 		if (meta.entryLevel >= 0)
@@ -123,6 +176,54 @@ may_iterate(HnswScanOpaque so)
 	return hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
 		so->returned < hnsw_max_scan_tuples &&
 		MemoryContextMemAllocated(so->cxt, true) < so->memLimit;
+}
+
+/* HnswScanElements callback of the walk: a live element's heap TIDs */
+static void
+walk_element(Relation index, Buffer buf, OffsetNumber offno,
+			 HnswElementTuple etup, void *arg)
+{
+	HnswScanOpaque so = arg;
+	int			n;
+
+	if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
+		return;
+	n = HnswCollectHeapTids(index, BufferGetBlockNumber(buf), offno, etup,
+							&so->elemTids, &so->maxElemTids);
+	if (so->ntids + n > so->maxtids)
+	{
+		so->maxtids = Max(so->maxtids * 2, so->ntids + n);
+		so->tids = repalloc(so->tids, sizeof(ItemPointerData) * so->maxtids);
+	}
+	memcpy(so->tids + so->ntids, so->elemTids, sizeof(ItemPointerData) * n);
+	so->ntids += n;
+}
+
+/*
+ * The walk: load the heap TIDs of every live element of the next page that
+ * has any, each with its duplicate chain; false at the end of the index.
+ * One page is read at a time, under a share lock (duplicate pages after
+ * it, hnsw.h rule 6).  Rows inserted since the walk began need not be
+ * returned: they are not in the scan's snapshot.
+ */
+static bool
+walk_next_page(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+	so->ntids = 0;
+	so->nexttid = 0;
+	while (so->ntids == 0 && so->walkNext < so->walkEnd)
+	{
+		CHECK_FOR_INTERRUPTS();
+		HnswScanElements(index, so->walkNext, so->walkNext + 1, NULL, false,
+						 walk_element, so);
+		so->walkNext++;
+	}
+	MemoryContextSwitchTo(old);
+	return so->ntids > 0;
 }
 
 /* Load the heap TIDs of the next live result; false when none is left */
@@ -180,12 +281,21 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 	if (!so->searched)
 		search(scan);
 
-	/* an iterative scan returns at most hnsw.max_scan_tuples rows */
-	if (hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
-		so->returned >= hnsw_max_scan_tuples)
-		return false;
-	if (so->nexttid >= so->ntids && !next_result(scan))
-		return false;
+	if (so->walk)
+	{
+		/* like a sequential scan, the walk is not a search: no limit */
+		if (so->nexttid >= so->ntids && !walk_next_page(scan))
+			return false;
+	}
+	else
+	{
+		/* an iterative scan returns at most hnsw.max_scan_tuples rows */
+		if (hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_OFF &&
+			so->returned >= hnsw_max_scan_tuples)
+			return false;
+		if (so->nexttid >= so->ntids && !next_result(scan))
+			return false;
+	}
 
 	scan->xs_heaptid = so->tids[so->nexttid++];
 	so->returned++;
@@ -200,6 +310,7 @@ hnswendscan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 
+	report_search(so);
 	MemoryContextDelete(so->cxt);
 	pfree(so);
 	scan->opaque = NULL;
