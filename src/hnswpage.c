@@ -1150,8 +1150,9 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 			MemoryContextReset(tmp);
 		}
 	}
-	elog(DEBUG1, "hnsw: linked " INT64_FORMAT " unreachable element layers of \"%s\"; " INT64_FORMAT " could not be linked",
-		 linked, RelationGetRelationName(index), missed);
+	if (missed > 0)
+		elog(DEBUG1, "hnsw: " INT64_FORMAT " unreachable element layers of \"%s\" could not be linked (inserts changed their lists)",
+			 missed, RelationGetRelationName(index));
 	MemoryContextDelete(tmp);
 	pfree(reached);
 	pfree(queue);

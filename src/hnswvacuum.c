@@ -622,6 +622,8 @@ count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
 IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
+	int64		linked;
+
 	if (info->analyze_only)
 		return stats;
 
@@ -630,7 +632,11 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * wait for the whole walk, and only vacuum's own passes, which never
 	 * run beside this, take it exclusively.
 	 */
-	HnswPageConnect(HnswPageGraphCreate(info->index, false), info->strategy);
+	linked = HnswPageConnect(HnswPageGraphCreate(info->index, false),
+							 info->strategy);
+	ereport(info->message_level,
+			(errmsg("index \"%s\": linked %lld unreachable elements",
+					RelationGetRelationName(info->index), (long long) linked)));
 
 	if (stats == NULL)
 	{
