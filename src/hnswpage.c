@@ -1044,6 +1044,33 @@ relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 }
 
 /*
+ * Have one of x's own layer-0 neighbours link to x: the nearest that takes
+ * it (link_from).  Returns whether one did.
+ */
+static bool
+link_from_own(HnswPageGraph *pg, const LiveSet *ls, int64 xi)
+{
+	HnswGraph  *g = &pg->g;
+	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
+	HnswCandidate c[2 * HNSW_MAX_M];
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int			nn = g->ops->neighbours(g, &x, 0, nbrs);
+
+	if (nn == 0)
+		return false;
+	for (int i = 0; i < nn; i++)
+		c[i].ref = nbrs[i];
+	g->ops->distances(g, g->ops->vector(g, &x), c, nn, NULL, HNSW_NO_BOUND);
+	qsort(c, nn, sizeof(HnswCandidate), candidate_desc);
+	for (int i = nn - 1; i >= 0 && i >= nn - HNSW_RELINK_TRIES; i--)
+	{
+		if (!c[i].deleted && link_from(pg, c[i].ref, &x, 0))
+			return true;
+	}
+	return false;
+}
+
+/*
  * The entry point must be of the highest level of any live element, or
  * searches cannot enter that element's upper layers.  Vacuum replaces a
  * deleted entry point with the highest live element it saw, and one of
@@ -1149,6 +1176,23 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(tmp);
 		}
+	}
+
+	/*
+	 * Reachable is not yet findable: a search for x's vector looks around
+	 * x, so on layer 0 one of x's own neighbours must link back to it.
+	 * Deletes take such links (the neighbour went, or its repaired list
+	 * left x out), and x may then be reached only from afar.
+	 */
+	for (int64 i = 0; i < ls.n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(tmp);
+		if (!has_other_parent(g, ls.refs[i], 0, HNSW_INVALID_REF) &&
+			link_from_own(pg, &ls, i))
+			linked++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
 	}
 	if (missed > 0)
 		elog(DEBUG1, "hnsw: " INT64_FORMAT " unreachable element layers of \"%s\" could not be linked (inserts changed their lists)",
