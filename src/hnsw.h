@@ -430,6 +430,7 @@ extern int	hnsw_iterative_scan;
 extern int	hnsw_max_scan_tuples;
 extern double hnsw_scan_mem_multiplier;
 extern const HnswIndexInfo *HnswGetIndexInfo(Relation index);
+extern void HnswForgetIndexInfo(Relation index);
 extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
 							  float *out);
 extern DistanceKernel HnswMetricKernel(const HnswMetric *metric, bool build);

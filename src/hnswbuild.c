@@ -5,7 +5,10 @@
  *
  * CREATE INDEX scans the heap and feeds each vector to the in-memory graph
  * (hnswmem.c), then writes the finished graph to pages in one pass and
- * WAL-logs them once with log_newpage_range.
+ * WAL-logs them once with log_newpage_range.  The metapage, written first,
+ * records the dimensions: the column's, or for a column declared without
+ * them, those of its vectors, which must all agree.  Every later reader
+ * takes them from there (HnswGetIndexInfo).
  *
  * With parallel workers (max_parallel_maintenance_workers, the table's
  * parallel_workers) the graph lives in the parallel context's dynamic
@@ -43,6 +46,7 @@
 #include "utils/snapmgr.h"
 
 #include "hnsw.h"
+#include "vector.h"
 
 /* Keys of the parallel build's shared memory */
 #define HNSW_KEY_SHARED		UINT64CONST(0xA000000000000001)
@@ -84,26 +88,84 @@ typedef struct HnswBuildState
 	MemoryContext tmpCtx;		/* reset after every row */
 } HnswBuildState;
 
-/* Check what CREATE INDEX was asked for before any work is done */
+/*
+ * Check what CREATE INDEX was asked for before any work is done.  dims is
+ * the column's dimension count, or with fromRows that of the rows.
+ */
 static void
-check_build(const HnswIndexInfo *info)
+check_build(const HnswIndexInfo *info, int dims, bool fromRows)
 {
-	if (info->dimensions < 0)
+	if (dims < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column does not have dimensions"),
+				 errdetail("The column is declared without a dimension count and holds no vectors to take it from."),
 				 errhint("Declare the column with a dimension count, as in vector(3).")));
-	if (info->dimensions > HNSW_MAX_DIM)
+	if (dims > HNSW_MAX_DIM)
+	{
+		if (fromRows)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("vectors cannot have more than %d dimensions for hnsw index",
+							HNSW_MAX_DIM),
+					 errdetail("The column is declared without a dimension count and holds vectors of %d dimensions.",
+							   dims)));
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("column cannot have more than %d dimensions for hnsw index",
 						HNSW_MAX_DIM)));
+	}
 	if (info->efConstruction < 2 * info->m)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ef_construction must be greater than or equal to 2 * m"),
 				 errdetail("ef_construction is %d and m is %d.",
 						   info->efConstruction, info->m)));
+}
+
+/* table_index_build_range_scan callback of dims_from_rows */
+static void
+dims_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			  bool tupleIsAlive, void *state)
+{
+	int		   *dims = (int *) state;
+
+	if (*dims < 0 && !isnull[0])
+	{
+		Vector	   *v = DatumGetVector(values[0]);
+
+		*dims = v->dim;
+		if ((Pointer) v != DatumGetPointer(values[0]))
+			pfree(v);
+	}
+}
+
+/*
+ * The dimensions of an index on a column declared without them (plain
+ * vector, as ALTER COLUMN ... TYPE vector leaves it): those of the first
+ * vector the build would index; every other must then agree, or the build
+ * fails naming both counts (HnswPrepareVector).  -1 if there is none.  It
+ * reads blocks 0, 1-2, 3-6, ... until it finds one: the first in the usual
+ * case, twice the table at worst (NULLs only).
+ */
+static int
+dims_from_rows(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
+	BlockNumber start = 0;
+	BlockNumber count = 1;
+	int			dims = -1;
+
+	while (dims < 0 && start < nblocks)
+	{
+		count = Min(count, nblocks - start);
+		(void) table_index_build_range_scan(heap, index, indexInfo, false,
+											false, false, start, count,
+											dims_callback, &dims, NULL);
+		start += count;
+		count *= 2;
+	}
+	return dims;
 }
 
 /* Set up the per-row state every participant needs */
@@ -355,6 +417,8 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 {
 	IndexBuildResult *result;
 	HnswBuildState bs;
+	const HnswIndexInfo *info;
+	int			dims;
 	double		reltuples = 0;
 	Size		memLimit = (Size) maintenance_work_mem * 1024;
 	bool		built = false;
@@ -363,11 +427,17 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		elog(ERROR, "index \"%s\" already contains data",
 			 RelationGetRelationName(index));
 
-	check_build(HnswGetIndexInfo(index));
+	info = HnswGetIndexInfo(index);
+	dims = info->dimensions;
+	if (dims < 0)
+		dims = dims_from_rows(heap, index, indexInfo);
+	check_build(info, dims, info->dimensions < 0);
+	HnswWriteMetaPage(index, MAIN_FORKNUM, dims, info->m,
+					  info->efConstruction, false);
+	/* from now on the metapage says what the dimensions are */
+	HnswForgetIndexInfo(index);
 	init_state(&bs, index);
 	bs.leader = true;
-	HnswWriteMetaPage(index, MAIN_FORKNUM, bs.info.dimensions, bs.info.m,
-					  bs.info.efConstruction, false);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
 	if (heap->rd_rel->reltuples > 0)
