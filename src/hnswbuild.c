@@ -14,8 +14,13 @@
  * parallel_workers) the graph lives in the parallel context's dynamic
  * shared memory, and the leader and the workers each take blocks of a
  * parallel heap scan and insert into the one graph; the leader writes it
- * out when all are done.  A parallel build is tried only when the graph is
- * expected to fit in maintenance_work_mem.
+ * out when all are done.
+ *
+ * The graph takes memory as the table needs it, up to maintenance_work_mem
+ * (which may well be set above what the machine has, for the rare big
+ * build): a serial build's area starts at what the table's estimated rows
+ * need and grows; a parallel build's shared area cannot grow, so it gets
+ * the estimate with a quarter to spare.
  *
  * When the graph outgrows maintenance_work_mem, a NOTICE says so and the
  * build goes on slower: serially, the graph built so far is written and
@@ -187,6 +192,14 @@ write_graph(HnswBuildState *bs)
 {
 	BlockNumber nblocks;
 
+	Size		mem;
+	int			grown;
+
+	mem = HnswMemSize(bs->mg, &grown);
+	ereport(DEBUG1,
+			(errmsg_internal("hnsw build of \"%s\": " INT64_FORMAT " elements in a graph of %zu bytes, grown %d times",
+							 RelationGetRelationName(bs->index),
+							 HnswMemCount(bs->mg), mem, grown)));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 	nblocks = HnswMemWritePages(bs->mg, bs->index);
 	if (RelationNeedsWAL(bs->index))
@@ -301,7 +314,8 @@ tinyhnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	indexInfo->ii_Concurrent = shared->isconcurrent;
 	init_state(&bs, index);
 	bs.shared = shared;
-	bs.mg = HnswMemCreate(index, area, shared->areaSize, true, false);
+	bs.mg = HnswMemCreate(index, area, shared->areaSize, shared->areaSize,
+						  true, false);
 	participate(&bs, shared, heap, index, indexInfo);
 	index_close(index, RowExclusiveLock);
 	table_close(heap, heapLockmode);
@@ -366,7 +380,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 	table_parallelscan_initialize(heap, ParallelTableScanFromHnswShared(shared),
 								  snapshot);
 	area = shm_toc_allocate(pcxt->toc, areaSize);
-	bs->mg = HnswMemCreate(index, area, areaSize, true, true);
+	bs->mg = HnswMemCreate(index, area, areaSize, areaSize, true, true);
 	bs->shared = shared;
 	shm_toc_insert(pcxt->toc, HNSW_KEY_SHARED, shared);
 	shm_toc_insert(pcxt->toc, HNSW_KEY_AREA, area);
@@ -421,6 +435,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	int			dims;
 	double		reltuples = 0;
 	Size		memLimit = (Size) maintenance_work_mem * 1024;
+	Size		need;
 	bool		built = false;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
@@ -454,16 +469,13 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		indexInfo->ii_ParallelWorkers =
 			plan_create_index_workers(RelationGetRelid(heap),
 									  RelationGetRelid(index));
+	need = HnswMemEstimate(&bs.info, estimate_rows(heap, &bs.info));
 	if (indexInfo->ii_ParallelWorkers > 0)
-	{
-		Size		need = HnswMemEstimate(&bs.info, estimate_rows(heap, &bs.info));
-
-		if (need <= memLimit)
-			built = build_parallel(&bs, heap, index, indexInfo, need, &reltuples);
-	}
+		built = build_parallel(&bs, heap, index, indexInfo,
+							   Min(need + need / 4, memLimit), &reltuples);
 	if (!built)
 	{
-		bs.mg = HnswMemCreate(index, NULL, memLimit, false, true);
+		bs.mg = HnswMemCreate(index, NULL, need, memLimit, false, true);
 		reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 										   build_callback, &bs, NULL);
 		/* a build that spilled has logged its pages already */
