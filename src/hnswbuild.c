@@ -20,7 +20,9 @@
  * (which may well be set above what the machine has, for the rare big
  * build): a serial build's area starts at what the table's estimated rows
  * need and grows; a parallel build's shared area cannot grow, so it gets
- * the estimate with a quarter to spare.
+ * the estimate with a quarter to spare.  When the file system behind
+ * dynamic shared memory (/dev/shm) has no room for it, a NOTICE says so
+ * and the build runs serially.
  *
  * When the graph outgrows maintenance_work_mem, a NOTICE says so and the
  * build goes on slower: serially, the graph built so far is written and
@@ -33,6 +35,8 @@
  */
 #include "postgres.h"
 
+#include <sys/statvfs.h>
+
 #include "access/parallel.h"
 #include "access/relscan.h"
 #include "access/table.h"
@@ -44,6 +48,7 @@
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
+#include "storage/dsm_impl.h"
 #include "storage/spin.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
@@ -52,6 +57,9 @@
 
 #include "hnsw.h"
 #include "vector.h"
+
+/* Room a parallel build's segment needs besides its estimate */
+#define HNSW_DSM_SLACK		(1024 * 1024)
 
 /* Keys of the parallel build's shared memory */
 #define HNSW_KEY_SHARED		UINT64CONST(0xA000000000000001)
@@ -333,6 +341,50 @@ estimate_rows(Relation heap, const HnswIndexInfo *info)
 }
 
 /*
+ * Whether the file system that holds dynamic shared memory segments has
+ * room for one of about size bytes, as far as we can tell.  PostgreSQL 15
+ * gives up on a parallel context quietly only when it has no segment slot
+ * left; a segment the file system cannot hold (a small /dev/shm, as
+ * containers have by default) is an ERROR in dsm_create.  So look first,
+ * and say why there will be no workers.  Another process may still take
+ * the room between the look and the creation: then it is that ERROR.
+ */
+static bool
+dsm_has_room(Size size)
+{
+	const char *path;
+	struct statvfs fs;
+	Size		avail;
+
+	switch (dynamic_shared_memory_type)
+	{
+#ifdef __linux__
+		case DSM_IMPL_POSIX:
+			path = "/dev/shm";	/* where glibc's shm_open puts them */
+			break;
+#endif
+		case DSM_IMPL_MMAP:
+			path = PG_DYNSHMEM_DIR;	/* relative to the data directory */
+			break;
+		default:
+			return true;
+	}
+	if (statvfs(path, &fs) != 0)
+		return true;			/* cannot tell: let dsm_create try */
+	avail = (Size) fs.f_bavail * fs.f_frsize;
+	/* what InitializeParallelDSM adds (GUCs, snapshots, queues) is small */
+	if (avail >= size + HNSW_DSM_SLACK)
+		return true;
+	ereport(NOTICE,
+			(errmsg("hnsw graph does not fit into free shared memory, building without parallel workers"),
+			 errdetail("The build needs a segment of %zu bytes; the file system at %s has %zu bytes free.",
+					   size + HNSW_DSM_SLACK, path, avail),
+			 errhint("Give %s more room (for a container, --shm-size) to build in parallel.",
+					 path)));
+	return false;
+}
+
+/*
  * Build with parallel workers.  Returns false, having done nothing, if no
  * shared memory could be had; then the caller builds serially.
  */
@@ -358,7 +410,8 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 	shm_toc_estimate_chunk(&pcxt->estimator, estshared);
 	shm_toc_estimate_chunk(&pcxt->estimator, areaSize);
 	shm_toc_estimate_keys(&pcxt->estimator, 2);
-	InitializeParallelDSM(pcxt);
+	if (dsm_has_room(shm_toc_estimate(&pcxt->estimator)))
+		InitializeParallelDSM(pcxt);
 	if (pcxt->seg == NULL)
 	{
 		if (IsMVCCSnapshot(snapshot))
