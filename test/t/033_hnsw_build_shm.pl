@@ -42,8 +42,6 @@ my $node = PostgreSQL::Test::Cluster->new('shm');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
 dynamic_shared_memory_type = posix
-max_worker_processes = 8
-max_parallel_workers = 8
 max_parallel_maintenance_workers = 2
 max_parallel_workers_per_gather = 0
 autovacuum = off
@@ -69,13 +67,9 @@ $sql
 	return ($ret, $err);
 }
 
-$node->safe_psql('postgres', q{
-CREATE TABLE small (id int, v vector(3));
-INSERT INTO small SELECT i, ARRAY[i, i % 3, i % 5]::vector
-FROM generate_series(1, 10) i;
-ANALYZE small;
-ALTER TABLE small SET (parallel_workers = 1);
-});
+hnsw_load($node, 'small', n => 10, seed => 0.19);
+$node->safe_psql('postgres',
+	'ANALYZE small; ALTER TABLE small SET (parallel_workers = 1)');
 my ($ret, $err) = build('CREATE INDEX small_idx ON small USING hnsw (v)');
 is($ret, 0, 'small parallel build succeeds') or diag($err);
 like($err, qr/hnsw build of "small_idx" with 1 parallel workers/,
