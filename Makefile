@@ -24,7 +24,7 @@ REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_c
 # the index's suites (kept on their own line so the type's list above and
 # this one can be edited independently)
 REGRESS += $(HNSW_REGRESS)
-HNSW_REGRESS = hnsw_ddl hnsw_options hnsw_scan hnsw_dml hnsw_planner hnsw_validate hnsw_defects hnsw_verify hnsw_null_query hnsw_stats
+HNSW_REGRESS = hnsw_ddl hnsw_options hnsw_scan hnsw_dml hnsw_planner hnsw_validate hnsw_defects hnsw_verify hnsw_null_query hnsw_stats hnsw_alter
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 

@@ -204,9 +204,11 @@ DELETE FROM hddl WHERE id >= 1000;
 ------------------------------------------------------------------------
 -- expression indexes
 ------------------------------------------------------------------------
--- on the first two dimensions; the expression must have dimensions
+-- on the first two dimensions; an expression without dimensions takes
+-- them from its values (hnsw_alter tests that further)
 CREATE INDEX hddl_sub_idx ON hddl USING hnsw ((subvector(emb, 1, 2)::vector(2)));
 CREATE INDEX hddl_nodim_idx ON hddl USING hnsw ((subvector(emb, 1, 2)));
+DROP INDEX hddl_nodim_idx;
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF)
 SELECT id FROM hddl ORDER BY subvector(emb, 1, 2)::vector(2) <-> '[10.5,-40.25]' LIMIT 5;

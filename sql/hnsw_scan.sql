@@ -227,7 +227,8 @@ RESET enable_indexscan;
 DROP TABLE hdim;
 
 ------------------------------------------------------------------------
--- dimensions: the column must declare them, and at most 2000
+-- dimensions: the column's, or without them the rows' (hnsw_alter), at
+-- most 2000
 ------------------------------------------------------------------------
 CREATE TABLE hnodim (id int, emb vector);
 INSERT INTO hnodim VALUES (1, '[1,2,3]');

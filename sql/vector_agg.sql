@@ -48,6 +48,23 @@ SELECT vector_accum('{}', '[1,2]');
 SELECT vector_accum('{{1,2}}', '[1,2]');
 SELECT vector_avg('{1,NULL}');
 SELECT vector_sum('{1,1e300}');
+-- states no aggregation produces: an error, not NULL or a made-up vector
+SELECT vector_avg('{1}'::float8[]);
+SELECT vector_sum('{-1}');
+SELECT vector_avg('{0,1,2}');
+SELECT vector_avg('{1.5,1,2}');
+SELECT vector_sum('{-2,1,2}');
+SELECT vector_avg('{Infinity,1,2}');
+SELECT vector_avg('{NaN,1,2}');
+SELECT vector_accum('{1}', '[1,2]');
+SELECT vector_combine('{0}', '{0.5,1}');
+DO $$
+BEGIN
+	PERFORM vector_avg('{1}');
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE '%: %', SQLSTATE, SQLERRM;
+END
+$$;
 SELECT aggcombinefn, aggfinalfn, aggtranstype::regtype, agginitval,
 	(SELECT proparallel FROM pg_proc WHERE oid = aggfnoid) AS parallel
 FROM pg_aggregate WHERE aggfnoid IN ('avg(vector)'::regprocedure, 'sum(vector)'::regprocedure)

@@ -266,22 +266,34 @@ HnswGetIndexInfo(Relation index)
 												 sizeof(HnswIndexInfo));
 		HnswOptions *opts = (HnswOptions *) index->rd_options;
 
-		info->dimensions = TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
 		info->metric = get_metric(index);
 		if (RelationGetNumberOfBlocks(index) > HNSW_METAPAGE_BLKNO)
 		{
 			/*
 			 * A built index keeps the layout it was built with: ALTER INDEX
-			 * SET (m = ...) only applies to the next build.
+			 * SET (m = ...) only applies to the next build, and ALTER TABLE
+			 * ... ALTER COLUMN ... TYPE vector, which drops the column's
+			 * dimensions, keeps the index and its vectors as they are.
 			 */
 			HnswMetaPageData meta;
 
 			HnswReadMeta(index, &meta);
+			if (meta.dimensions < 1 || meta.dimensions > HNSW_MAX_DIM)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\" has %u dimensions in its metapage",
+								RelationGetRelationName(index),
+								meta.dimensions),
+						 errhint("REINDEX the index.")));
+			info->dimensions = meta.dimensions;
 			info->m = meta.m;
 			info->efConstruction = meta.efConstruction;
 		}
 		else
 		{
+			/* -1 for a column without them: the build counts the rows' */
+			info->dimensions =
+				TupleDescAttr(RelationGetDescr(index), 0)->atttypmod;
 			info->m = opts ? opts->m : HNSW_DEFAULT_M;
 			info->efConstruction = opts ? opts->efConstruction :
 				HNSW_DEFAULT_EF_CONSTRUCTION;
@@ -289,6 +301,18 @@ HnswGetIndexInfo(Relation index)
 		index->rd_amcache = info;
 	}
 	return (const HnswIndexInfo *) index->rd_amcache;
+}
+
+/*
+ * Drop the cached index info, so that the next HnswGetIndexInfo reads the
+ * metapage the build has just written.
+ */
+void
+HnswForgetIndexInfo(Relation index)
+{
+	if (index->rd_amcache != NULL)
+		pfree(index->rd_amcache);
+	index->rd_amcache = NULL;
 }
 
 /*

@@ -444,6 +444,7 @@ extern int	hnsw_iterative_scan;
 extern int	hnsw_max_scan_tuples;
 extern double hnsw_scan_mem_multiplier;
 extern const HnswIndexInfo *HnswGetIndexInfo(Relation index);
+extern void HnswForgetIndexInfo(Relation index);
 extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
 							  float *out);
 extern DistanceKernel HnswMetricKernel(const HnswMetric *metric, bool build);
@@ -524,12 +525,13 @@ extern bool HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
 typedef struct HnswMemGraph HnswMemGraph;
 extern Size HnswMemEstimate(const HnswIndexInfo *info, double ntuples);
 extern HnswMemGraph *HnswMemCreate(Relation index, void *area, Size size,
-								   bool shared, bool init);
+								   Size limit, bool shared, bool init);
 extern bool HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid);
 extern int64 HnswMemCount(HnswMemGraph *mg);
 extern bool HnswMemFull(HnswMemGraph *mg);
 extern BlockNumber HnswMemWritePages(HnswMemGraph *mg, Relation index);
 extern int64 HnswMemHeapTids(HnswMemGraph *mg, ItemPointer *out);
+extern Size HnswMemSize(HnswMemGraph *mg, int *grown);
 extern void HnswMemFree(HnswMemGraph *mg);
 
 /* hnswpage.c: the graph in buffer pages */

@@ -5,14 +5,24 @@
  *
  * CREATE INDEX scans the heap and feeds each vector to the in-memory graph
  * (hnswmem.c), then writes the finished graph to pages in one pass and
- * WAL-logs them once with log_newpage_range.
+ * WAL-logs them once with log_newpage_range.  The metapage, written first,
+ * records the dimensions: the column's, or for a column declared without
+ * them, those of its vectors, which must all agree.  Every later reader
+ * takes them from there (HnswGetIndexInfo).
  *
  * With parallel workers (max_parallel_maintenance_workers, the table's
  * parallel_workers) the graph lives in the parallel context's dynamic
  * shared memory, and the leader and the workers each take blocks of a
  * parallel heap scan and insert into the one graph; the leader writes it
- * out when all are done.  A parallel build is tried only when the graph is
- * expected to fit in maintenance_work_mem.
+ * out when all are done.
+ *
+ * The graph takes memory as the table needs it, up to maintenance_work_mem
+ * (which may well be set above what the machine has, for the rare big
+ * build): a serial build's area starts at what the table's estimated rows
+ * need and grows; a parallel build's shared area cannot grow, so it gets
+ * the estimate with a quarter to spare.  When the file system behind
+ * dynamic shared memory (/dev/shm) has no room for it, a NOTICE says so
+ * and the build runs serially.
  *
  * When the graph outgrows maintenance_work_mem, a NOTICE says so and the
  * build goes on slower: serially, the graph built so far is written and
@@ -25,6 +35,8 @@
  */
 #include "postgres.h"
 
+#include <sys/statvfs.h>
+
 #include "access/parallel.h"
 #include "access/relscan.h"
 #include "access/table.h"
@@ -36,6 +48,7 @@
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
+#include "storage/dsm_impl.h"
 #include "storage/spin.h"
 #include "utils/backend_progress.h"
 #include "utils/memutils.h"
@@ -43,6 +56,10 @@
 #include "utils/snapmgr.h"
 
 #include "hnsw.h"
+#include "vector.h"
+
+/* Room a parallel build's segment needs besides its estimate */
+#define HNSW_DSM_SLACK		(1024 * 1024)
 
 /* Keys of the parallel build's shared memory */
 #define HNSW_KEY_SHARED		UINT64CONST(0xA000000000000001)
@@ -84,26 +101,84 @@ typedef struct HnswBuildState
 	MemoryContext tmpCtx;		/* reset after every row */
 } HnswBuildState;
 
-/* Check what CREATE INDEX was asked for before any work is done */
+/*
+ * Check what CREATE INDEX was asked for before any work is done.  dims is
+ * the column's dimension count, or with fromRows that of the rows.
+ */
 static void
-check_build(const HnswIndexInfo *info)
+check_build(const HnswIndexInfo *info, int dims, bool fromRows)
 {
-	if (info->dimensions < 0)
+	if (dims < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column does not have dimensions"),
+				 errdetail("The column is declared without a dimension count and holds no vectors to take it from."),
 				 errhint("Declare the column with a dimension count, as in vector(3).")));
-	if (info->dimensions > HNSW_MAX_DIM)
+	if (dims > HNSW_MAX_DIM)
+	{
+		if (fromRows)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("vectors cannot have more than %d dimensions for hnsw index",
+							HNSW_MAX_DIM),
+					 errdetail("The column is declared without a dimension count and holds vectors of %d dimensions.",
+							   dims)));
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("column cannot have more than %d dimensions for hnsw index",
 						HNSW_MAX_DIM)));
+	}
 	if (info->efConstruction < 2 * info->m)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ef_construction must be greater than or equal to 2 * m"),
 				 errdetail("ef_construction is %d and m is %d.",
 						   info->efConstruction, info->m)));
+}
+
+/* table_index_build_range_scan callback of dims_from_rows */
+static void
+dims_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			  bool tupleIsAlive, void *state)
+{
+	int		   *dims = (int *) state;
+
+	if (*dims < 0 && !isnull[0])
+	{
+		Vector	   *v = DatumGetVector(values[0]);
+
+		*dims = v->dim;
+		if ((Pointer) v != DatumGetPointer(values[0]))
+			pfree(v);
+	}
+}
+
+/*
+ * The dimensions of an index on a column declared without them (plain
+ * vector, as ALTER COLUMN ... TYPE vector leaves it): those of the first
+ * vector the build would index; every other must then agree, or the build
+ * fails naming both counts (HnswPrepareVector).  -1 if there is none.  It
+ * reads blocks 0, 1-2, 3-6, ... until it finds one: the first in the usual
+ * case, twice the table at worst (NULLs only).
+ */
+static int
+dims_from_rows(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(heap);
+	BlockNumber start = 0;
+	BlockNumber count = 1;
+	int			dims = -1;
+
+	while (dims < 0 && start < nblocks)
+	{
+		count = Min(count, nblocks - start);
+		(void) table_index_build_range_scan(heap, index, indexInfo, false,
+											false, false, start, count,
+											dims_callback, &dims, NULL);
+		start += count;
+		count *= 2;
+	}
+	return dims;
 }
 
 /* Set up the per-row state every participant needs */
@@ -125,6 +200,14 @@ write_graph(HnswBuildState *bs)
 {
 	BlockNumber nblocks;
 
+	Size		mem;
+	int			grown;
+
+	mem = HnswMemSize(bs->mg, &grown);
+	ereport(DEBUG1,
+			(errmsg_internal("hnsw build of \"%s\": " INT64_FORMAT " elements in a graph of %zu bytes, grown %d times",
+							 RelationGetRelationName(bs->index),
+							 HnswMemCount(bs->mg), mem, grown)));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 	nblocks = HnswMemWritePages(bs->mg, bs->index);
 	if (RelationNeedsWAL(bs->index))
@@ -239,7 +322,8 @@ tinyhnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 	indexInfo->ii_Concurrent = shared->isconcurrent;
 	init_state(&bs, index);
 	bs.shared = shared;
-	bs.mg = HnswMemCreate(index, area, shared->areaSize, true, false);
+	bs.mg = HnswMemCreate(index, area, shared->areaSize, shared->areaSize,
+						  true, false);
 	participate(&bs, shared, heap, index, indexInfo);
 	index_close(index, RowExclusiveLock);
 	table_close(heap, heapLockmode);
@@ -254,6 +338,50 @@ estimate_rows(Relation heap, const HnswIndexInfo *info)
 	/* never analyzed: assume rows as wide as their vectors, up to TOAST's */
 	return (double) RelationGetNumberOfBlocks(heap) *
 		(BLCKSZ / (Min(info->dimensions * sizeof(float), 2000) + 40));
+}
+
+/*
+ * Whether the file system that holds dynamic shared memory segments has
+ * room for one of about size bytes, as far as we can tell.  PostgreSQL 15
+ * gives up on a parallel context quietly only when it has no segment slot
+ * left; a segment the file system cannot hold (a small /dev/shm, as
+ * containers have by default) is an ERROR in dsm_create.  So look first,
+ * and say why there will be no workers.  Another process may still take
+ * the room between the look and the creation: then it is that ERROR.
+ */
+static bool
+dsm_has_room(Size size)
+{
+	const char *path;
+	struct statvfs fs;
+	Size		avail;
+
+	switch (dynamic_shared_memory_type)
+	{
+#ifdef __linux__
+		case DSM_IMPL_POSIX:
+			path = "/dev/shm";	/* where glibc's shm_open puts them */
+			break;
+#endif
+		case DSM_IMPL_MMAP:
+			path = PG_DYNSHMEM_DIR;	/* relative to the data directory */
+			break;
+		default:
+			return true;
+	}
+	if (statvfs(path, &fs) != 0)
+		return true;			/* cannot tell: let dsm_create try */
+	avail = (Size) fs.f_bavail * fs.f_frsize;
+	/* what InitializeParallelDSM adds (GUCs, snapshots, queues) is small */
+	if (avail >= size + HNSW_DSM_SLACK)
+		return true;
+	ereport(NOTICE,
+			(errmsg("hnsw graph does not fit into free shared memory, building without parallel workers"),
+			 errdetail("The build needs a segment of %zu bytes; the file system at %s has %zu bytes free.",
+					   size + HNSW_DSM_SLACK, path, avail),
+			 errhint("Give %s more room (for a container, --shm-size) to build in parallel.",
+					 path)));
+	return false;
 }
 
 /*
@@ -282,7 +410,8 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 	shm_toc_estimate_chunk(&pcxt->estimator, estshared);
 	shm_toc_estimate_chunk(&pcxt->estimator, areaSize);
 	shm_toc_estimate_keys(&pcxt->estimator, 2);
-	InitializeParallelDSM(pcxt);
+	if (dsm_has_room(shm_toc_estimate(&pcxt->estimator)))
+		InitializeParallelDSM(pcxt);
 	if (pcxt->seg == NULL)
 	{
 		if (IsMVCCSnapshot(snapshot))
@@ -304,7 +433,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 	table_parallelscan_initialize(heap, ParallelTableScanFromHnswShared(shared),
 								  snapshot);
 	area = shm_toc_allocate(pcxt->toc, areaSize);
-	bs->mg = HnswMemCreate(index, area, areaSize, true, true);
+	bs->mg = HnswMemCreate(index, area, areaSize, areaSize, true, true);
 	bs->shared = shared;
 	shm_toc_insert(pcxt->toc, HNSW_KEY_SHARED, shared);
 	shm_toc_insert(pcxt->toc, HNSW_KEY_AREA, area);
@@ -355,19 +484,28 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 {
 	IndexBuildResult *result;
 	HnswBuildState bs;
+	const HnswIndexInfo *info;
+	int			dims;
 	double		reltuples = 0;
 	Size		memLimit = (Size) maintenance_work_mem * 1024;
+	Size		need;
 	bool		built = false;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data",
 			 RelationGetRelationName(index));
 
-	check_build(HnswGetIndexInfo(index));
+	info = HnswGetIndexInfo(index);
+	dims = info->dimensions;
+	if (dims < 0)
+		dims = dims_from_rows(heap, index, indexInfo);
+	check_build(info, dims, info->dimensions < 0);
+	HnswWriteMetaPage(index, MAIN_FORKNUM, dims, info->m,
+					  info->efConstruction, false);
+	/* from now on the metapage says what the dimensions are */
+	HnswForgetIndexInfo(index);
 	init_state(&bs, index);
 	bs.leader = true;
-	HnswWriteMetaPage(index, MAIN_FORKNUM, bs.info.dimensions, bs.info.m,
-					  bs.info.efConstruction, false);
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
 	if (heap->rd_rel->reltuples > 0)
@@ -384,16 +522,13 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		indexInfo->ii_ParallelWorkers =
 			plan_create_index_workers(RelationGetRelid(heap),
 									  RelationGetRelid(index));
+	need = HnswMemEstimate(&bs.info, estimate_rows(heap, &bs.info));
 	if (indexInfo->ii_ParallelWorkers > 0)
-	{
-		Size		need = HnswMemEstimate(&bs.info, estimate_rows(heap, &bs.info));
-
-		if (need <= memLimit)
-			built = build_parallel(&bs, heap, index, indexInfo, need, &reltuples);
-	}
+		built = build_parallel(&bs, heap, index, indexInfo,
+							   Min(need + need / 4, memLimit), &reltuples);
 	if (!built)
 	{
-		bs.mg = HnswMemCreate(index, NULL, memLimit, false, true);
+		bs.mg = HnswMemCreate(index, NULL, need, memLimit, false, true);
 		reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 										   build_callback, &bs, NULL);
 		/* a build that spilled has logged its pages already */

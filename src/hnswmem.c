@@ -8,15 +8,24 @@
  * same code serves a serial build (the area is backend memory) and a
  * parallel one (the area is in the build's dynamic shared memory segment,
  * mapped at a different address in every participant).  The area holds a
- * header, a table of element offsets indexed by element number, and then
- * elements, neighbour slots and chunks of duplicate heap TIDs carved from
- * the rest by an atomic bump pointer.  What only linking reads (each
- * list's distances and verdicts, HnswKnownList) is carved from the end of
- * the area by a second one, so that it does not spread out the vectors
- * and lists that every search reads: the parallel build's shared memory
- * has no huge pages, and there the spread costs TLB misses.  Nothing is
- * freed; when the two meet, the area is full, an insert reports it and
- * the caller goes on without the graph in memory (hnswbuild.c).
+ * header, then elements, neighbour slots and chunks of duplicate heap TIDs
+ * carved from the rest by an atomic bump pointer.  What only linking reads
+ * (each list's distances and verdicts, HnswKnownList) is carved from the
+ * end of the area by a second one, and addressed by its distance from the
+ * end, so that it does not spread out the vectors and lists that every
+ * search reads: the parallel build's shared memory has no huge pages, and
+ * there the spread costs TLB misses.  A table of element offsets, indexed
+ * by element number, follows the header of a shared area; a private one
+ * keeps it apart, so that both can grow.
+ *
+ * A shared area has a fixed size.  A private one starts at the size the
+ * caller expects the table to need and, when the two bump pointers meet,
+ * is reallocated at twice the size (its end part moved to the new end), up
+ * to a limit (maintenance_work_mem): so a small table takes little memory
+ * whatever the limit.  A grow moves the area: no pointer into it is kept
+ * across an allocation.  Nothing is freed; when an area can grow no more,
+ * it is full, an insert reports it and the caller goes on without the
+ * graph in memory (hnswbuild.c).
  *
  * In a shared area every element carries an LWLock: neighbour lists are
  * read under it in share mode and changed under it in exclusive mode, one
@@ -46,13 +55,14 @@ typedef struct HnswMemArea
 	pg_atomic_uint32 nelems;	/* element numbers handed out */
 	Size		size;
 	uint32		maxelems;		/* capacity of the offset table */
+	int			grown;			/* times a private area grew */
 	bool		shared;
 	volatile bool full;			/* an allocation failed */
 	int			tranche;
 	LWLock		entryLock;
 	HnswRef		entry;
 	int			entryLevel;
-	uint64		offsets[FLEXIBLE_ARRAY_MEMBER];	/* of elements */
+	uint64		offsets[FLEXIBLE_ARRAY_MEMBER];	/* of elements, if shared */
 } HnswMemArea;
 
 /* A chunk of heap TIDs past an element's own */
@@ -67,7 +77,8 @@ typedef struct HnswMemElement
 {
 	LWLock		lock;			/* used only in a shared area */
 	uint64		slotsOff;		/* its lists: see mem_slots */
-	uint64		knownOff;		/* and what linking knows of them */
+	uint64		knownOff;		/* and what linking knows of them (from
+								 * the area's end) */
 	uint64		moreOff;		/* first chunk of further heap TIDs, or 0 */
 	uint32		nmore;
 	uint8		level;
@@ -81,7 +92,9 @@ struct HnswMemGraph
 	HnswGraph	g;				/* must be first */
 	char	   *base;			/* the area, as mapped here */
 	HnswMemArea *area;
-	bool		ownsArea;		/* palloc'd by HnswMemCreate */
+	uint64	   *offsets;		/* its element offset table */
+	bool		ownsArea;		/* palloc'd by HnswMemCreate: private */
+	Size		limit;			/* what a private area and table may take */
 };
 
 #define AREA_PTR(mg, off)	((void *) ((mg)->base + (off)))
@@ -90,7 +103,7 @@ static inline HnswMemElement *
 mem_element(HnswMemGraph *mg, HnswRef ref)
 {
 	Assert(ref < mg->area->maxelems);
-	return (HnswMemElement *) AREA_PTR(mg, mg->area->offsets[ref]);
+	return (HnswMemElement *) AREA_PTR(mg, mg->offsets[ref]);
 }
 
 /*
@@ -116,7 +129,7 @@ mem_slots(HnswMemGraph *mg, HnswMemElement *e)
 static inline float *
 mem_dists(HnswMemGraph *mg, HnswMemElement *e)
 {
-	return (float *) AREA_PTR(mg, e->knownOff);
+	return (float *) AREA_PTR(mg, mg->area->size - e->knownOff);
 }
 
 static inline uint8 *
@@ -126,10 +139,41 @@ mem_verdicts(HnswMemGraph *mg, HnswMemElement *e)
 }
 
 /*
+ * Make a private area room for need more bytes: reallocate it at twice its
+ * size or more, within the limit, and move what was carved from its end
+ * to the new end (those offsets count from the end).  False if the limit
+ * does not allow it.
+ */
+static bool
+mem_grow(HnswMemGraph *mg, Size need)
+{
+	HnswMemArea *a = mg->area;
+	Size		used = pg_atomic_read_u64(&a->used);
+	Size		top = pg_atomic_read_u64(&a->usedTop);
+	Size		room = mg->limit - sizeof(uint64) * (Size) a->maxelems;
+	Size		oldsize = a->size;
+	Size		newsize;
+
+	Assert(mg->ownsArea);
+	if (used + top + need > room)
+		return false;
+	newsize = Max(Min(oldsize * 2, room), used + top + need);
+	newsize = TYPEALIGN_DOWN(MAXIMUM_ALIGNOF, newsize);
+	mg->base = repalloc_huge(mg->base, newsize);
+	mg->area = a = (HnswMemArea *) mg->base;
+	memmove(mg->base + newsize - top, mg->base + oldsize - top, top);
+	a->size = newsize;
+	a->grown++;
+	return true;
+}
+
+/*
  * Carve size bytes from the start of the area, or with top from its end;
- * 0 when it is full.  Each side adds to its own counter, then reads the
- * other's: both are full barriers, so of two allocations that race for
- * the last bytes at least one sees the other and fails.
+ * 0 when it is full.  Returns the offset from the start, with top from the
+ * end.  A private area grows first if it must (and may).  Each side adds
+ * to its own counter, then reads the other's: both are full barriers, so
+ * of two allocations that race for the last bytes of a shared area at
+ * least one sees the other and fails.
  */
 static uint64
 mem_alloc(HnswMemGraph *mg, Size size, bool top)
@@ -138,6 +182,17 @@ mem_alloc(HnswMemGraph *mg, Size size, bool top)
 	uint64		before;
 
 	size = MAXALIGN(size);
+	if (mg->ownsArea &&
+		pg_atomic_read_u64(&a->used) + pg_atomic_read_u64(&a->usedTop) +
+		size > a->size)
+	{
+		if (!mem_grow(mg, size))
+		{
+			a->full = true;
+			return 0;
+		}
+		a = mg->area;
+	}
 	if (top)
 		before = pg_atomic_fetch_add_u64(&a->usedTop, size);
 	else
@@ -148,7 +203,7 @@ mem_alloc(HnswMemGraph *mg, Size size, bool top)
 		a->full = true;
 		return 0;
 	}
-	return top ? a->size - before - size : before;
+	return top ? before + size : before;
 }
 
 static inline void
@@ -324,20 +379,33 @@ HnswMemEstimate(const HnswIndexInfo *info, double ntuples)
 /*
  * A graph over an area of size bytes at `area`: initialized when init is
  * set (the serial build, or the leader of a parallel one), else joined as
- * it is.  With area NULL the area is allocated here, in backend memory
- * that is committed only as it is used.  shared says whether other
- * processes use the area at the same time.
+ * it is.  shared says whether other processes use the area at the same
+ * time.  With area NULL, a private area is allocated here, of size bytes
+ * at first, then grown as needed while the area and its offset table
+ * take no more than limit bytes.
  */
 HnswMemGraph *
-HnswMemCreate(Relation index, void *area, Size size, bool shared, bool init)
+HnswMemCreate(Relation index, void *area, Size size, Size limit, bool shared,
+			  bool init)
 {
 	const HnswIndexInfo *info = HnswGetIndexInfo(index);
 	HnswMemGraph *mg = palloc0(sizeof(HnswMemGraph));
+	Size		minElement = element_bytes(info->dimensions, info->m) / 2;
+	uint32		maxelems = 0;
 
+	Assert(area != NULL || (init && !shared));
 	if (area == NULL)
 	{
+		/* the offset table: what size holds at first, then grown as well */
+		size = Min(size, limit);
+		maxelems = (uint32) Min(size / (2 * minElement) + 16,
+								PG_UINT32_MAX - 1);
+		mg->offsets = palloc_extended(sizeof(uint64) * (Size) maxelems,
+									  MCXT_ALLOC_HUGE);
+		size = Min(size, limit - sizeof(uint64) * (Size) maxelems);
 		area = palloc_extended(size, MCXT_ALLOC_HUGE);
 		mg->ownsArea = true;
+		mg->limit = limit;
 	}
 	mg->base = area;
 	mg->area = (HnswMemArea *) area;
@@ -347,15 +415,20 @@ HnswMemCreate(Relation index, void *area, Size size, bool shared, bool init)
 	if (init)
 	{
 		HnswMemArea *a = mg->area;
-		Size		minElement = element_bytes(info->dimensions, info->m) / 2;
-		Size		header;
+		Size		header = offsetof(HnswMemArea, offsets);
 
-		/* the table can never need more entries than elements fit */
-		a->maxelems = (uint32) Min((size / minElement) + 16, PG_UINT32_MAX - 1);
-		header = MAXALIGN(offsetof(HnswMemArea, offsets) +
-						  sizeof(uint64) * (Size) a->maxelems);
+		if (shared)
+		{
+			/* the table can never need more entries than elements fit */
+			maxelems = (uint32) Min((size / minElement) + 16,
+									PG_UINT32_MAX - 1);
+			header += sizeof(uint64) * (Size) maxelems;
+		}
+		header = MAXALIGN(header);
 		if (header >= size)
 			elog(ERROR, "hnsw build area of %zu bytes is too small", size);
+		a->maxelems = maxelems;
+		a->grown = 0;
 		pg_atomic_init_u64(&a->used, header);
 		pg_atomic_init_u64(&a->usedTop, 0);
 		pg_atomic_init_u32(&a->nelems, 0);
@@ -371,8 +444,44 @@ HnswMemCreate(Relation index, void *area, Size size, bool shared, bool init)
 		}
 	}
 	if (shared)
+	{
+		mg->offsets = mg->area->offsets;
 		LWLockRegisterTranche(mg->area->tranche, "hnsw build");
+	}
 	return mg;
+}
+
+/*
+ * A new element number, or false when the offset table is full and, in a
+ * private area, cannot grow within the limit.
+ */
+static bool
+mem_element_number(HnswMemGraph *mg, uint32 *num)
+{
+	HnswMemArea *a = mg->area;
+
+	if (mg->ownsArea && pg_atomic_read_u32(&a->nelems) >= a->maxelems)
+	{
+		Size		table = sizeof(uint64) * (Size) a->maxelems;
+		Size		more = Min(table, mg->limit - a->size - table);
+
+		if (more < sizeof(uint64) || a->maxelems >= PG_UINT32_MAX - 1)
+		{
+			a->full = true;
+			return false;
+		}
+		a->maxelems += (uint32) Min(more / sizeof(uint64),
+									PG_UINT32_MAX - 1 - a->maxelems);
+		mg->offsets = repalloc_huge(mg->offsets,
+									sizeof(uint64) * (Size) a->maxelems);
+	}
+	*num = pg_atomic_fetch_add_u32(&a->nelems, 1);
+	if (*num >= a->maxelems)
+	{
+		a->full = true;
+		return false;
+	}
+	return true;
 }
 
 /* Read the entry point (under its lock when shared) */
@@ -387,10 +496,15 @@ get_entry(HnswMemGraph *mg, HnswRef *entry, int *level)
 		LWLockRelease(&mg->area->entryLock);
 }
 
-/* Add a heap TID to an element with the same vector; false if out of room */
+/*
+ * Add a heap TID to an element with the same vector; false if out of room.
+ * In a private area the allocation may move the area: the element is
+ * looked up again after it (and no lock is taken there).
+ */
 static bool
-add_duplicate(HnswMemGraph *mg, HnswMemElement *e, ItemPointer tid)
+add_duplicate(HnswMemGraph *mg, HnswRef ref, ItemPointer tid)
 {
+	HnswMemElement *e = mem_element(mg, ref);
 	bool		ok = true;
 
 	mem_lock(mg, e, LW_EXCLUSIVE);
@@ -406,6 +520,7 @@ add_duplicate(HnswMemGraph *mg, HnswMemElement *e, ItemPointer tid)
 		{
 			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk), false);
 
+			e = mem_element(mg, ref);
 			if (off == 0)
 				ok = false;
 			else
@@ -464,20 +579,15 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	/* rows with the same vector share one element (hnsw.h: duplicates) */
 	dup = HnswFindDuplicate(g, vec, &nb);
 	if (dup >= 0)
-		return add_duplicate(mg, mem_element(mg, nb.layer0[dup].ref), tid);
+		return add_duplicate(mg, nb.layer0[dup].ref, tid);
 
 	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim,
 					 false);
 	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots, false) : 0;
 	koff = soff ? mem_alloc(mg, MEM_KNOWN_BYTES * nslots, true) : 0;
-	if (koff == 0)
+	if (koff == 0 || !mem_element_number(mg, &num))
 		return false;
-	num = pg_atomic_fetch_add_u32(&a->nelems, 1);
-	if (num >= a->maxelems)
-	{
-		a->full = true;
-		return false;
-	}
+	a = mg->area;				/* a private area may have moved */
 
 	e = AREA_PTR(mg, eoff);
 	if (a->shared)
@@ -507,7 +617,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 			verdicts[start + i] = HNSW_VERDICT_KEPT;
 		}
 	}
-	a->offsets[num] = eoff;
+	mg->offsets[num] = eoff;
 
 	/* complete before anyone can find it: the links publish it */
 	pg_write_barrier();
@@ -959,11 +1069,23 @@ HnswMemHeapTids(HnswMemGraph *mg, ItemPointer *out)
 	return n;
 }
 
+/* The memory the graph takes, and how many times it grew (for DEBUG1) */
+Size
+HnswMemSize(HnswMemGraph *mg, int *grown)
+{
+	*grown = mg->area->grown;
+	return mg->area->size +
+		(mg->ownsArea ? sizeof(uint64) * (Size) mg->area->maxelems : 0);
+}
+
 /* Release the graph (and its area, if HnswMemCreate allocated it) */
 void
 HnswMemFree(HnswMemGraph *mg)
 {
 	if (mg->ownsArea)
+	{
 		pfree(mg->base);
+		pfree(mg->offsets);
+	}
 	pfree(mg);
 }

@@ -881,12 +881,15 @@ vector_gt(PG_FUNCTION_ARGS)
 /*
  * Check an aggregate state: a 1-D float8[] without nulls holding the row
  * count followed by the running sums.  Returns the number of dimensions
- * (0 for the initial state '{0}').
+ * (0 for the initial state '{0}').  The functions are callable directly,
+ * so a state may be anything: one that no aggregation can produce is an
+ * error rather than a NULL or a made-up vector.
  */
 static int
 check_agg_state(ArrayType *state)
 {
 	int			n;
+	double		count;
 
 	if (ARR_NDIM(state) != 1 || ARR_HASNULL(state) ||
 		ARR_ELEMTYPE(state) != FLOAT8OID)
@@ -900,6 +903,19 @@ check_agg_state(ArrayType *state)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("invalid vector aggregate state"),
 				 errdetail("The state has %d elements.", n)));
+	/* sums exist once a row was counted: '{0}', or a count of 1 or more */
+	count = ((double *) ARR_DATA_PTR(state))[0];
+	if (n == 1 && count != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid vector aggregate state"),
+				 errdetail("The state has a row count of %g but no sums.", count)));
+	if (n > 1 && !(isfinite(count) && count >= 1 && count == floor(count)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid vector aggregate state"),
+				 errdetail("The state's row count %g is not a positive whole number.",
+						   count)));
 	return n - 1;
 }
 
@@ -998,7 +1014,7 @@ agg_final(ArrayType *state, bool average)
 	double		count = sums[0];
 	Vector	   *result;
 
-	if (dim == 0 || count <= 0.0)
+	if (dim == 0)
 		return NULL;
 	result = VectorInit(dim);
 
