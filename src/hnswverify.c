@@ -28,10 +28,11 @@
  * metapage's entry point is an element of exactly the entry level; and,
  * on each layer, a breadth-first walk from the entry point over that
  * layer's links counts the live elements of at least that level it does
- * not reach (layer 0 apart, the layers above summed).  With heapallindexed, every heap row that a
- * snapshot taken before the walk sees, and that the index should hold (a
- * non-NULL vector, not a zero vector under cosine, satisfying a partial
- * index's predicate), must have its TID in some element.
+ * not reach (layer 0 apart, the layers above summed).  With
+ * heapallindexed, every heap row that a snapshot taken before the walk
+ * sees, and that the index should hold (a non-NULL vector, not a zero
+ * vector under cosine, satisfying a partial index's predicate), must have
+ * its TID in some element.
  *
  * Concurrency.  The index is locked in AccessShareLock and its table in
  * ShareUpdateExclusiveLock (on a standby, where that cannot be taken and
