@@ -62,6 +62,7 @@ our @EXPORT = qw(
   hnsw_pgbench_start
   hnsw_pgbench_finish
   hnsw_pgbench_figures
+  hnsw_pgbench_check
   hnsw_invariant
   hnsw_hold
   hnsw_wait_until_held
@@ -629,6 +630,14 @@ per-transaction log is its index there.  Options of
 Waits for a pgbench started by hnsw_pgbench_start to end; returns
 (exit status, stdout, stderr).
 
+=item hnsw_pgbench_check($run, $name, %opts)
+
+Waits for a pgbench started by hnsw_pgbench_start to end and tests that
+it went through: exit status 0, at least C<min> transactions processed
+(1), none failed, no client aborted, nothing on stderr that says error,
+abort or fail.  The tests are named "$name: ...".  Returns (figures as
+hnsw_pgbench_figures gives them, stdout, stderr).
+
 =item hnsw_pgbench_figures($stdout)
 
 Parses pgbench's report: a hash ref with processed (transactions
@@ -663,6 +672,24 @@ sub hnsw_pgbench_finish
 	my ($r) = @_;
 	$r->{h}->finish;
 	return ($r->{h}->result(0), $r->{out}, $r->{err});
+}
+
+sub hnsw_pgbench_check
+{
+	my ($r, $name, %o) = @_;
+	my $min = $o{min} // 1;
+	my ($rc, $out, $err) = hnsw_pgbench_finish($r);
+	my $f = hnsw_pgbench_figures($out);
+
+	is($rc, 0, "$name: exit status 0") or diag($out . $err);
+	cmp_ok($f->{processed} // 0, '>=', $min, "$name: at least $min transactions done");
+	is($f->{failed}, 0, "$name: no failed transaction");
+	# (pgbench says so on stderr)
+	is($f->{aborted} || ($err =~ /Run was aborted|aborted in command/ ? 1 : 0),
+		0, "$name: no client aborted");
+	unlike($err, qr/error|abort|fail/i, "$name: nothing on stderr but notices")
+	  or diag($err);
+	return ($f, $out, $err);
 }
 
 sub hnsw_pgbench_figures
