@@ -553,7 +553,9 @@ returns it; hnsw_wait_until_held polls pg_locks until C<count> backends
 (1) wait for the lock, and returns their pids in increasing order (it dies
 when they do not within C<timeout> seconds, the framework's default: a race
 test that cannot reach its point cannot test anything); hnsw_release
-unlocks and closes the session, letting the waiting backends go on.
+unlocks and closes the session, letting the waiting backends go on
+(within the framework's timeout of a background session,
+C<$PostgreSQL::Test::Utils::timeout_default> seconds from hnsw_hold).
 Options: dbname ('postgres'; advisory locks belong to a database, so the
 holder must use the waiting session's), and, for hnsw_wait_until_held,
 count, timeout.  A race test:
