@@ -170,6 +170,16 @@ RESET client_min_messages;
 RESET maintenance_work_mem;
 SELECT * FROM hv_summary('hv_big_idx', true);
 
+-- the column's dimensions dropped (ALTER COLUMN ... TYPE vector keeps the
+-- index): the metapage's dimensions stand (the heap cross-check, which
+-- reads rows through the index's settings, is TAP 061's)
+CREATE TABLE hv_notypmod (emb vector(3));
+INSERT INTO hv_notypmod SELECT hv_row(i) FROM generate_series(1, 50) i;
+CREATE INDEX hv_notypmod_idx ON hv_notypmod USING hnsw (emb);
+ALTER TABLE hv_notypmod ALTER COLUMN emb TYPE vector;
+SELECT * FROM hv_summary('hv_notypmod_idx');
+DROP TABLE hv_notypmod;
+
 ------------------------------------------------------------------------
 -- what is not an hnsw index
 ------------------------------------------------------------------------

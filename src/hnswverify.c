@@ -713,11 +713,17 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has format version %u, expected %u.",
 				  m->version, HNSW_FORMAT_VERSION);
+	/*
+	 * ALTER COLUMN ... TYPE vector drops the column's dimensions and keeps
+	 * the index: the metapage's are then the only ones, and need only be
+	 * possible.
+	 */
 	typmod = TupleDescAttr(RelationGetDescr(vs->index), 0)->atttypmod;
-	if ((int64) m->dimensions != typmod)
+	if (m->dimensions < 1 || m->dimensions > HNSW_MAX_DIM ||
+		(typmod >= 0 && (int64) m->dimensions != typmod))
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
-				  "The metapage has %u dimensions, but the indexed column has %d.",
-				  m->dimensions, typmod);
+				  "The metapage has %u dimensions, but the indexed column has %d (at most %d).",
+				  m->dimensions, typmod, HNSW_MAX_DIM);
 	if (m->m < HNSW_MIN_M || m->m > HNSW_MAX_M ||
 		m->efConstruction < HNSW_MIN_EF_CONSTRUCTION ||
 		m->efConstruction > HNSW_MAX_EF_CONSTRUCTION)
