@@ -18,7 +18,8 @@
 #     ef_search 100), hnsw_verify(heapallindexed) finds nothing wrong;
 #   - after a final VACUUM, the same, and no element unreachable from the
 #     entry point on any layer;
-#   - the index is at most 1.3 times as large as a REINDEX of the same rows.
+#   - the index is at most 1.3 times as large as a fresh build of the same
+#     rows (CREATE INDEX on a copy of the table: what a REINDEX would build).
 # The figures (rows missing, unreachable, size ratio, free slots) are
 # printed at the end.
 #
@@ -176,21 +177,28 @@ my ($live, $distinct) = split /\|/,
 
 # The invariant as the churn left the index, then after a final VACUUM.
 my $inv = hnsw_invariant($node, 'c', 'c_v_idx', name => 'after the churn');
-$node->safe_psql('postgres', 'VACUUM c');
+my ($vac_rc, $vac_out, $vac_err) = $node->psql('postgres', 'VACUUM c');
+is($vac_rc, 0, 'the final VACUUM succeeds') or diag($vac_err);
 my $invv = hnsw_invariant($node, 'c', 'c_v_idx', after_vacuum => 1,
 	name => 'after the churn and a final VACUUM');
 
-# The size against a REINDEX of the same rows.
+# The size against a fresh build of the same rows: a copy of the table,
+# with the dimensions the column had before the ALTER (whether REINDEX
+# works on a column without them is not this test's business).
 my $size = $node->safe_psql('postgres', q{SELECT pg_relation_size('c_v_idx')});
-my ($reindex_rc, $reindex_out, $reindex_err) =
-  $node->psql('postgres', 'REINDEX INDEX c_v_idx');
-is($reindex_rc, 0, 'REINDEX succeeds') or diag($reindex_err);
-my $fresh = $node->safe_psql('postgres', q{SELECT pg_relation_size('c_v_idx')});
-# (no REINDEX, no ratio: the test fails rather than compare the index
-# with itself)
-my $ratio = $reindex_rc == 0 ? $size / $fresh : 9**9**9;
+my ($copy_rc, $copy_out, $copy_err) = $node->psql(
+	'postgres', qq{
+CREATE TABLE c_fresh (id int, v vector($DIM));
+INSERT INTO c_fresh SELECT id, v FROM c;
+CREATE INDEX c_fresh_idx ON c_fresh USING hnsw (v vector_l2_ops);
+});
+is($copy_rc, 0, 'a fresh build of the same rows succeeds') or diag($copy_err);
+# (no fresh build, no ratio: the test fails)
+my $fresh = $copy_rc == 0
+  ? $node->safe_psql('postgres', q{SELECT pg_relation_size('c_fresh_idx')}) : 0;
+my $ratio = $fresh > 0 ? $size / $fresh : 9**9**9;
 cmp_ok($ratio, '<=', $MAX_SIZE_RATIO,
-	"after the final VACUUM the index is at most $MAX_SIZE_RATIO times a REINDEX of the same rows");
+	"after the final VACUUM the index is at most $MAX_SIZE_RATIO times a fresh build of the same rows");
 
 my $v = $invv->{verify} // {};
 diag(
@@ -198,7 +206,7 @@ diag(
 		"churn, %d s, %d clients: %d transactions (%s), %d VACUUMs, %d autovacuums; "
 		  . "%d live rows, %d distinct vectors; rows missing %s before the final VACUUM, %s after; "
 		  . "unreachable after it: %s on layer 0, %s above; "
-		  . "index %d bytes, a REINDEX %d: size ratio %.2f; elements %s, of them deleted or free %s",
+		  . "index %d bytes, a fresh build %d: size ratio %.2f; elements %s, of them deleted or free %s",
 		$SECONDS, $CLIENTS, $f->{processed} // 0, $mix, $vf->{processed} // 0,
 		$autovacuums, $live, $distinct,
 		map({ defined $_->{missing} ? scalar(@{ $_->{missing} }) : '?' } $inv, $invv),
