@@ -13,9 +13,10 @@ RESET client_min_messages;
 -- and checks the rest against what must hold whatever the levels.
 CREATE FUNCTION hv_summary(idx regclass, heapallindexed boolean DEFAULT false)
 RETURNS TABLE (elements bigint, heap_tids bigint, deleted bigint,
-			   unreachable bigint, pages_match boolean, top_level_ok boolean)
+			   unreachable bigint, unreachable_upper bigint,
+			   pages_match boolean, top_level_ok boolean)
 LANGUAGE sql AS $$
-	SELECT elements, heap_tids, deleted, unreachable,
+	SELECT elements, heap_tids, deleted, unreachable, unreachable_upper,
 		   pages = pg_relation_size(idx) / current_setting('block_size')::int,
 		   CASE WHEN elements = deleted THEN max_level = -1
 				ELSE entry_level = max_level AND entry_level BETWEEN 0 AND 16 END
@@ -40,7 +41,8 @@ SELECT * FROM hv_summary('hv_idx');
 SELECT * FROM hv_summary('hv_idx', true);
 -- the columns, and the default of heapallindexed
 SELECT pages > 1 AS pages, elements, heap_tids, deleted,
-	   entry_level >= 0 AS entry_level, max_level >= 0 AS max_level, unreachable
+	   entry_level >= 0 AS entry_level, max_level >= 0 AS max_level, unreachable,
+	   unreachable_upper
 FROM hnsw_verify('hv_idx');
 SELECT (hnsw_verify('hv_idx'::regclass)).elements;
 -- NULL arguments: the function is strict
@@ -72,15 +74,15 @@ VACUUM hv;
 SELECT * FROM hv_summary('hv_idx', true);
 -- inserts may reuse the freed slots: live elements and heap TIDs are exact
 INSERT INTO hv SELECT i, hv_row(i) FROM generate_series(1001, 1040) i;
-SELECT elements - deleted AS live_elements, heap_tids, unreachable
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hv_idx', true);
 -- every row gone
 DELETE FROM hv;
 VACUUM hv;
-SELECT elements = deleted AS all_deleted, heap_tids, entry_level, unreachable
+SELECT elements = deleted AS all_deleted, heap_tids, entry_level, unreachable, unreachable_upper
 FROM hnsw_verify('hv_idx', true);
 INSERT INTO hv SELECT i, hv_row(i) FROM generate_series(1, 50) i;
-SELECT elements - deleted AS live_elements, heap_tids, unreachable
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hv_idx', true);
 
 ------------------------------------------------------------------------
@@ -167,6 +169,16 @@ CREATE INDEX hv_big_idx ON hv_big USING hnsw (emb);
 RESET client_min_messages;
 RESET maintenance_work_mem;
 SELECT * FROM hv_summary('hv_big_idx', true);
+
+-- the column's dimensions dropped (ALTER COLUMN ... TYPE vector keeps the
+-- index): the metapage's dimensions stand (the heap cross-check, which
+-- reads rows through the index's settings, is TAP 061's)
+CREATE TABLE hv_notypmod (emb vector(3));
+INSERT INTO hv_notypmod SELECT hv_row(i) FROM generate_series(1, 50) i;
+CREATE INDEX hv_notypmod_idx ON hv_notypmod USING hnsw (emb);
+ALTER TABLE hv_notypmod ALTER COLUMN emb TYPE vector;
+SELECT * FROM hv_summary('hv_notypmod_idx');
+DROP TABLE hv_notypmod;
 
 ------------------------------------------------------------------------
 -- what is not an hnsw index

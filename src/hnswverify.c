@@ -25,12 +25,14 @@
  * free, and then has none; every neighbour
  * reference is an element tuple on a valid page, not the element itself,
  * of level >= the layer it is linked on; no heap TID is held twice; the
- * metapage's entry point is an element of exactly the entry level; and a
- * breadth-first walk over layer 0 from the entry point counts the live
- * elements it does not reach.  With heapallindexed, every heap row that a
- * snapshot taken before the walk sees, and that the index should hold (a
- * non-NULL vector, not a zero vector under cosine, satisfying a partial
- * index's predicate), must have its TID in some element.
+ * metapage's entry point is an element of exactly the entry level; and,
+ * on each layer, a breadth-first walk from the entry point over that
+ * layer's links counts the live elements of at least that level it does
+ * not reach (layer 0 apart, the layers above summed).  With
+ * heapallindexed, every heap row that a snapshot taken before the walk
+ * sees, and that the index should hold (a non-NULL vector, not a zero
+ * vector under cosine, satisfying a partial index's predicate), must have
+ * its TID in some element.
  *
  * Concurrency.  The index is locked in AccessShareLock and its table in
  * ShareUpdateExclusiveLock (on a standby, where that cannot be taken and
@@ -54,11 +56,13 @@
  *
  * Every walk is bounded: line pointers and lengths are checked before a
  * tuple is read, references are range-checked before a page is read, a
- * duplicate chain or the reachability walk visits each tuple at most once.
+ * duplicate chain or a layer's reachability walk visits each tuple at most
+ * once.
  *
  * Memory: the map holds about 40 bytes per element, 6 per layer-0 link, 8
  * per upper-layer link and 16 per heap TID (some 250 bytes per element at
- * m = 16), allocated in a context of its own and freed before returning.
+ * m = 16), plus 5 per element for the reachability walks (one layer at a
+ * time), allocated in a context of its own and freed before returning.
  *
  *-------------------------------------------------------------------------
  */
@@ -195,7 +199,8 @@ typedef struct VerifyState
 	int64		deleted;
 	int			maxLevelSeen;	/* of live elements */
 	int			entryLevel;
-	int64		unreachable;
+	int64		unreachable;	/* live elements layer 0 does not reach */
+	int64		unreachableUpper;	/* the same, summed over layers >= 1 */
 
 	/* heapallindexed */
 	HnswIndexInfo info;			/* a copy: the relcache's may be rebuilt */
@@ -708,11 +713,17 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has format version %u, expected %u.",
 				  m->version, HNSW_FORMAT_VERSION);
+	/*
+	 * ALTER COLUMN ... TYPE vector drops the column's dimensions and keeps
+	 * the index: the metapage's are then the only ones, and need only be
+	 * possible.
+	 */
 	typmod = TupleDescAttr(RelationGetDescr(vs->index), 0)->atttypmod;
-	if ((int64) m->dimensions != typmod)
+	if (m->dimensions < 1 || m->dimensions > HNSW_MAX_DIM ||
+		(typmod >= 0 && (int64) m->dimensions != typmod))
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
-				  "The metapage has %u dimensions, but the indexed column has %d.",
-				  m->dimensions, typmod);
+				  "The metapage has %u dimensions, but the indexed column has %d (at most %d).",
+				  m->dimensions, typmod, HNSW_MAX_DIM);
 	if (m->m < HNSW_MIN_M || m->m > HNSW_MAX_M ||
 		m->efConstruction < HNSW_MIN_EF_CONSTRUCTION ||
 		m->efConstruction > HNSW_MAX_EF_CONSTRUCTION)
@@ -1145,98 +1156,182 @@ check_entry(VerifyState *vs, HnswMetaPageData *meta)
 }
 
 /*
- * Walk layer 0 breadth-first from the entry point and count the live
- * elements of the walk it does not reach.  An entry point added while the
- * walk ran is not in the map: its layer-0 list, read again, seeds the walk.
+ * Add to the walk's queue the elements of the map that a neighbour tuple
+ * links to on a layer and that the walk has not met yet.  References to
+ * elements the map does not have (added while the walk ran) are skipped.
+ */
+static void
+enqueue_links(VerifyState *vs, const VNtup *nt, int layer, bool *seen,
+			  int32 *queue, int64 *tail)
+{
+	int			count = layer == 0 ? nt->l0count : nt->upcount;
+
+	for (int j = 0; j < count; j++)
+	{
+		ItemPointer tid;
+		int64		t;
+
+		if (layer == 0)
+			tid = VITEM(vs->l0, ItemPointerData, nt->l0start + j);
+		else
+		{
+			VUpRef	   *u = VITEM(vs->up, VUpRef, nt->upstart + j);
+
+			if (u->layer != layer)
+				continue;
+			tid = &u->tid;
+		}
+		t = find_elem(vs, HnswRefFromTid(ItemPointerGetBlockNumber(tid),
+										 ItemPointerGetOffsetNumber(tid)));
+		if (t >= 0 && !seen[t])
+		{
+			seen[t] = true;
+			queue[(*tail)++] = (int32) t;
+		}
+	}
+}
+
+/*
+ * The neighbour tuple of an entry point that the walk did not see (an
+ * insert made it the entry point meanwhile), read once more, or NULL.
+ */
+static VNtup *
+late_entry_neighbours(VerifyState *vs, HnswRef entry)
+{
+	VLate	   *late = hash_search(vs->late, &entry, HASH_FIND, NULL);
+	Page		page = vs->page.data;
+	BlockNumber blkno = HnswRefBlock(entry);
+	HnswElementTuple etup;
+	VLate	   *lnt;
+
+	if (late == NULL || late->type != HNSW_ELEMENT_TUPLE ||
+		!read_page(vs, blkno))
+		return NULL;
+	check_page_header(vs, page, blkno);
+	check_line_pointers(vs, page, blkno);
+	etup = check_element(vs, page, blkno, HnswRefOffset(entry));
+	lnt = reread(vs, HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
+									ItemPointerGetOffsetNumber(&etup->neighbortid)),
+				 HNSW_NEIGHBOR_TUPLE);
+	return lnt != NULL ? VITEM(vs->ntups, VNtup, lnt->index) : NULL;
+}
+
+/*
+ * Walk one layer breadth-first from the entry point, following only that
+ * layer's links, and return how many live elements of level >= layer the
+ * walk does not reach.  seen[] and queue[] have room for every element of
+ * the map; seen[] must be all false.  An entry point added while the walk
+ * ran is not in the map: its lists, read again (lateNt), seed the walk.
+ */
+static int64
+walk_layer(VerifyState *vs, HnswRef entry, const VNtup *lateNt, int layer,
+		   bool *seen, int32 *queue)
+{
+	int64		n = vs->elems.count;
+	int64		i = find_elem(vs, entry);
+	int64		head = 0;
+	int64		tail = 0;
+	int64		unreached = 0;
+
+	if (i >= 0)
+	{
+		seen[i] = true;
+		queue[tail++] = (int32) i;
+	}
+	else if (lateNt != NULL)
+		enqueue_links(vs, lateNt, layer, seen, queue, &tail);
+
+	while (head < tail)
+	{
+		VElem	   *e = VITEM(vs->elems, VElem, queue[head++]);
+
+		CHECK_FOR_INTERRUPTS();
+		if (e->ntup >= 0 && e->level >= layer)
+			enqueue_links(vs, VITEM(vs->ntups, VNtup, e->ntup), layer, seen,
+						  queue, &tail);
+	}
+
+	for (int64 j = 0; j < n; j++)
+	{
+		VElem	   *e = VITEM(vs->elems, VElem, j);
+
+		if (!seen[j] && e->level >= layer &&
+			(e->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
+			unreached++;
+	}
+	return unreached;
+}
+
+/*
+ * Count the live elements that a walk from the entry point does not reach:
+ * on layer 0 (vs->unreachable), and summed over the layers above, each
+ * walked by its own links among the elements of at least its level
+ * (vs->unreachableUpper).  One seen[] and one queue[] serve every layer,
+ * so memory stays at 5 bytes per element whatever the number of layers.
  */
 static void
 count_unreachable(VerifyState *vs, const HnswMetaPageData *meta)
 {
 	int64		n = vs->elems.count;
-	bool	   *seen = palloc_extended(Max(n, 1) * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	int32	   *queue = palloc_extended(Max(n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
-	int64		head = 0;
-	int64		tail = 0;
+	bool	   *seen;
+	int32	   *queue;
+	HnswRef		entry;
+	VNtup	   *lateNt = NULL;
 
-	if (meta->entryLevel >= 0)
+	vs->unreachable = 0;
+	vs->unreachableUpper = 0;
+	if (meta->entryLevel < 0)
 	{
-		HnswRef		entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
-		int64		i = find_elem(vs, entry);
-
-		if (i >= 0)
+		/* no entry point: every live element is unreachable */
+		for (int64 j = 0; j < n; j++)
 		{
-			seen[i] = true;
-			queue[tail++] = i;
+			VElem	   *e = VITEM(vs->elems, VElem, j);
+
+			if ((e->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
+			{
+				vs->unreachable++;
+				vs->unreachableUpper += e->level;
+			}
+		}
+		return;
+	}
+
+	seen = palloc_extended(Max(n, 1) * sizeof(bool), MCXT_ALLOC_HUGE);
+	queue = palloc_extended(Max(n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
+	if (find_elem(vs, entry) < 0)
+		lateNt = late_entry_neighbours(vs, entry);
+
+	/*
+	 * Layers above the entry level have no entry: a live element there
+	 * (seen only if inserts raised the top since the walk read it) counts
+	 * on each of them.
+	 */
+	for (int layer = 0; layer <= Max(meta->entryLevel, vs->maxLevelSeen); layer++)
+	{
+		int64		unreached;
+
+		if (layer <= meta->entryLevel)
+		{
+			memset(seen, 0, Max(n, 1) * sizeof(bool));
+			unreached = walk_layer(vs, entry, lateNt, layer, seen, queue);
 		}
 		else
 		{
-			VLate	   *late = hash_search(vs->late, &entry, HASH_FIND, NULL);
-			VLate	   *lnt = NULL;
-
-			/* the late entry's own neighbour tuple, read once more */
-			if (late != NULL && late->type == HNSW_ELEMENT_TUPLE &&
-				read_page(vs, HnswRefBlock(entry)))
+			unreached = 0;
+			for (int64 j = 0; j < n; j++)
 			{
-				Page		page = vs->page.data;
-				HnswElementTuple etup;
+				VElem	   *e = VITEM(vs->elems, VElem, j);
 
-				check_page_header(vs, page, HnswRefBlock(entry));
-				check_line_pointers(vs, page, HnswRefBlock(entry));
-				etup = check_element(vs, page, HnswRefBlock(entry),
-									 HnswRefOffset(entry));
-				lnt = reread(vs, HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
-												ItemPointerGetOffsetNumber(&etup->neighbortid)),
-							 HNSW_NEIGHBOR_TUPLE);
-			}
-			if (lnt != NULL)
-			{
-				VNtup	   *nt = VITEM(vs->ntups, VNtup, lnt->index);
-
-				for (int j = 0; j < nt->l0count; j++)
-				{
-					ItemPointer tid = VITEM(vs->l0, ItemPointerData, nt->l0start + j);
-					int64		t = find_elem(vs, HnswRefFromTid(ItemPointerGetBlockNumber(tid),
-																 ItemPointerGetOffsetNumber(tid)));
-
-					if (t >= 0 && !seen[t])
-					{
-						seen[t] = true;
-						queue[tail++] = t;
-					}
-				}
+				if (e->level >= layer &&
+					(e->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
+					unreached++;
 			}
 		}
-	}
-
-	while (head < tail)
-	{
-		VElem	   *e = VITEM(vs->elems, VElem, queue[head++]);
-		VNtup	   *nt;
-
-		CHECK_FOR_INTERRUPTS();
-		if (e->ntup < 0)
-			continue;
-		nt = VITEM(vs->ntups, VNtup, e->ntup);
-		for (int j = 0; j < nt->l0count; j++)
-		{
-			ItemPointer tid = VITEM(vs->l0, ItemPointerData, nt->l0start + j);
-			int64		t = find_elem(vs, HnswRefFromTid(ItemPointerGetBlockNumber(tid),
-														 ItemPointerGetOffsetNumber(tid)));
-
-			if (t >= 0 && !seen[t])
-			{
-				seen[t] = true;
-				queue[tail++] = t;
-			}
-		}
-	}
-
-	vs->unreachable = 0;
-	for (int64 i = 0; i < n; i++)
-	{
-		if (!seen[i] &&
-			(VITEM(vs->elems, VElem, i)->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
-			vs->unreachable++;
+		if (layer == 0)
+			vs->unreachable = unreached;
+		else
+			vs->unreachableUpper += unreached;
 	}
 	pfree(seen);
 	pfree(queue);
@@ -1410,7 +1505,7 @@ open_relations(Oid indrelid, Relation *heap, Relation *index)
  * hnsw_verify(index regclass, heapallindexed boolean DEFAULT false): check
  * the index (see the top of this file); error out on the first problem,
  * else return one row: pages, elements, heap_tids, deleted, entry_level,
- * max_level, unreachable.
+ * max_level, unreachable, unreachable_upper.
  */
 PG_FUNCTION_INFO_V1(tinyhnsw_hnsw_verify);
 Datum
@@ -1419,8 +1514,8 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	Oid			indrelid = PG_GETARG_OID(0);
 	bool		heapallindexed = PG_GETARG_BOOL(1);
 	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {0};
+	Datum		values[8];
+	bool		nulls[8] = {0};
 	Relation	heap;
 	Relation	index;
 	Oid			save_userid;
@@ -1531,6 +1626,7 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(vs->entryLevel);
 	values[5] = Int32GetDatum(vs->maxLevelSeen);
 	values[6] = Int64GetDatum(vs->unreachable);
+	values[7] = Int64GetDatum(vs->unreachableUpper);
 
 	FreeAccessStrategy(vs->strategy);
 	MemoryContextSwitchTo(old);

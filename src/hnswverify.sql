@@ -4,7 +4,7 @@
 CREATE FUNCTION hnsw_verify(index regclass, heapallindexed boolean DEFAULT false,
 	OUT pages bigint, OUT elements bigint, OUT heap_tids bigint,
 	OUT deleted bigint, OUT entry_level integer, OUT max_level integer,
-	OUT unreachable bigint)
+	OUT unreachable bigint, OUT unreachable_upper bigint)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'tinyhnsw_hnsw_verify'
 	LANGUAGE C STRICT PARALLEL RESTRICTED;

@@ -62,8 +62,18 @@ our @EXPORT = qw(
   hnsw_pgbench_start
   hnsw_pgbench_finish
   hnsw_pgbench_figures
+  hnsw_pgbench_check
+  hnsw_invariant
+  hnsw_hold
+  hnsw_wait_until_held
+  hnsw_release
   %HNSW_OPCLASS
+  @HNSW_VERIFY_COLUMNS
 );
+
+# The columns of hnsw_verify's row, in order.
+our @HNSW_VERIFY_COLUMNS =
+  qw(pages elements heap_tids deleted entry_level max_level unreachable unreachable_upper);
 
 # The operator of each opclass.
 our %HNSW_OPCLASS = (
@@ -352,10 +362,11 @@ sub hnsw_unreachable
 
 Runs C<hnsw_verify($index, heapallindexed)> and makes one test of it: the
 call succeeds and, unless C<reachable> is 0, reports no unreachable
-element.  Returns the row as a hash ref (pages, elements, heap_tids,
-deleted, entry_level, max_level, unreachable), or undef if the call failed
-(its error is shown).  Options: heapallindexed (1), reachable (1), name,
-dbname.
+element on layer 0 (C<unreachable>), and with C<all_layers> none on the
+layers above either (C<unreachable_upper>).  Returns the row as a hash ref
+(pages, elements, heap_tids, deleted, entry_level, max_level, unreachable,
+unreachable_upper), or undef if the call failed (its error is shown).
+Options: heapallindexed (1), reachable (1), all_layers (0), name, dbname.
 
 =cut
 
@@ -365,8 +376,9 @@ sub hnsw_verify_check
 	my $db = $o{dbname} // 'postgres';
 	my $hai = ($o{heapallindexed} // 1) ? 'true' : 'false';
 	my $reachable = $o{reachable} // 1;
+	my $all_layers = $o{all_layers} // 0;
 	my $name = $o{name} // "hnsw_verify($index)";
-	my @cols = qw(pages elements heap_tids deleted entry_level max_level unreachable);
+	my @cols = @HNSW_VERIFY_COLUMNS;
 
 	my ($ret, $out, $err) = $node->psql($db,
 		'SELECT ' . join(', ', @cols) . " FROM hnsw_verify('$index', $hai)");
@@ -379,7 +391,13 @@ sub hnsw_verify_check
 	my %r;
 	@r{@cols} = split /\|/, $out;
 	my $figures = join(', ', map { "$_ $r{$_}" } @cols);
-	if ($reachable)
+	if ($all_layers)
+	{
+		is("$r{unreachable} $r{unreachable_upper}", '0 0',
+			"$name: hnsw_verify succeeds and finds every live element reachable on every layer (unreachable, unreachable_upper)"
+		) or diag($figures);
+	}
+	elsif ($reachable)
 	{
 		is($r{unreachable}, 0,
 			"$name: hnsw_verify succeeds and finds every live element reachable")
@@ -391,6 +409,209 @@ sub hnsw_verify_check
 	}
 	note("$name: $figures");
 	return \%r;
+}
+
+=pod
+
+=item hnsw_invariant($node, $table, $index, %opts)
+
+The invariant of a living index, after any churn or VACUUM: every row
+the index holds is found by its own vector, hnsw_verify finds nothing
+wrong, and (after VACUUM) every live element is reachable from the entry
+point on every layer.  Makes these tests:
+
+=over
+
+=item * the plan of the self-search uses $index (sequential scans are off);
+
+=item * "rows missing" is 0: for every row of $table that the index should
+hold (a non-NULL vector, not a zero vector under cosine, within a partial
+index's predicate and C<where>), C<ORDER BY col op own vector LIMIT n>
+through the index returns the row, where n is the larger of C<k> and the
+number of rows with a vector equal to the row's (equal vectors are at
+distance 0 from each other, so with many duplicates LIMIT k could not hold
+them all).  One search per distinct vector serves all the rows that share
+it; all in one statement, at C<hnsw.ef_search = ef_search>;
+
+=item * hnsw_verify_check($index, heapallindexed): no error, and with
+C<reachable> no element unreachable on layer 0, with C<after_vacuum> none
+on any layer.
+
+=back
+
+Options: k (10), ef_search (100), after_vacuum (0; asserts unreachable
+and unreachable_upper are 0), reachable (the value of after_vacuum;
+asserts unreachable is 0), heapallindexed (1), id (the row id column,
+'id'), column and op (the indexed column and the distance operator: by
+default the index's column and its opclass's operator; column must name
+a column, so expression indexes are not supported), where (which rows to
+check, as SQL over the table's columns), name, dbname.  Returns a hash ref:
+rows (rows checked), missing (array ref of the ids not found, in
+increasing order), verify (hnsw_verify_check's row); missing and rows
+are undef if the self-search failed, verify if hnsw_verify did (the
+failure is a failed test, shown, and the file goes on).
+
+=cut
+
+sub hnsw_invariant
+{
+	my ($node, $table, $index, %o) = @_;
+	my $k = $o{k} // 10;
+	my $ef = $o{ef_search} // 100;
+	my $after_vacuum = $o{after_vacuum} // 0;
+	my $reachable = $o{reachable} // $after_vacuum;
+	my $id = $o{id} // 'id';
+	my $db = $o{dbname} // 'postgres';
+	my $name = $o{name} // "invariant of $index";
+
+	# The indexed column, the operator of its opclass, a partial index's
+	# predicate.
+	my ($col, $opclass, $pred) = split /\|/, $node->safe_psql(
+		$db, qq{
+SELECT coalesce(a.attname::text, ''), oc.opcname, coalesce(pg_get_expr(i.indpred, i.indrelid), '')
+FROM pg_index i
+JOIN pg_opclass oc ON oc.oid = i.indclass[0]
+LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE i.indexrelid = '$index'::regclass}), -1;
+	$col = $o{column} // ($col ne '' ? $col
+		: die "hnsw_invariant: $index is an expression index");
+	my $op = $o{op} // $HNSW_OPCLASS{$opclass}
+	  // die "hnsw_invariant: no operator known for opclass $opclass";
+
+	# The rows the index should hold, grouped by vector; one search per
+	# vector, LIMIT the larger of k and the group's size, must return
+	# every row of the group.
+	my @cond = ("a.$col IS NOT NULL");
+	push @cond, "vector_norm(a.$col) > 0" if $op eq '<=>';
+	push @cond, "($pred)" if $pred ne '';
+	push @cond, "($o{where})" if defined $o{where};
+	my $inner_pred = $pred ne '' ? "WHERE ($pred)" : '';
+	my $sql = qq{WITH g AS (
+  SELECT a.$col AS v, array_agg(a.$id) AS ids
+  FROM $table a WHERE } . join(' AND ', @cond) . qq{
+  GROUP BY a.$col
+), s AS (
+  SELECT cardinality(g.ids) AS n,
+         ARRAY(SELECT x FROM unnest(g.ids) x
+               WHERE x <> ALL (ARRAY(
+                 SELECT b.$id FROM $table b $inner_pred
+                 ORDER BY b.$col $op g.v LIMIT greatest($k, cardinality(g.ids))))) AS missing
+  FROM g
+)
+SELECT coalesce(sum(n), 0), coalesce(sum(cardinality(missing)), 0),
+       coalesce(array_to_string(ARRAY(SELECT x FROM s, unnest(s.missing) x ORDER BY x), ' '), '')
+FROM s};
+
+	# A failing search is a failed test, not the end of the file: the
+	# checks that follow still tell something.
+	my $settings = _settings(ef_search => $ef);
+	my ($ret, $plan, $err) = $node->psql($db, $settings . "EXPLAIN (COSTS OFF) $sql");
+	like($plan, qr/Index Scan using \Q$index\E on/,
+		"$name: the self-search plan uses the index")
+	  or diag($plan . $err);
+	($ret, my $out, $err) = $node->psql($db, $settings . $sql);
+	my ($rows, $nmissing, $ids) = $ret == 0 ? split(/\|/, $out, -1) : (undef, undef, '');
+	my $missing = defined $nmissing ? [ split / /, $ids ] : undef;
+	if (defined $nmissing)
+	{
+		is($nmissing, 0,
+			"$name: every row is found by its own vector (k $k, ef_search $ef)")
+		  or diag("rows missing: $nmissing of $rows: "
+			  . join(' ', @$missing[0 .. ($#$missing < 19 ? $#$missing : 19)]));
+		note("$name: $rows rows checked, $nmissing missing");
+	}
+	else
+	{
+		fail("$name: every row is found by its own vector (k $k, ef_search $ef)");
+		diag("the self-search failed: $err");
+	}
+
+	my $v = hnsw_verify_check(
+		$node, $index,
+		heapallindexed => $o{heapallindexed} // 1,
+		reachable => $reachable,
+		all_layers => $after_vacuum,
+		name => $name,
+		dbname => $db);
+	return { rows => $rows, missing => $missing, verify => $v };
+}
+
+=pod
+
+=item hnsw_hold($node, %opts)
+
+=item hnsw_wait_until_held($node, %opts)
+
+=item hnsw_release($hold)
+
+Wait points (C<hnsw.test_wait_point>, C<HnswWaitPoint> in src/hnsw.c): a
+session that sets the setting to a point's name waits, when it gets
+there, for the advisory lock C<pg_advisory_lock(1213090647)> (taken in
+share mode and released at once).  hnsw_hold opens a background session
+(PostgreSQL::Test::BackgroundPsql) that takes that lock and keeps it, and
+returns it; hnsw_wait_until_held polls pg_locks until C<count> backends
+(1) wait for the lock, and returns their pids in increasing order (it dies
+when they do not within C<timeout> seconds, the framework's default: a race
+test that cannot reach its point cannot test anything); hnsw_release
+unlocks and closes the session, letting the waiting backends go on
+(within the framework's timeout of a background session,
+C<$PostgreSQL::Test::Utils::timeout_default> seconds from hnsw_hold).
+Options: dbname ('postgres'; advisory locks belong to a database, so the
+holder must use the waiting session's), and, for hnsw_wait_until_held,
+count, timeout.  A race test:
+
+  my $hold = hnsw_hold($node);
+  my $vac = $node->background_psql('postgres');
+  $vac->query_until(qr/go/, "SET hnsw.test_wait_point = 'some-point';\n"
+      . "\\echo go\nVACUUM t;\n");
+  my ($pid) = hnsw_wait_until_held($node);  # VACUUM is at the point
+  $node->safe_psql('postgres', 'INSERT ...'); # the other side of the race
+  hnsw_release($hold);                      # VACUUM goes on
+  $vac->quit;
+
+=cut
+
+# The wait points' lock, as pg_advisory_lock(bigint) and pg_locks name it
+# (HNSW_WAIT_LOCK_KEY in src/hnsw.h).
+my $HNSW_WAIT_LOCK_KEY = 1213090647;
+
+sub hnsw_hold
+{
+	my ($node, %o) = @_;
+	my $db = $o{dbname} // 'postgres';
+	my $session = $node->background_psql($db);
+	$session->query_safe("SELECT pg_advisory_lock($HNSW_WAIT_LOCK_KEY)");
+	return { session => $session, dbname => $db };
+}
+
+sub hnsw_wait_until_held
+{
+	my ($node, %o) = @_;
+	my $db = $o{dbname} // 'postgres';
+	my $count = $o{count} // 1;
+	my $timeout = $o{timeout} // $PostgreSQL::Test::Utils::timeout_default;
+	my $sql = qq{SELECT string_agg(pid::text, ' ' ORDER BY pid) FROM pg_locks
+WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND classid = 0 AND objid = $HNSW_WAIT_LOCK_KEY AND objsubid = 1 AND NOT granted};
+	my $deadline = time() + $timeout;
+	for (;;)
+	{
+		my @pids = split / /, $node->safe_psql($db, $sql);
+		return @pids if @pids >= $count;
+		die "hnsw_wait_until_held: "
+		  . scalar(@pids)
+		  . " of $count backends wait at a wait point after $timeout s"
+		  if time() > $deadline;
+		select(undef, undef, undef, 0.05);
+	}
+}
+
+sub hnsw_release
+{
+	my ($hold) = @_;
+	$hold->{session}->query_safe("SELECT pg_advisory_unlock($HNSW_WAIT_LOCK_KEY)");
+	$hold->{session}->quit;
+	return;
 }
 
 =pod
@@ -410,6 +631,14 @@ per-transaction log is its index there.  Options of
 
 Waits for a pgbench started by hnsw_pgbench_start to end; returns
 (exit status, stdout, stderr).
+
+=item hnsw_pgbench_check($run, $name, %opts)
+
+Waits for a pgbench started by hnsw_pgbench_start to end and tests that
+it went through: exit status 0, at least C<min> transactions processed
+(1), none failed, no client aborted, nothing on stderr that says error,
+abort or fail.  The tests are named "$name: ...".  Returns (figures as
+hnsw_pgbench_figures gives them, stdout, stderr).
 
 =item hnsw_pgbench_figures($stdout)
 
@@ -445,6 +674,24 @@ sub hnsw_pgbench_finish
 	my ($r) = @_;
 	$r->{h}->finish;
 	return ($r->{h}->result(0), $r->{out}, $r->{err});
+}
+
+sub hnsw_pgbench_check
+{
+	my ($r, $name, %o) = @_;
+	my $min = $o{min} // 1;
+	my ($rc, $out, $err) = hnsw_pgbench_finish($r);
+	my $f = hnsw_pgbench_figures($out);
+
+	is($rc, 0, "$name: exit status 0") or diag($out . $err);
+	cmp_ok($f->{processed} // 0, '>=', $min, "$name: at least $min transactions done");
+	is($f->{failed}, 0, "$name: no failed transaction");
+	# (pgbench says so on stderr)
+	is($f->{aborted} || ($err =~ /Run was aborted|aborted in command/ ? 1 : 0),
+		0, "$name: no client aborted");
+	unlike($err, qr/error|abort|fail/i, "$name: nothing on stderr but notices")
+	  or diag($err);
+	return ($f, $out, $err);
 }
 
 sub hnsw_pgbench_figures

@@ -64,7 +64,8 @@ CHECKPOINT;
 
 my $baseline = $node->safe_psql('postgres',
 	q{SELECT pages || ' pages, ' || elements || ' elements, ' || heap_tids || ' heap TIDs, ' ||
-			 deleted || ' deleted, entry level ' || entry_level || ', ' || unreachable || ' unreachable'
+			 deleted || ' deleted, entry level ' || entry_level || ', ' || unreachable || ' unreachable, ' ||
+			 unreachable_upper || ' unreachable above layer 0'
 	  FROM hnsw_verify('t_idx', true)});
 note("the sound index: $baseline");
 ok($baseline =~ /^\d+ pages, \d+ elements, 2250 heap TIDs/,
@@ -397,6 +398,51 @@ is(scalar(@failures), 0,
 			'an insert meeting block 4294967295 fails with an ERROR');
 		is($out->{signal}, 0, 'no backend is terminated by a signal');
 	}
+}
+
+# A graph cut above layer 0 only: the entry point's lists on layers 1 and
+# up emptied.  Nothing is damaged (an empty list is valid), layer 0 is as
+# it was, and on each layer l >= 1 no walk from the entry point reaches any
+# element but itself: hnsw_verify must count every other live element of
+# level >= l, that is the sum of the live elements' levels less the entry
+# level, in unreachable_upper.
+{
+	my ($eblk, $eoff, $elevel) = unpack('V v s<', substr($pristine, 24 + 16, 8));
+	my $m = unpack('v', substr($pristine, 24 + 12, 2));
+	my ($entry) = grep { $_->{blk} == $eblk && $_->{lp} == 24 + 4 * ($eoff - 1) } @elements;
+	die "no element at the entry point ($eblk,$eoff)" unless $entry;
+	my ($hi, $lo, $posid) =
+	  unpack('vvv', substr($entry->{page}, $entry->{off} + $ELEM{neighbortid}, 6));
+	my $nblk = ($hi << 16) | $lo;
+	my ($nt) = grep { $_->{blk} == $nblk && $_->{lp} == 24 + 4 * ($posid - 1) } @neighbours;
+	die "no neighbour tuple at ($nblk,$posid)" unless $nt;
+	my $levels = 0;
+	for my $e (@elements)
+	{
+		my ($level, $flags) = unpack('CC', substr($e->{page}, $e->{off} + 1, 2));
+		$levels += $level if ($flags & 3) == 0;
+	}
+	my $invalid = pack('vvv', 0xFFFF, 0xFFFF, 0);
+	my @damage;
+	for my $s (2 * $m .. ($elevel + 2) * $m - 1)
+	{
+		my $p = $nt->{blk} * $BLCKSZ + $nt->{off} + 4 + 6 * $s;
+		push @damage, map { [ $p + $_, substr($invalid, $_, 1) ] } 0 .. 5;
+	}
+	my $copy = $pristine;
+	substr($copy, $_->[0], 1) = $_->[1] for @damage;
+	open(my $fh, '>', $path) or die "cannot write $path: $!";
+	binmode $fh;
+	print $fh $copy;
+	close $fh;
+	$node->start;
+	my $got = $node->safe_psql('postgres',
+		q{SELECT unreachable || ' ' || unreachable_upper FROM hnsw_verify('t_idx', true)});
+	$node->stop;
+	cmp_ok($elevel, '>=', 1, 'the entry point has layers above 0');
+	my ($unreach0) = $baseline =~ /, (\d+) unreachable,/;
+	is($got, "$unreach0 " . ($levels - $elevel),
+		'upper lists of the entry point emptied: every other element above layer 0 is counted unreachable there, layer 0 as before');
 }
 
 # Back to the sound index: still sound, nothing left behind.
