@@ -845,6 +845,10 @@ static const HnswGraphOps hnsw_page_ops = {
 
 /* How many candidates relink offers x to before it gives up */
 #define HNSW_RELINK_TRIES	8
+/* How often HnswPageConnect walks a layer again after linking parts */
+#define HNSW_CONNECT_ROUNDS	4
+/* How many of the nearest found link to an element a search missed */
+#define HNSW_FINDABLE_LINKS	3
 
 /* qsort: farthest first */
 static int
@@ -987,6 +991,58 @@ mark_reached(HnswGraph *g, const LiveSet *ls, int layer, int64 start,
 }
 
 /*
+ * Link x from the nearest that take it of the reached elements of a layer
+ * (by a scan of them all), nearest first.
+ */
+static bool
+link_from_nearest_reached(HnswPageGraph *pg, const LiveSet *ls,
+						  const HnswCandidate *x, const float *xv, int layer,
+						  const bool *reached)
+{
+	HnswGraph  *g = &pg->g;
+	HnswCandidate best[HNSW_RELINK_TRIES];
+	HnswCandidate batch[64];
+	int			nbest = 0;
+	int			nbatch = 0;
+
+	for (int64 i = 0; i <= ls->n; i++)
+	{
+		if (i < ls->n && (!reached[i] || ls->levels[i] < layer))
+			continue;
+		if (i < ls->n)
+			batch[nbatch++].ref = ls->refs[i];
+		if (nbatch == lengthof(batch) || (i == ls->n && nbatch > 0))
+		{
+			g->ops->distances(g, xv, batch, nbatch, NULL, HNSW_NO_BOUND);
+			for (int j = 0; j < nbatch; j++)
+			{
+				int			k;
+
+				if (batch[j].deleted)
+					continue;
+				/* keep the HNSW_RELINK_TRIES nearest, ascending */
+				if (nbest == HNSW_RELINK_TRIES &&
+					batch[j].dist >= best[nbest - 1].dist)
+					continue;
+				if (nbest < HNSW_RELINK_TRIES)
+					nbest++;
+				for (k = nbest - 1; k > 0 && best[k - 1].dist > batch[j].dist; k--)
+					best[k] = best[k - 1];
+				best[k] = batch[j];
+			}
+			nbatch = 0;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	for (int i = 0; i < nbest; i++)
+	{
+		if (link_from(pg, best[i].ref, x, layer))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Give x, which no walk from the entry point reaches on a layer, a link
  * from an element that one does: the nearest that takes it among the
  * results of a search for x's vector.  An x with no links of its own on
@@ -1040,7 +1096,48 @@ relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 		if (link_from(pg, w[i].ref, &x, layer))
 			return true;
 	}
-	return false;
+
+	/*
+	 * The search found nothing reached: x's part of the graph is where the
+	 * descent leads, and the reached part is elsewhere.  The nearest
+	 * reached elements take it, found by a scan of the reached; this runs
+	 * once per such part, since x brings the rest of it in.
+	 */
+	return link_from_nearest_reached(pg, ls, &x, xv, layer, reached);
+}
+
+/*
+ * See that a search for x's vector on a layer (as an insert searches, with
+ * ef_construction) finds x, and if it does not, link x from the nearest
+ * elements it found that take it (link_from).  Returns whether it had to.
+ */
+static bool
+make_findable(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
+			  HnswRef entry, int entryLevel)
+{
+	HnswGraph  *g = &pg->g;
+	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
+	HnswCandidate *w;
+	int			nw;
+	int			tried = 0;
+	bool		linked = false;
+
+	if (x.ref == entry)
+		return false;
+	nw = HnswSearchFrom(g, g->ops->vector(g, &x), entry, entryLevel, layer,
+						HNSW_SCAN_DESCENT_EF, &w);
+	for (int i = 0; i < nw; i++)
+	{
+		if (w[i].ref == x.ref)
+			return false;
+	}
+	for (int i = 0; i < nw && tried < HNSW_FINDABLE_LINKS; i++)
+	{
+		tried++;
+		if (link_from(pg, w[i].ref, &x, layer))
+			linked = true;
+	}
+	return linked;
 }
 
 /*
@@ -1105,6 +1202,45 @@ raise_to_top(HnswPageGraph *pg, const LiveSet *ls, HnswMetaPageData *meta)
 }
 
 /*
+ * One walk over a layer from the entry point, and a link for each element
+ * it leaves out (relink), which brings in what that element reaches.
+ * Returns whether the walk reached all.
+ */
+static bool
+connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
+			  const HnswMetaPageData *meta, bool *reached, int64 *queue,
+			  MemoryContext tmp, int64 *linked, int64 *missed)
+{
+	HnswGraph  *g = &pg->g;
+	bool		all = true;
+
+	memset(reached, 0, ls->n);
+	mark_reached(g, ls, layer, entryAt, reached, queue);
+	for (int64 i = 0; i < ls->n; i++)
+	{
+		MemoryContext old;
+
+		if (reached[i] || ls->levels[i] < layer)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		all = false;
+		old = MemoryContextSwitchTo(tmp);
+		if (relink(pg, ls, i, layer,
+				   HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
+				   meta->entryLevel, reached))
+		{
+			(*linked)++;
+			mark_reached(g, ls, layer, i, reached, queue);
+		}
+		else
+			(*missed)++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+	return all;
+}
+
+/*
  * Make every live element reachable from the entry point on every layer
  * it is on: a walk over each layer's links from the entry point marks
  * what it reaches, and each element left out is linked from a reached one
@@ -1156,23 +1292,37 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 								ALLOCSET_DEFAULT_SIZES);
 	for (int layer = meta.entryLevel; layer >= 0; layer--)
 	{
-		memset(reached, 0, ls.n);
-		mark_reached(g, &ls, layer, entryAt, reached, queue);
-		for (int64 i = 0; i < ls.n; i++)
+		/*
+		 * A link given to x may have replaced the one that reached another
+		 * part (link_from keeps members that another element links to, but
+		 * that element may itself hang on the replaced link): walk again
+		 * until the walk reaches all, a few times at most.
+		 */
+		for (int round = 0; round < HNSW_CONNECT_ROUNDS; round++)
 		{
-			if (reached[i] || ls.levels[i] < layer)
-				continue;
+			if (connect_layer(pg, &ls, layer, entryAt, &meta, reached, queue,
+							  tmp, &linked, &missed))
+				break;
+		}
+	}
+
+	/*
+	 * On the upper layers, which every search descends through, each
+	 * element must also be found by a search for its own vector there:
+	 * a layer that is connected but not navigable sends the descent to
+	 * the wrong region, where layer 0's search stays.  These layers hold
+	 * one element in m or fewer, so this costs a search per m elements.
+	 */
+	for (int64 i = 0; i < ls.n; i++)
+	{
+		for (int layer = Min(ls.levels[i], meta.entryLevel); layer >= 1; layer--)
+		{
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(tmp);
-			if (relink(pg, &ls, i, layer,
-					   HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
-					   meta.entryLevel, reached))
-			{
+			if (make_findable(pg, &ls, i, layer,
+							  HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
+							  meta.entryLevel))
 				linked++;
-				mark_reached(g, &ls, layer, i, reached, queue);
-			}
-			else
-				missed++;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(tmp);
 		}

@@ -312,6 +312,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 	int			nlost;
 	int			n = 0;
 	bool		done = false;
+	bool		linked = false;
 
 	for (int attempt = 0; attempt <= HNSW_REPAIR_RETRIES && !done; attempt++)
 	{
@@ -358,18 +359,26 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 		return;
 	vs->repaired++;
 
-	/* the new neighbours link back, as they would to a new element */
+	/*
+	 * The new neighbours link back, as they would to a new element, and as
+	 * for a new element (HnswLinkBack) the nearest must keep e on layer 0
+	 * if none does: e's links from its old neighbourhood may be gone, and
+	 * those left may come from afar, where no search for e's vector looks.
+	 */
 	for (int i = 0; i < n; i++)
 	{
-		bool		had = false;
 		HnswCandidate q = *e;
 
-		for (int j = 0; j < ncur && !had; j++)
-			had = (cur[j] == out[i].ref);
-		if (had)
-			continue;
 		q.dist = out[i].dist;
-		g->ops->add_link(g, &out[i], layer, &q, false);
+		if (g->ops->add_link(g, &out[i], layer, &q, false))
+			linked = true;
+	}
+	if (!linked && layer == 0 && n > 0)
+	{
+		HnswCandidate q = *e;
+
+		q.dist = out[0].dist;
+		g->ops->add_link(g, &out[0], layer, &q, true);
 	}
 }
 
@@ -439,10 +448,13 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 				bool		affected;
 
 				/*
-				 * An empty list, but for the entry point's, means the element
-				 * was added while all it could have linked to was deleted.
+				 * An empty list, but for the entry point's on its top layer,
+				 * means the element was added while all it could have linked
+				 * to was deleted (the entry point too, when vacuum made such
+				 * an element the entry point).
 				 */
-				affected = (ncur == 0 && elems[i].ref != entry);
+				affected = (ncur == 0 &&
+							(elems[i].ref != entry || lc < meta.entryLevel));
 				for (int j = 0; j < ncur && !affected; j++)
 					affected = is_deleted(vs, cur[j]);
 				if (!affected)
