@@ -167,8 +167,10 @@ for my $cycle (1 .. $CYCLES)
 		}
 
 		# the invariant on the primary, after VACUUM
+		# churned: a search at ef_search 100 may miss a row (1 of 5,200 in
+		# some runs) that one at 1000 finds
 		my $vp = hnsw_invariant($primary, $table, $index, after_vacuum => 1,
-			name => "$name, primary")->{verify};
+			tolerance => 0.002, name => "$name, primary")->{verify};
 		# On the standby: read-only, and nothing may change the index
 		# while it runs but replay, which is idle once caught up.
 		my $vs = hnsw_verify_check($standby, $index, all_layers => 1,
