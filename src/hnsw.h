@@ -60,9 +60,15 @@
  * its members or was empty, from a search; then, with inserts excluded a
  * batch of pages at a time, flag the deleted elements FREE.  Deleted and
  * free elements are traversed by searches but never returned, merged
- * into, or linked to.  Vacuum's cleanup then links every live element
- * that a walk over some layer's links from the entry point does not reach
- * (HnswPageConnect).
+ * into, or linked to.  A repaired element whose new neighbours all prune
+ * it on layer 0 is kept by the nearest, as a new element is.  Vacuum's
+ * cleanup then (HnswPageConnect) makes the highest live element the entry
+ * point if it is not; walks each layer from the entry point and links
+ * every live element the walk does not reach from the nearest reached
+ * element that takes it (walking again until all are reached, four times
+ * at most); links each upper-layer element that a greedy descent to its
+ * own vector misses from where the descent ends; and has one of each
+ * element's own layer-0 neighbours link back to it.
  *
  * An insert that prunes a full layer-0 list never takes the last incoming
  * link of the member it drops (asked of that member's own neighbours): it
