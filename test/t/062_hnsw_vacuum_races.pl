@@ -13,7 +13,9 @@
 #   3. VACUUM's last pass held the update lock across its cost-based sleeps,
 #      so inserts waited out a throttled VACUUM;
 #   4. a duplicate chain that loops (a damaged index): an insert walked it
-#      for ever, holding a content lock, and could not be cancelled.
+#      for ever, holding a content lock, and could not be cancelled;
+#   5. (no race) a cleanup-only VACUUM left duplicate chains out of
+#      reltuples.
 use strict;
 use warnings;
 
@@ -263,6 +265,20 @@ like(
 	qr/index "loop_idx" has a damaged duplicate chain/,
 	'4: ... reporting the damaged chain, not a timeout');
 is($node->safe_psql('postgres', 'SELECT 1'), '1', '4: the server is up');
+
+# ---------------------------------------------------------------- 5.
+# Not a race: a VACUUM with nothing to remove (cleanup only) counts the
+# heap TIDs of duplicate chains in the index's reltuples (it counted only
+# the elements' own: 109 of 600).
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE dups (id int, emb vector(3)) WITH (autovacuum_enabled = off);
+INSERT INTO dups SELECT i, ARRAY[i % 12, 1, 1]::vector FROM generate_series(1, 600) i;
+CREATE INDEX dups_idx ON dups USING hnsw (emb vector_l2_ops);
+VACUUM dups;
+});
+is($node->safe_psql('postgres', q{SELECT reltuples FROM pg_class WHERE relname = 'dups_idx'}),
+	'600', '5: a cleanup-only VACUUM counts duplicate chains in reltuples');
 
 $node->stop;
 done_testing();
