@@ -847,6 +847,11 @@ static const HnswGraphOps hnsw_page_ops = {
 #define HNSW_RELINK_TRIES	8
 /* How often HnswPageConnect walks a layer again after linking parts */
 #define HNSW_CONNECT_ROUNDS	4
+/*
+ * How many parts of a layer one walk links through a scan of the reached
+ * elements (each scan reads them all); the rest wait for the next VACUUM
+ */
+#define HNSW_CONNECT_SCANS	16
 /* How many of the nearest found link to an element a search missed */
 #define HNSW_FINDABLE_LINKS	3
 
@@ -1051,7 +1056,7 @@ link_from_nearest_reached(HnswPageGraph *pg, const LiveSet *ls,
  */
 static bool
 relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
-	   HnswRef entry, int entryLevel, const bool *reached)
+	   HnswRef entry, int entryLevel, const bool *reached, int *scans)
 {
 	HnswGraph  *g = &pg->g;
 	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
@@ -1101,8 +1106,12 @@ relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 	 * The search found nothing reached: x's part of the graph is where the
 	 * descent leads, and the reached part is elsewhere.  The nearest
 	 * reached elements take it, found by a scan of the reached; this runs
-	 * once per such part, since x brings the rest of it in.
+	 * once per such part, since x brings the rest of it in, and at most
+	 * HNSW_CONNECT_SCANS times a walk.
 	 */
+	if (*scans >= HNSW_CONNECT_SCANS)
+		return false;
+	(*scans)++;
 	return link_from_nearest_reached(pg, ls, &x, xv, layer, reached);
 }
 
@@ -1213,6 +1222,7 @@ connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
 {
 	HnswGraph  *g = &pg->g;
 	bool		all = true;
+	int			scans = 0;
 
 	memset(reached, 0, ls->n);
 	mark_reached(g, ls, layer, entryAt, reached, queue);
@@ -1227,7 +1237,7 @@ connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
 		old = MemoryContextSwitchTo(tmp);
 		if (relink(pg, ls, i, layer,
 				   HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
-				   meta->entryLevel, reached))
+				   meta->entryLevel, reached, &scans))
 		{
 			(*linked)++;
 			mark_reached(g, ls, layer, i, reached, queue);
