@@ -64,6 +64,7 @@ hnsw_load($node, 't', n => 10000, seed => 0.5, create => 0, dbname => 'd32');
 # element's last incoming link, so the invariant holds before any VACUUM.
 # (060_hnsw_invariant_inserts.pl is the larger test of the same.)
 hnsw_invariant($node, 't', 't_v_idx', reachable => 1,
+	tolerance => 0.0005, wide_strict => 1,
 	name => 'outliers, inserted', dbname => 'd32');
 # and after VACUUM, on every layer
 $node->safe_psql('d32', 'VACUUM t');
