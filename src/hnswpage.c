@@ -848,8 +848,10 @@ static const HnswGraphOps hnsw_page_ops = {
 /* How often HnswPageConnect walks a layer again after linking parts */
 #define HNSW_CONNECT_ROUNDS	4
 /*
- * How many parts of a layer one walk links through a scan of the reached
- * elements (each scan reads them all); the rest wait for the next VACUUM
+ * How much one walk of a layer may read to link parts through a scan of
+ * the reached elements: this many times the live elements (so 16 scans on
+ * layer 0, more on the smaller layers above); the rest wait for the next
+ * VACUUM
  */
 #define HNSW_CONNECT_SCANS	16
 /* How many of the nearest found link to an element a search missed */
@@ -1002,7 +1004,7 @@ mark_reached(HnswGraph *g, const LiveSet *ls, int layer, int64 start,
 static bool
 link_from_nearest_reached(HnswPageGraph *pg, const LiveSet *ls,
 						  const HnswCandidate *x, const float *xv, int layer,
-						  const bool *reached)
+						  const bool *reached, int64 *scanned)
 {
 	HnswGraph  *g = &pg->g;
 	HnswCandidate best[HNSW_RELINK_TRIES];
@@ -1015,7 +1017,10 @@ link_from_nearest_reached(HnswPageGraph *pg, const LiveSet *ls,
 		if (i < ls->n && (!reached[i] || ls->levels[i] < layer))
 			continue;
 		if (i < ls->n)
+		{
 			batch[nbatch++].ref = ls->refs[i];
+			(*scanned)++;
+		}
 		if (nbatch == lengthof(batch) || (i == ls->n && nbatch > 0))
 		{
 			g->ops->distances(g, xv, batch, nbatch, NULL, HNSW_NO_BOUND);
@@ -1056,7 +1061,7 @@ link_from_nearest_reached(HnswPageGraph *pg, const LiveSet *ls,
  */
 static bool
 relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
-	   HnswRef entry, int entryLevel, const bool *reached, int *scans)
+	   HnswRef entry, int entryLevel, const bool *reached, int64 *scanned)
 {
 	HnswGraph  *g = &pg->g;
 	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
@@ -1106,13 +1111,12 @@ relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 	 * The search found nothing reached: x's part of the graph is where the
 	 * descent leads, and the reached part is elsewhere.  The nearest
 	 * reached elements take it, found by a scan of the reached; this runs
-	 * once per such part, since x brings the rest of it in, and at most
-	 * HNSW_CONNECT_SCANS times a walk.
+	 * once per such part, since x brings the rest of it in, within a
+	 * budget of HNSW_CONNECT_SCANS times the live elements per walk.
 	 */
-	if (*scans >= HNSW_CONNECT_SCANS)
+	if (*scanned >= (int64) HNSW_CONNECT_SCANS * ls->n)
 		return false;
-	(*scans)++;
-	return link_from_nearest_reached(pg, ls, &x, xv, layer, reached);
+	return link_from_nearest_reached(pg, ls, &x, xv, layer, reached, scanned);
 }
 
 /*
@@ -1222,7 +1226,7 @@ connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
 {
 	HnswGraph  *g = &pg->g;
 	bool		all = true;
-	int			scans = 0;
+	int64		scanned = 0;
 
 	memset(reached, 0, ls->n);
 	mark_reached(g, ls, layer, entryAt, reached, queue);
@@ -1237,7 +1241,7 @@ connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
 		old = MemoryContextSwitchTo(tmp);
 		if (relink(pg, ls, i, layer,
 				   HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
-				   meta->entryLevel, reached, &scans))
+				   meta->entryLevel, reached, &scanned))
 		{
 			(*linked)++;
 			mark_reached(g, ls, layer, i, reached, queue);
