@@ -44,8 +44,8 @@ DROP TABLE hdef_alter;
 -- 2. Duplicates.  An element holds at most 10 heap TIDs, and a new row
 -- equal to an existing element goes to the first equal element only: once
 -- it is full, every further duplicate becomes an element of its own.  With
--- more than 2 * m such elements their neighbour lists fill up with each
--- other (distance 0 always passes the neighbour heuristic) and lose every
+-- more than 2 * m such elements their neighbor lists fill up with each
+-- other (distance 0 always passes the neighbor heuristic) and lose every
 -- link to other rows: a search that enters them cannot leave.
 ------------------------------------------------------------------------
 -- 30 duplicates from the build, 15 more inserted: all 45 must come back,
@@ -85,7 +85,7 @@ DROP TABLE hdef_dup;
 ------------------------------------------------------------------------
 -- 3. vector_ip_ops leaves rows unreachable: on 300 rows of 3 dimensions an
 -- exhaustive search returns about 240 (the 14th nearest among those
--- missing, in the runs seen).  Under negative inner product the neighbour
+-- missing, in the runs seen).  Under negative inner product the neighbor
 -- heuristic prunes most back-links, orphaning elements.  (l2, cosine and
 -- l1 reach all 300 rows of the same data.)
 ------------------------------------------------------------------------

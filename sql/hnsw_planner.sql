@@ -103,7 +103,7 @@ SELECT id FROM hplan ORDER BY emb <+> '[0.5,0.5,0.5]' LIMIT 5;
 DROP INDEX hplan_ip_idx, hplan_cos_idx;
 
 ------------------------------------------------------------------------
--- a nearest-neighbour join: the index is probed once per outer row
+-- a nearest-neighbor join: the index is probed once per outer row
 ------------------------------------------------------------------------
 CREATE TABLE hplan_q (qid int, q vector(3));
 INSERT INTO hplan_q VALUES (1, '[0.1,0.1,0.1]'), (2, '[0.5,0.5,0.5]'), (3, '[0.9,0.9,0.9]');

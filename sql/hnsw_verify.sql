@@ -124,7 +124,7 @@ UNION ALL SELECT 'l1', * FROM hv_summary('hv_ops_l1', true);
 ------------------------------------------------------------------------
 -- other kinds of index and table
 ------------------------------------------------------------------------
--- options: m = 4 gives small neighbour tuples, many levels
+-- options: m = 4 gives small neighbor tuples, many levels
 CREATE INDEX hv_ops_m4 ON hv_ops USING hnsw (emb) WITH (m = 4, ef_construction = 16);
 -- a build links layer 0 only; with m = 4 an element above it is now and
 -- then left unreachable there until VACUUM links it

@@ -54,7 +54,7 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- nearest neighbours by each operator (sequential scan)
+-- nearest neighbors by each operator (sequential scan)
 CREATE TABLE vdist_nn (id int, v vector(2));
 INSERT INTO vdist_nn VALUES (1, '[1,0]'), (2, '[0,1]'), (3, '[2,2]'), (4, '[-1,-1]'), (5, '[0.5,0.4]');
 SELECT id, round((v <-> '[1,1]')::numeric, 4) FROM vdist_nn ORDER BY v <-> '[1,1]', id;

@@ -85,7 +85,7 @@ _PG_init(void)
 
 	hnsw_relopt_kind = add_reloption_kind();
 	add_int_reloption(hnsw_relopt_kind, "m",
-					  "Maximum number of neighbours of an element per layer (twice this on layer 0)",
+					  "Maximum number of neighbors of an element per layer (twice this on layer 0)",
 					  HNSW_DEFAULT_M, HNSW_MIN_M, HNSW_MAX_M,
 					  AccessExclusiveLock);
 	add_int_reloption(hnsw_relopt_kind, "ef_construction",
@@ -95,7 +95,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("hnsw.ef_search",
 							"Sets the size of the candidate list of an hnsw index scan.",
-							"Larger values find more of the true nearest neighbours, more slowly.",
+							"Larger values find more of the true nearest neighbors, more slowly.",
 							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
 							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
 							PGC_USERSET, 0, NULL, NULL, NULL);
@@ -158,7 +158,7 @@ neg_inner_product(const float *a, const float *b, int dim)
 
 /*
  * Inner product is searched by its own order but linked by L2: under
- * negative inner product most elements are nobody's nearest neighbour, so
+ * negative inner product most elements are nobody's nearest neighbor, so
  * the heuristic prunes away every link into them and they become
  * unreachable (a quarter of 300 rows in three dimensions).  An L2 graph
  * links every element to its surroundings, and a search by inner product
@@ -407,7 +407,7 @@ hnswbuildphasename(int64 phasenum)
 /*
  * amcostestimate.  The index only serves ORDER BY its distance operator:
  * without one it is never chosen.  A search reads about ef_search
- * elements' neighbourhoods on layer 0 (up to 2m each, m new on average)
+ * elements' neighborhoods on layer 0 (up to 2m each, m new on average)
  * plus a few per upper layer, all before the first row comes back, so that is startup cost;
  * each row returned after it costs a tuple.  The pages a search touches
  * are charged as sequential reads: an HNSW index is only worth using with

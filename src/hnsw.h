@@ -21,9 +21,9 @@
  *
  *	 element tuple (HNSW_ELEMENT_TUPLE): level, flags, up to HNSW_HEAPTIDS
  *		heap TIDs (rows sharing the same vector share one element), the TID
- *		of the element's neighbour tuple, the TID of its first duplicate
+ *		of the element's neighbor tuple, the TID of its first duplicate
  *		tuple, and the vector (dimensions floats).
- *	 neighbour tuple (HNSW_NEIGHBOR_TUPLE): (level + 2) * m slots of index
+ *	 neighbor tuple (HNSW_NEIGHBOR_TUPLE): (level + 2) * m slots of index
  *		TIDs of element tuples; layer 0 owns slots [0, 2m), layer l >= 1 owns
  *		[2m + (l - 1) m, 2m + l m).  A layer's list is packed at the front of
  *		its slots and ends at the first invalid TID.
@@ -31,17 +31,17 @@
  *		heap TIDs of an element whose own are taken, and the next duplicate
  *		tuple of the chain.  Equal vectors thus stay one element: as many
  *		elements at distance zero from each other would fill each other's
- *		neighbour lists and cut themselves off from the graph.  Duplicate
+ *		neighbor lists and cut themselves off from the graph.  Duplicate
  *		tuples sit only on duplicate pages (HNSW_PAGE_DUPLICATES), never
  *		beside elements; the metapage names the current one (dupPage).
  *
  * An element is named by the TID of its element tuple (HnswRef packs block
- * and offset).  Its neighbour tuple is written on the same page when both
- * fit, which is always the case below about 1900 dimensions; a neighbour
+ * and offset).  Its neighbor tuple is written on the same page when both
+ * fit, which is always the case below about 1900 dimensions; a neighbor
  * tuple is never moved, and both tuples keep their size for life, so all
  * later changes are in-place overwrites.
  *
- * Inserts first look for a free slot: an element (and its neighbour tuple)
+ * Inserts first look for a free slot: an element (and its neighbor tuple)
  * that vacuum unlinked and flagged HNSW_ELEMENT_FREE, of exactly the new
  * element's level, so that reuse keeps the level distribution; the
  * metapage's freeHint[level] says where to start looking.  Failing that
@@ -52,15 +52,15 @@
  * Vacuum (hnswvacuum.c) works in passes: drop dead heap TIDs and flag
  * elements left without any DELETED (on the page: inserts add rows only to
  * unflagged elements); wait out inserts that started before (they may have
- * chosen such an element as a neighbour) and replace a deleted entry point,
+ * chosen such an element as a neighbor) and replace a deleted entry point,
  * with an element inserted meanwhile if no other is live; give every live
- * element that links to a deleted one new neighbours, chosen from the live
+ * element that links to a deleted one new neighbors, chosen from the live
  * elements that the deleted ones linked to (which must therefore stay
  * readable until every repair is done) and, for a list that lost most of
  * its members or was empty, from a search; then, with inserts excluded a
  * batch of pages at a time, flag the deleted elements FREE.  Deleted and
  * free elements are traversed by searches but never returned, merged
- * into, or linked to.  A repaired element whose new neighbours all prune
+ * into, or linked to.  A repaired element whose new neighbors all prune
  * it on layer 0 is kept by the nearest, as a new element is.  Vacuum's
  * cleanup then (HnswPageConnect) makes the highest live element the entry
  * point if it is not; walks each layer from the entry point and links
@@ -68,10 +68,10 @@
  * element that takes it (walking again until all are reached, four times
  * at most); links each upper-layer element that a greedy descent to its
  * own vector misses from where the descent ends; and has one of each
- * element's own layer-0 neighbours link back to it.
+ * element's own layer-0 neighbors link back to it.
  *
  * An insert that prunes a full layer-0 list never takes the last incoming
- * link of the member it drops (asked of that member's own neighbours): it
+ * link of the member it drops (asked of that member's own neighbors): it
  * drops another that is linked from elsewhere.
  *
  * Every walk along a duplicate chain goes through HnswWalkChain, bounded
@@ -100,12 +100,12 @@
  *		Vacuum takes it in exclusive mode at its barrier and while it frees
  *		a batch of pages whose buffers it pinned before, and never sleeps
  *		while it holds it.  Vacuum's cleanup does not take it.
- *	 3. Linking a new element into a full neighbour list is optimistic: the
+ *	 3. Linking a new element into a full neighbor list is optimistic: the
  *		list is read under a share lock, the pruned list is computed with no
  *		lock held (it reads other elements), and it is written under an
  *		exclusive lock only if the list did not change meanwhile; otherwise
  *		the update is retried a few times and then dropped (the new element
- *		keeps its own links, so it stays reachable through its neighbours'
+ *		keeps its own links, so it stays reachable through its neighbors'
  *		remaining links and the layer above).
  *	 4. The metapage is updated last, after the new element is fully linked,
  *		so a scan never starts from an element that is not yet in the graph.
@@ -117,7 +117,7 @@
  *		another lock.  Duplicate pages never hold elements, so the order
  *		is by kind of page and cannot cycle.
  *	 7. Claiming a free slot locks the element's page and then, if it is
- *		elsewhere, its neighbour tuple's page, which always has the higher
+ *		elsewhere, its neighbor tuple's page, which always has the higher
  *		block number: pages are locked in ascending block order.
  *	 Scans take no heavyweight lock; they read one page at a time under a
  *	 share lock.  A scan that met an element before vacuum freed it and an
@@ -159,8 +159,8 @@
  * above the ones it links into, on its way down, and how many a scan keeps
  * on each layer above layer 0, whose search starts from all of them.  The
  * paper keeps one.  On well-separated clusters a single greedy path now and
- * then stops in a neighbouring cluster: an element inserted from there
- * links only into that cluster, where no search for its own neighbourhood
+ * then stops in a neighboring cluster: an element inserted from there
+ * links only into that cluster, where no search for its own neighborhood
  * ever looks, and a scan from there finds only that cluster, its whole
  * first round at any usual ef_search (and under strict order the rows it
  * finds later are lost).  With 31 clusters in 32 dimensions, one scan in 90
@@ -174,7 +174,7 @@
  * reached through the lost: through chains of up to HNSW_REPAIR_HOPS
  * deleted elements, expanding at most HNSW_REPAIR_WALK of them; it
  * searches as well only for a list that lost more than it kept
- * (hnswgraph.c, HnswRepairNeighbours).
+ * (hnswgraph.c, HnswRepairNeighbors).
  */
 #define HNSW_REPAIR_HOPS			3
 #define HNSW_REPAIR_WALK			32
@@ -182,7 +182,7 @@
 /* Largest indexable dimension count: an element tuple must fit a page */
 #define HNSW_MAX_DIM				2000
 
-/* Highest layer an element may be assigned (its neighbour tuple must fit) */
+/* Highest layer an element may be assigned (its neighbor tuple must fit) */
 #define HNSW_MAX_LEVEL				16
 
 /* Heap TIDs an element tuple holds (rows with equal vectors share it) */
@@ -253,7 +253,7 @@ typedef struct HnswElementTupleData
 	uint8		flags;			/* HNSW_ELEMENT_* */
 	uint8		ntids;			/* heap TIDs in use (packed at the front) */
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
-	ItemPointerData neighbortid;	/* this element's neighbour tuple */
+	ItemPointerData neighbortid;	/* this element's neighbor tuple */
 	ItemPointerData duptid;		/* first duplicate tuple, or invalid */
 	uint16		unused;
 	float		vec[FLEXIBLE_ARRAY_MEMBER];
@@ -294,7 +294,7 @@ typedef HnswDuplicateTupleData *HnswDuplicateTuple;
 	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - \
 	 MAXALIGN(sizeof(HnswPageOpaqueData)))
 
-/* Slots of a layer within a neighbour tuple */
+/* Slots of a layer within a neighbor tuple */
 #define HnswLayerCapacity(m, layer)	((layer) == 0 ? 2 * (m) : (m))
 #define HnswLayerStart(m, layer)	((layer) == 0 ? 0 : 2 * (m) + ((layer) - 1) * (m))
 
@@ -312,13 +312,21 @@ typedef uint64 HnswRef;
 #define HnswRefFromTid(blk, off)	(((uint64) (blk) << 16) | (uint64) (off))
 #define HnswRefBlock(ref)		((BlockNumber) ((ref) >> 16))
 #define HnswRefOffset(ref)		((OffsetNumber) ((ref) & 0xFFFF))
+
+/* The ref of the tuple a TID names (the TID is not checked: see the callers) */
+static inline HnswRef
+HnswRefFromItemPointer(const ItemPointerData *tid)
+{
+	return HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(tid),
+						  ItemPointerGetOffsetNumberNoCheck(tid));
+}
 extern int	HnswRefCmp(const void *a, const void *b);
 
 /* An element met during a search, with its distance to the query */
 typedef struct HnswCandidate
 {
 	HnswRef		ref;
-	uint64		loc;			/* storage's handle on the neighbour lists */
+	uint64		neighborsAt;	/* where storage keeps its neighbor lists */
 	float		dist;
 	bool		deleted;		/* route through it, never return or link it */
 } HnswCandidate;
@@ -329,8 +337,8 @@ typedef struct HnswGraphOps
 {
 	/*
 	 * For each of n candidates, the distance from q to c[i].ref's vector
-	 * into c[i].dist, and c[i].loc and c[i].deleted.  One call per batch of
-	 * neighbours lets a storage overlap the memory latency of one element
+	 * into c[i].dist, and c[i].neighborsAt and c[i].deleted.  One call per batch of
+	 * neighbors lets a storage overlap the memory latency of one element
 	 * with the work on another.  With vecs, also each vector into vecs[i],
 	 * valid as `vector`'s, for a caller that compares the candidates among
 	 * themselves next (pruning), so that nothing is read twice.  A
@@ -344,17 +352,17 @@ typedef struct HnswGraphOps
 							  int n, const float **vecs, float bound);
 
 	/*
-	 * Copy c's neighbours on a layer into out (room for 2m refs); return
+	 * Copy c's neighbors on a layer into out (room for 2m refs); return
 	 * how many.
 	 */
-	int			(*neighbours) (HnswGraph *g, const HnswCandidate *c, int layer,
+	int			(*neighbors) (HnswGraph *g, const HnswCandidate *c, int layer,
 							   HnswRef *out);
 
 	/* c's vector, valid until the caller's memory context is reset */
-	const float *(*vector) (HnswGraph *g, const HnswCandidate *c);
+	const float *(*element_vector) (HnswGraph *g, const HnswCandidate *c);
 
 	/*
-	 * Make q (at distance q->dist from e) a neighbour of e on a layer, if
+	 * Make q (at distance q->dist from e) a neighbor of e on a layer, if
 	 * the heuristic keeps it, or in any case with force.  Returns whether q
 	 * is now in e's list.
 	 */
@@ -389,22 +397,22 @@ struct HnswGraph
 	int			dim;
 	int			m;
 	int			efConstruction;
-	int			maxLevel;		/* highest layer a neighbour tuple fits */
+	int			maxLevel;		/* highest layer a neighbor tuple fits */
 	double		ml;				/* level multiplier 1/ln(m) */
 	HnswVisited visited;
 	HnswHeap	cand;			/* search scratch space, reused */
 	HnswHeap	found;
 };
 
-/* New element's neighbours, per layer (paper Algorithm 1, first half) */
-typedef struct HnswNeighbourhood
+/* New element's neighbors, per layer (paper Algorithm 1, first half) */
+typedef struct HnswNeighborhood
 {
 	int			level;
 	int			count[HNSW_MAX_LEVEL + 1];
 	HnswCandidate *lists[HNSW_MAX_LEVEL + 1];
 	HnswCandidate *layer0;		/* all layer-0 search results, ascending */
 	int			nlayer0;
-} HnswNeighbourhood;
+} HnswNeighborhood;
 
 /* The metric an opclass's support function 1 hands the index */
 typedef struct HnswMetric
@@ -488,14 +496,14 @@ extern uint32 HnswStreamMet(const HnswStream *s);
 extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,
 						   int entryLevel, int layer, int ef,
 						   HnswCandidate **out);
-extern void HnswFindNeighbours(HnswGraph *g, const float *q, int level,
+extern void HnswFindNeighbors(HnswGraph *g, const float *q, int level,
 							   HnswRef entry, int entryLevel,
-							   HnswNeighbourhood *nb);
+							   HnswNeighborhood *nb);
 extern void HnswLinkBack(HnswGraph *g, const HnswCandidate *q,
-						 const HnswNeighbourhood *nb);
+						 const HnswNeighborhood *nb);
 extern int	HnswFindDuplicate(HnswGraph *g, const float *q,
-							  const HnswNeighbourhood *nb);
-extern int	HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e,
+							  const HnswNeighborhood *nb);
+extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
 								 const float *evec, int layer,
 								 const HnswRef *keep, int nkeep,
 								 const HnswRef *lost, int nlost,
@@ -506,7 +514,7 @@ extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 						  const HnswCandidate *q, bool force, HnswRef *out);
 
 /*
- * A neighbour list that keeps, beside each member, its distance to the
+ * A neighbor list that keeps, beside each member, its distance to the
  * list's owner and what the heuristic last decided about it, so that a
  * full list is reconsidered only where a new member can change it
  * (HnswMergeLinkKnown).  The in-memory build keeps its lists so.
@@ -575,7 +583,7 @@ extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);
 extern int64 HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy);
-extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
+extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt, int layer,
 								 const HnswRef *expect, int nexpect,
 								 const HnswRef *refs, int n);
 extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);

@@ -24,7 +24,7 @@
 #include "hnsw.h"
 
 /*
- * Neighbours chosen for a new element on a layer.  hnswlib's choice: m on
+ * Neighbors chosen for a new element on a layer.  hnswlib's choice: m on
  * every layer; layer 0 lists still grow to 2m through links made by later
  * elements.
  */
@@ -318,7 +318,7 @@ HnswSearchLayer(HnswGraph *g, const float *q, HnswCandidate *ep, int nep,
 		if (found->count >= ef && c.dist > found->items[0].dist)
 			break;
 
-		nn = g->ops->neighbours(g, &c, layer, nbrs);
+		nn = g->ops->neighbors(g, &c, layer, nbrs);
 		nfresh = 0;
 		for (int i = 0; i < nn; i++)
 		{
@@ -392,7 +392,7 @@ descend(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 
 /*
  * The elements nearest to q on a layer, by a search from the entry point
- * with ef (Algorithm 1's search for a new element's neighbours on that
+ * with ef (Algorithm 1's search for a new element's neighbors on that
  * layer); how many, ascending, in *out (palloc'd).
  */
 int
@@ -447,9 +447,9 @@ HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 typedef struct StreamItem
 {
 	uint32		refHigh;		/* ref >> 16 */
-	uint32		locHigh;		/* loc >> 16 */
+	uint32		nbrsHigh;		/* neighborsAt >> 16 */
 	uint16		refLow;			/* ref & 0xFFFF */
-	uint16		locLow;			/* loc & 0xFFFF */
+	uint16		nbrsLow;		/* neighborsAt & 0xFFFF */
 	float		dist;
 } StreamItem;
 
@@ -509,7 +509,7 @@ static inline void
 stream_item_candidate(const StreamItem *it, HnswCandidate *c)
 {
 	c->ref = stream_item_ref(it);
-	c->loc = ((uint64) it->locHigh << 16) | it->locLow;
+	c->neighborsAt = ((uint64) it->nbrsHigh << 16) | it->nbrsLow;
 	c->dist = it->dist;
 	c->deleted = false;
 }
@@ -518,10 +518,10 @@ stream_item_candidate(const StreamItem *it, HnswCandidate *c)
 static inline void
 stream_item_set(StreamItem *it, const HnswCandidate *c)
 {
-	/* refs and locs of both storages fit 48 bits (block and offset) */
-	Assert((c->loc >> 48) == 0);
-	it->locHigh = (uint32) (c->loc >> 16);
-	it->locLow = (uint16) c->loc;
+	/* refs and neighborsAt of both storages fit 48 bits (block and offset) */
+	Assert((c->neighborsAt >> 48) == 0);
+	it->nbrsHigh = (uint32) (c->neighborsAt >> 16);
+	it->nbrsLow = (uint16) c->neighborsAt;
 	it->dist = c->dist;
 }
 
@@ -570,8 +570,8 @@ stream_visit(HnswStream *s, HnswRef ref, uint32 *num)
 	it = stream_item(s, *num);
 	it->refHigh = (uint32) (ref >> 16);
 	it->refLow = (uint16) ref;
-	it->locHigh = 0;
-	it->locLow = 0;
+	it->nbrsHigh = 0;
+	it->nbrsLow = 0;
 	it->dist = 0;
 	s->slots[slot] = *num + 1;
 
@@ -725,7 +725,7 @@ stream_expand(HnswStream *s)
 		sheap_pop(&s->cand);
 		CHECK_FOR_INTERRUPTS();
 
-		nn = g->ops->neighbours(g, &c, 0, nbrs);
+		nn = g->ops->neighbors(g, &c, 0, nbrs);
 		for (int i = 0; i < nn; i++)
 		{
 			if (stream_visit(s, nbrs[i], &freshNum[nfresh]))
@@ -862,7 +862,7 @@ HnswStreamNext(HnswStream *s, bool iterate, bool strict, HnswCandidate *out)
 }
 
 /*
- * The heuristic's test: does kept, a neighbour already chosen, rule out a
+ * The heuristic's test: does kept, a neighbor already chosen, rule out a
  * candidate with vector v at distance dist from the base, by being closer
  * to it than the base is?
  */
@@ -885,7 +885,7 @@ rules_out(HnswGraph *g, const float *v, float dist, const float *kept)
  * holds the candidates' vectors (in c's order), already read.
  */
 static int
-select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
+select_neighbors(HnswGraph *g, HnswCandidate *c, int nc, int max,
 				  bool keepPruned, const float **given)
 {
 	const float **vecs;
@@ -901,7 +901,7 @@ select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
 	pruned = palloc(sizeof(HnswCandidate) * nc);
 	for (i = 0; i < nc && nkept < max; i++)
 	{
-		const float *v = given ? given[i] : g->ops->vector(g, &c[i]);
+		const float *v = given ? given[i] : g->ops->element_vector(g, &c[i]);
 		bool		good = true;
 
 		for (int j = 0; j < nkept; j++)
@@ -934,20 +934,20 @@ select_neighbours(HnswGraph *g, HnswCandidate *c, int nc, int max,
 }
 
 /*
- * Algorithm 1, INSERT, first half: find the neighbours a new element
+ * Algorithm 1, INSERT, first half: find the neighbors a new element
  * with vector q and top layer `level` gets on each layer, without changing
  * the graph.  The storage then writes the element once, with its lists,
  * and calls HnswLinkBack.  With an empty graph (entry invalid) there are
- * no neighbours.
+ * no neighbors.
  */
 void
-HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
-				   int entryLevel, HnswNeighbourhood *nb)
+HnswFindNeighbors(HnswGraph *g, const float *q, int level, HnswRef entry,
+				   int entryLevel, HnswNeighborhood *nb)
 {
 	HnswCandidate *ep;
 	int			nep;
 
-	memset(nb, 0, sizeof(HnswNeighbourhood));
+	memset(nb, 0, sizeof(HnswNeighborhood));
 	nb->level = level;
 	if (entry == HNSW_INVALID_REF)
 		return;
@@ -981,7 +981,7 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 		memcpy(ep, w, sizeof(HnswCandidate) * nw);
 		nep = nw;
 
-		nsel = select_neighbours(g, w, nw, HnswSelectCount(g->m, lc), false,
+		nsel = select_neighbors(g, w, nw, HnswSelectCount(g->m, lc), false,
 								 NULL);
 		nb->lists[lc] = w;
 		nb->count[lc] = nsel;
@@ -991,11 +991,11 @@ HnswFindNeighbours(HnswGraph *g, const float *q, int level, HnswRef entry,
 
 /*
  * Algorithm 1, INSERT, second half: add the new element q to the lists of
- * the neighbours it chose.  If every one of them prunes q away on layer 0,
- * q would be unreachable, so its nearest neighbour is made to keep it.
+ * the neighbors it chose.  If every one of them prunes q away on layer 0,
+ * q would be unreachable, so its nearest neighbor is made to keep it.
  */
 void
-HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighbourhood *nb)
+HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighborhood *nb)
 {
 	for (int lc = nb->level; lc >= 0; lc--)
 	{
@@ -1005,7 +1005,7 @@ HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighbourhood *nb)
 		{
 			HnswCandidate qe = *q;
 
-			/* the distance seen from the neighbour's side is the same */
+			/* the distance seen from the neighbor's side is the same */
 			qe.dist = nb->lists[lc][i].dist;
 			if (g->ops->add_link(g, &nb->lists[lc][i], lc, &qe, false))
 				linked = true;
@@ -1021,12 +1021,12 @@ HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighbourhood *nb)
 }
 
 /*
- * Among the layer-0 results of HnswFindNeighbours, an element whose vector
+ * Among the layer-0 results of HnswFindNeighbors, an element whose vector
  * is q itself, or -1.  A kernel applied to two bitwise-equal vectors gives
  * exactly kernel(q, q), so only candidates at that distance are compared.
  */
 int
-HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
+HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighborhood *nb)
 {
 	float		self = g->dist(q, q, g->dim);
 
@@ -1034,7 +1034,7 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
 	{
 		if (nb->layer0[i].dist != self)
 			continue;
-		if (memcmp(g->ops->vector(g, &nb->layer0[i]), q,
+		if (memcmp(g->ops->element_vector(g, &nb->layer0[i]), q,
 				   sizeof(float) * g->dim) == 0)
 			return i;
 	}
@@ -1042,9 +1042,9 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
 }
 
 /*
- * New neighbours on a layer for an existing element e that lost some
+ * New neighbors on a layer for an existing element e that lost some
  * (vacuum), chosen by the heuristic, filling the list, from a pool of: the
- * neighbours e keeps; the live elements that the lost ones (nlost deleted
+ * neighbors e keeps; the live elements that the lost ones (nlost deleted
  * refs) led to; and, when e lost more than it keeps, the results of a
  * search for e's vector from the entry point, as Algorithm 1 does for a
  * new element.  Returns how many, in *out, with their distances to e.
@@ -1057,12 +1057,12 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighbourhood *nb)
  * consolidation).  The walk goes up to HNSW_REPAIR_HOPS deleted elements
  * deep, for when most of the graph went at once; the deleted are still on
  * their pages, as vacuum frees them only after every repair.  An element
- * that keeps most of its list has its neighbourhood in the pool already,
+ * that keeps most of its list has its neighborhood in the pool already,
  * and the search, the dearest part, is skipped: that repairs spread-out
  * deletes faster than a search did, and with better recall after.
  */
 int
-HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
+HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e, const float *evec,
 					 int layer, const HnswRef *keep, int nkeep,
 					 const HnswRef *lost, int nlost,
 					 HnswRef entry, int entryLevel, HnswCandidate **out)
@@ -1132,7 +1132,7 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 			if (hop >= HNSW_REPAIR_HOPS || expanded >= HNSW_REPAIR_WALK)
 				continue;
 			expanded++;
-			nn = g->ops->neighbours(g, &front[i], layer, nbrs);
+			nn = g->ops->neighbors(g, &front[i], layer, nbrs);
 			for (int j = 0; j < nn; j++)
 			{
 				if (visited_add(&g->visited, nbrs[j]))
@@ -1149,17 +1149,17 @@ HnswRepairNeighbours(HnswGraph *g, const HnswCandidate *e, const float *evec,
 	pfree(nbrs);
 
 	qsort(c, n, sizeof(HnswCandidate), candidate_cmp);
-	n = select_neighbours(g, c, n, cap, true, NULL);
+	n = select_neighbors(g, c, n, cap, true, NULL);
 	*out = c;
 	return n;
 }
 
 /*
- * A neighbour list of e on a layer (cur, ncur refs) after adding q: q is
+ * A neighbor list of e on a layer (cur, ncur refs) after adding q: q is
  * appended while there is room; a full list is shrunk back to capacity
  * with the heuristic over its members and q (paper Algorithm 1, lines
  * 13-16).  Returns the new count, with the list in out; q may be absent
- * from it when e has better neighbours, unless force, when it takes the
+ * from it when e has better neighbors, unless force, when it takes the
  * place of the last kept.  The page storage calls this from add_link; the
  * in-memory build, which keeps more beside its lists, calls
  * HnswMergeLinkKnown, which gives the same lists.
@@ -1189,7 +1189,7 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 	}
 
 	/* each member's vector is read once: for its distance and the pruning */
-	ev = g->ops->vector(g, e);
+	ev = g->ops->element_vector(g, e);
 	c = palloc(sizeof(HnswCandidate) * (ncur + 1));
 	v = palloc(sizeof(const float *) * (ncur + 1));
 	cv = palloc(sizeof(CandidateVector) * (ncur + 1));
@@ -1197,14 +1197,14 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 		c[i].ref = cur[i];
 	g->ops->distances(g, ev, c, ncur, v, HNSW_NO_BOUND);
 	c[ncur] = *q;
-	v[ncur] = g->ops->vector(g, q);
+	v[ncur] = g->ops->element_vector(g, q);
 	for (int i = 0; i <= ncur; i++)
 	{
 		cv[i].c = c[i];
 		cv[i].v = v[i];
 	}
 	qsort(cv, ncur + 1, sizeof(CandidateVector), candidate_cmp);
-	/* a neighbour deleted meanwhile is the first to go */
+	/* a neighbor deleted meanwhile is the first to go */
 	n = 0;
 	for (int i = 0; i <= ncur; i++)
 	{
@@ -1214,7 +1214,7 @@ HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 			v[n++] = cv[i].v;
 		}
 	}
-	n = select_neighbours(g, c, n, cap, true, v);
+	n = select_neighbors(g, c, n, cap, true, v);
 	for (int i = 0; i < n; i++)
 		out[i] = c[i].ref;
 	pfree(c);
@@ -1249,7 +1249,7 @@ static inline const float *
 known_vector(HnswGraph *g, KnownMember *x)
 {
 	if (x->v == NULL)
-		x->v = g->ops->vector(g, &x->c);
+		x->v = g->ops->element_vector(g, &x->c);
 	return x->v;
 }
 
@@ -1300,7 +1300,7 @@ HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
 	for (i = 0; i < n; i++)
 	{
 		x[i].c.ref = list->refs[i];
-		x[i].c.loc = 0;
+		x[i].c.neighborsAt = 0;
 		x[i].c.dist = list->dists[i];
 		x[i].c.deleted = false;
 		x[i].v = NULL;

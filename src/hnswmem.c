@@ -8,7 +8,7 @@
  * same code serves a serial build (the area is backend memory) and a
  * parallel one (the area is in the build's dynamic shared memory segment,
  * mapped at a different address in every participant).  The area holds a
- * header, then elements, neighbour slots and chunks of duplicate heap TIDs
+ * header, then elements, neighbor slots and chunks of duplicate heap TIDs
  * carved from the rest by an atomic bump pointer.  What only linking reads
  * (each list's distances and verdicts, HnswKnownList) is carved from the
  * end of the area by a second one, and addressed by its distance from the
@@ -27,7 +27,7 @@
  * it is full, an insert reports it and the caller goes on without the
  * graph in memory (hnswbuild.c).
  *
- * In a shared area every element carries an LWLock: neighbour lists are
+ * In a shared area every element carries an LWLock: neighbor lists are
  * read under it in share mode and changed under it in exclusive mode, one
  * element at a time, so participants cannot deadlock.  An element is
  * complete before any list names it, and vectors never change, so they are
@@ -107,8 +107,8 @@ mem_element(HnswMemGraph *mg, HnswRef ref)
 }
 
 /*
- * An element has (level + 2) * m neighbour slots, laid out by layer as on
- * a page (HnswLayerStart): the neighbours' numbers at slotsOff, and at
+ * An element has (level + 2) * m neighbor slots, laid out by layer as on
+ * a page (HnswLayerStart): the neighbors' numbers at slotsOff, and at
  * knownOff their distances to the element followed by the heuristic's
  * verdicts on them (HnswKnownList).
  */
@@ -242,7 +242,7 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 	{
 		if (i + 1 < n)
 			prefetch_vector(mem_element(mg, c[i + 1].ref)->vec, g->dim);
-		c[i].loc = 0;
+		c[i].neighborsAt = 0;
 		c[i].deleted = false;
 		c[i].dist = HnswDistance(g, q, mem_element(mg, c[i].ref)->vec, bound);
 		if (vecs)
@@ -251,7 +251,7 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 }
 
 static int
-mem_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
+mem_neighbors(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
 {
 	HnswMemGraph *mg = (HnswMemGraph *) g;
 	HnswMemElement *e = mem_element(mg, c->ref);
@@ -344,8 +344,8 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 
 static const HnswGraphOps hnsw_mem_ops = {
 	.distances = mem_distances,
-	.neighbours = mem_neighbours,
-	.vector = mem_vector,
+	.neighbors = mem_neighbors,
+	.element_vector = mem_vector,
 	.add_link = mem_add_link,
 };
 
@@ -554,7 +554,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 {
 	HnswGraph  *g = &mg->g;
 	HnswMemArea *a = mg->area;
-	HnswNeighbourhood nb;
+	HnswNeighborhood nb;
 	HnswMemElement *e;
 	HnswCandidate self;
 	HnswRef		entry;
@@ -574,7 +574,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 		return false;
 
 	get_entry(mg, &entry, &entryLevel);
-	HnswFindNeighbours(g, vec, level, entry, entryLevel, &nb);
+	HnswFindNeighbors(g, vec, level, entry, entryLevel, &nb);
 
 	/* rows with the same vector share one element (hnsw.h: duplicates) */
 	dup = HnswFindDuplicate(g, vec, &nb);
@@ -622,7 +622,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	/* complete before anyone can find it: the links publish it */
 	pg_write_barrier();
 	self.ref = num;
-	self.loc = 0;
+	self.neighborsAt = 0;
 	self.dist = 0;
 	self.deleted = false;
 	HnswLinkBack(g, &self, &nb);
@@ -667,7 +667,7 @@ typedef struct HnswMemPlace
 /*
  * Lay the elements out in number order, filling the last page and adding
  * pages at the end, the way inserts do (hnswpage.c): an element's
- * neighbour tuple goes on the same page when both fit.  Block 0 is the
+ * neighbor tuple goes on the same page when both fit.  Block 0 is the
  * metapage.  Duplicate chains follow on duplicate pages of their own; a
  * chain's tuples are consecutive, so tuple k's successor is the next
  * place.  Returns the last block used; *lastDup is the last duplicate
@@ -834,10 +834,10 @@ layer0(HnswMemGraph *mg, HnswMemElement *e, HnswRef *out)
 }
 
 /*
- * Link orphan x from the layer-0 list of one of its own neighbours, the
+ * Link orphan x from the layer-0 list of one of its own neighbors, the
  * nearest first: into a free slot, or in place of the member farthest from
- * that neighbour among those another list names too.  So no element loses
- * its last incoming link and nothing cascades (making the neighbour prune
+ * that neighbor among those another list names too.  So no element loses
+ * its last incoming link and nothing cascades (making the neighbor prune
  * by the heuristic instead could orphan its victim, and two orphans could
  * then displace each other for ever).  Returns whether x was linked.
  */
@@ -888,7 +888,7 @@ link_orphan(HnswMemGraph *mg, HnswRef x, uint32 *indeg)
  * An element no list names on layer 0 can never be found.  Pruning a full
  * list can take an element's last incoming link away long after it was
  * inserted (a few in 50,000 clustered vectors).  Before the graph is
- * written, each such element is linked from one of its neighbours
+ * written, each such element is linked from one of its neighbors
  * (link_orphan).  Runs alone, after every participant is done.
  */
 static void

@@ -2,7 +2,7 @@
  *
  * hnswpage.c
  *	  The HNSW graph in buffer pages: reading and checking element and
- *	  neighbour tuples, the metapage, adding pages, and HnswGraphOps over
+ *	  neighbor tuples, the metapage, adding pages, and HnswGraphOps over
  *	  pages with the insert path that inserts (and a build that outgrew
  *	  memory) share.
  *
@@ -200,7 +200,7 @@ HnswGetElement(Relation index, Page page, BlockNumber blkno,
 	return etup;
 }
 
-/* The neighbour tuple at blkno/offno of a locked page, checked likewise */
+/* The neighbor tuple at blkno/offno of a locked page, checked likewise */
 HnswNeighborTuple
 HnswGetNeighbors(Relation index, Page page, BlockNumber blkno,
 				 OffsetNumber offno, int m)
@@ -531,14 +531,13 @@ page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 				vecs[i - 2] = v;
 			}
 			e->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
-			e->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
-									ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+			e->neighborsAt = HnswRefFromItemPointer(&etup->neighbortid);
 			UnlockReleaseBuffer(buf);
 		}
 	}
 }
 
-/* Copy the refs of one layer's list out of a neighbour tuple */
+/* Copy the refs of one layer's list out of a neighbor tuple */
 static int
 layer_refs(HnswGraph *g, HnswNeighborTuple ntup, int layer, HnswRef *out)
 {
@@ -555,18 +554,17 @@ layer_refs(HnswGraph *g, HnswNeighborTuple ntup, int layer, HnswRef *out)
 
 		if (!ItemPointerIsValid(tid))
 			break;
-		out[n] = HnswRefFromTid(ItemPointerGetBlockNumber(tid),
-								ItemPointerGetOffsetNumber(tid));
+		out[n] = HnswRefFromItemPointer(tid);
 	}
 	return n;
 }
 
 static int
-page_neighbours(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
+page_neighbors(HnswGraph *g, const HnswCandidate *c, int layer, HnswRef *out)
 {
 	Relation	index = graph_index(g);
-	BlockNumber blkno = HnswRefBlock(c->loc);
-	OffsetNumber offno = HnswRefOffset(c->loc);
+	BlockNumber blkno = HnswRefBlock(c->neighborsAt);
+	OffsetNumber offno = HnswRefOffset(c->neighborsAt);
 	HnswNeighborTuple ntup;
 	Buffer		buf;
 	int			n;
@@ -596,7 +594,7 @@ page_vector(HnswGraph *g, const HnswCandidate *c)
 	return v;
 }
 
-/* Overwrite one layer's list in a neighbour tuple of a registered page */
+/* Overwrite one layer's list in a neighbor tuple of a registered page */
 static void
 set_layer(HnswGraph *g, HnswNeighborTuple ntup, int layer, const HnswRef *refs,
 		  int n)
@@ -626,7 +624,7 @@ refs_contain(const HnswRef *refs, int n, HnswRef ref)
 	return false;
 }
 
-/* Write one layer's list into the neighbour tuple of a locked buffer */
+/* Write one layer's list into the neighbor tuple of a locked buffer */
 static void
 write_layer(HnswGraph *g, Buffer buf, OffsetNumber offno, int layer,
 			const HnswRef *refs, int n)
@@ -642,7 +640,7 @@ write_layer(HnswGraph *g, Buffer buf, OffsetNumber offno, int layer,
 }
 
 /*
- * Where an element's neighbour tuple is, and whether it is deleted: its
+ * Where an element's neighbor tuple is, and whether it is deleted: its
  * element tuple's header, read under a share lock.
  */
 static void
@@ -659,14 +657,13 @@ element_head(HnswGraph *g, HnswRef ref, HnswCandidate *c)
 	c->ref = ref;
 	c->dist = 0;
 	c->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
-	c->loc = HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
-							ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+	c->neighborsAt = HnswRefFromItemPointer(&etup->neighbortid);
 	UnlockReleaseBuffer(buf);
 }
 
 /*
  * Does an element other than `except` link to live element v on a layer?
- * Only v's own neighbours are asked, nearest links being mostly mutual: a
+ * Only v's own neighbors are asked, nearest links being mostly mutual: a
  * wrong "no" costs a needless swap, never an element.  True for a deleted
  * v, which needs no link.
  */
@@ -681,7 +678,7 @@ has_other_parent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
 	element_head(g, v, &vc);
 	if (vc.deleted)
 		return true;
-	nn = page_neighbours(g, &vc, layer, nbrs);
+	nn = page_neighbors(g, &vc, layer, nbrs);
 	for (int i = 0; i < nn; i++)
 	{
 		HnswCandidate nc;
@@ -690,7 +687,7 @@ has_other_parent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
 			continue;
 		element_head(g, nbrs[i], &nc);
 		if (!nc.deleted &&
-			refs_contain(theirs, page_neighbours(g, &nc, layer, theirs), v))
+			refs_contain(theirs, page_neighbors(g, &nc, layer, theirs), v))
 			return true;
 	}
 	return false;
@@ -738,8 +735,8 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 			  const HnswCandidate *q, bool force)
 {
 	Relation	index = graph_index(g);
-	BlockNumber blkno = HnswRefBlock(e->loc);
-	OffsetNumber offno = HnswRefOffset(e->loc);
+	BlockNumber blkno = HnswRefBlock(e->neighborsAt);
+	OffsetNumber offno = HnswRefOffset(e->neighborsAt);
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswRef		cur[2 * HNSW_MAX_M];	/* the list `out` was made from */
 	HnswRef		now[2 * HNSW_MAX_M];
@@ -804,25 +801,25 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 }
 
 /*
- * Write a new list for one layer of a neighbour tuple, but only over the
+ * Write a new list for one layer of a neighbor tuple, but only over the
  * list `expect` it was computed from; false if that changed meanwhile.
  */
 bool
-HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
+HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt, int layer,
 					 const HnswRef *expect, int nexpect,
 					 const HnswRef *refs, int n)
 {
 	HnswGraph  *g = &pg->g;
 	Relation	index = pg->index;
-	BlockNumber blkno = HnswRefBlock(loc);
-	OffsetNumber offno = HnswRefOffset(loc);
+	BlockNumber blkno = HnswRefBlock(neighborsAt);
+	OffsetNumber offno = HnswRefOffset(neighborsAt);
 	HnswRef		now[2 * HNSW_MAX_M];
 	HnswNeighborTuple ntup;
 	Buffer		buf;
 	int			nnow;
 	bool		same;
 
-	buf = read_buffer(pg, blkno, loc);
+	buf = read_buffer(pg, blkno, neighborsAt);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	ntup = HnswGetNeighbors(index, BufferGetPage(buf), blkno, offno, g->m);
 	if (HnswLayerStart(g->m, layer) + HnswLayerCapacity(g->m, layer) > ntup->nslots)
@@ -838,8 +835,8 @@ HnswPageReplaceLayer(HnswPageGraph *pg, uint64 loc, int layer,
 
 static const HnswGraphOps hnsw_page_ops = {
 	.distances = page_distances,
-	.neighbours = page_neighbours,
-	.vector = page_vector,
+	.neighbors = page_neighbors,
+	.element_vector = page_vector,
 	.add_link = page_add_link,
 };
 
@@ -896,11 +893,11 @@ link_from(HnswPageGraph *pg, HnswRef r, const HnswCandidate *x, int layer)
 	int			slot = -1;
 
 	e.ref = r;
-	ev = g->ops->vector(g, &e);
+	ev = g->ops->element_vector(g, &e);
 	element_head(g, r, &e);
 	if (e.deleted)
 		return false;
-	nm = g->ops->neighbours(g, &e, layer, members);
+	nm = g->ops->neighbors(g, &e, layer, members);
 	if (refs_contain(members, nm, x->ref))
 		return true;
 	memcpy(out, members, sizeof(HnswRef) * nm);
@@ -924,7 +921,7 @@ link_from(HnswPageGraph *pg, HnswRef r, const HnswCandidate *x, int layer)
 			return false;
 	}
 	out[slot] = x->ref;
-	return HnswPageReplaceLayer(pg, e.loc, layer, members, nm, out,
+	return HnswPageReplaceLayer(pg, e.neighborsAt, layer, members, nm, out,
 								Max(nm, slot + 1));
 }
 
@@ -934,7 +931,7 @@ typedef struct LiveSet
 	int64		n;
 	int64		max;
 	HnswRef    *refs;			/* sorted: collected in block/offset order */
-	uint64	   *locs;
+	uint64	   *neighborsAt;
 	uint8	   *levels;
 } LiveSet;
 
@@ -950,13 +947,11 @@ collect_live(Relation index, Buffer buf, OffsetNumber offno,
 	{
 		ls->max *= 2;
 		ls->refs = repalloc_huge(ls->refs, sizeof(HnswRef) * ls->max);
-		ls->locs = repalloc_huge(ls->locs, sizeof(uint64) * ls->max);
+		ls->neighborsAt = repalloc_huge(ls->neighborsAt, sizeof(uint64) * ls->max);
 		ls->levels = repalloc_huge(ls->levels, ls->max);
 	}
 	ls->refs[ls->n] = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
-	ls->locs[ls->n] =
-		HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
-					   ItemPointerGetOffsetNumber(&etup->neighbortid));
+	ls->neighborsAt[ls->n] = HnswRefFromItemPointer(&etup->neighbortid);
 	ls->levels[ls->n] = etup->level;
 	ls->n++;
 }
@@ -980,8 +975,8 @@ mark_reached(HnswGraph *g, const LiveSet *ls, int layer, int64 start,
 	while (head < tail)
 	{
 		int64		i = queue[head++];
-		HnswCandidate c = {ls->refs[i], ls->locs[i], 0, false};
-		int			nn = g->ops->neighbours(g, &c, layer, nbrs);
+		HnswCandidate c = {ls->refs[i], ls->neighborsAt[i], 0, false};
+		int			nn = g->ops->neighbors(g, &c, layer, nbrs);
 
 		CHECK_FOR_INTERRUPTS();
 		for (int j = 0; j < nn; j++)
@@ -1064,23 +1059,23 @@ relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 	   HnswRef entry, int entryLevel, const bool *reached, int64 *scanned)
 {
 	HnswGraph  *g = &pg->g;
-	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
+	HnswCandidate x = {ls->refs[xi], ls->neighborsAt[xi], 0, false};
 	HnswRef		cur[2 * HNSW_MAX_M];
-	const float *xv = g->ops->vector(g, &x);
+	const float *xv = g->ops->element_vector(g, &x);
 	HnswCandidate *w;
 	int			nw;
 	int			tried = 0;
 
-	if (g->ops->neighbours(g, &x, layer, cur) == 0)
+	if (g->ops->neighbors(g, &x, layer, cur) == 0)
 	{
 		HnswCandidate *out;
-		int			n = HnswRepairNeighbours(g, &x, xv, layer, NULL, 0, NULL, 0,
+		int			n = HnswRepairNeighbors(g, &x, xv, layer, NULL, 0, NULL, 0,
 											 entry, entryLevel, &out);
 		HnswRef		refs[2 * HNSW_MAX_M];
 
 		for (int i = 0; i < n; i++)
 			refs[i] = out[i].ref;
-		if (n > 0 && HnswPageReplaceLayer(pg, x.loc, layer, cur, 0, refs, n))
+		if (n > 0 && HnswPageReplaceLayer(pg, x.neighborsAt, layer, cur, 0, refs, n))
 		{
 			for (int i = 0; i < n; i++)
 			{
@@ -1129,7 +1124,7 @@ make_findable(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 			  HnswRef entry, int entryLevel)
 {
 	HnswGraph  *g = &pg->g;
-	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
+	HnswCandidate x = {ls->refs[xi], ls->neighborsAt[xi], 0, false};
 	HnswCandidate *w;
 	int			nw;
 	int			tried = 0;
@@ -1137,7 +1132,7 @@ make_findable(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 
 	if (x.ref == entry)
 		return false;
-	nw = HnswSearchFrom(g, g->ops->vector(g, &x), entry, entryLevel, layer,
+	nw = HnswSearchFrom(g, g->ops->element_vector(g, &x), entry, entryLevel, layer,
 						HNSW_SCAN_DESCENT_EF, &w);
 	for (int i = 0; i < nw; i++)
 	{
@@ -1154,23 +1149,23 @@ make_findable(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
 }
 
 /*
- * Have one of x's own layer-0 neighbours link to x: the nearest that takes
+ * Have one of x's own layer-0 neighbors link to x: the nearest that takes
  * it (link_from).  Returns whether one did.
  */
 static bool
 link_from_own(HnswPageGraph *pg, const LiveSet *ls, int64 xi)
 {
 	HnswGraph  *g = &pg->g;
-	HnswCandidate x = {ls->refs[xi], ls->locs[xi], 0, false};
+	HnswCandidate x = {ls->refs[xi], ls->neighborsAt[xi], 0, false};
 	HnswCandidate c[2 * HNSW_MAX_M];
 	HnswRef		nbrs[2 * HNSW_MAX_M];
-	int			nn = g->ops->neighbours(g, &x, 0, nbrs);
+	int			nn = g->ops->neighbors(g, &x, 0, nbrs);
 
 	if (nn == 0)
 		return false;
 	for (int i = 0; i < nn; i++)
 		c[i].ref = nbrs[i];
-	g->ops->distances(g, g->ops->vector(g, &x), c, nn, NULL, HNSW_NO_BOUND);
+	g->ops->distances(g, g->ops->element_vector(g, &x), c, nn, NULL, HNSW_NO_BOUND);
 	qsort(c, nn, sizeof(HnswCandidate), candidate_desc);
 	for (int i = nn - 1; i >= 0 && i >= nn - HNSW_RELINK_TRIES; i--)
 	{
@@ -1263,7 +1258,7 @@ connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
  * outlier nobody kept), and so do deletes (the element that linked to
  * them went, or a group of elements reached only through the deleted
  * ones).  For vacuum's cleanup and for the end of a build that inserted
- * on pages.  Reads every neighbour list once per layer it is on, and
+ * on pages.  Reads every neighbor list once per layer it is on, and
  * holds per live element its ref, place and level, a flag and a queue
  * slot (26 bytes).  Elements added while it runs may be relinked without
  * need, which costs a link, no more.  Returns how many it linked.
@@ -1289,7 +1284,7 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 	ls.n = 0;
 	ls.max = 1024;
 	ls.refs = palloc(sizeof(HnswRef) * ls.max);
-	ls.locs = palloc(sizeof(uint64) * ls.max);
+	ls.neighborsAt = palloc(sizeof(uint64) * ls.max);
 	ls.levels = palloc(ls.max);
 	HnswScanElements(index, HNSW_METAPAGE_BLKNO + 1,
 					 RelationGetNumberOfBlocks(index), strategy, true,
@@ -1344,8 +1339,8 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 
 	/*
 	 * Reachable is not yet findable: a search for x's vector looks around
-	 * x, so on layer 0 one of x's own neighbours must link back to it.
-	 * Deletes take such links (the neighbour went, or its repaired list
+	 * x, so on layer 0 one of x's own neighbors must link back to it.
+	 * Deletes take such links (the neighbor went, or its repaired list
 	 * left x out), and x may then be reached only from afar.
 	 */
 	for (int64 i = 0; i < ls.n; i++)
@@ -1365,7 +1360,7 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 	pfree(reached);
 	pfree(queue);
 	pfree(ls.refs);
-	pfree(ls.locs);
+	pfree(ls.neighborsAt);
 	pfree(ls.levels);
 	return linked;
 }
@@ -1493,7 +1488,7 @@ advance_hint(HnswMetaPage meta, void *arg)
  * Take a free slot of exactly `level` for a new element, looking from the
  * level's hint over at most HNSW_FREE_SCAN_PAGES pages, and moving the hint
  * past pages that have none, so that the pages are looked at once per
- * vacuum, not once per insert.  On success the element and neighbour
+ * vacuum, not once per insert.  On success the element and neighbor
  * tuples are written over the slot's and c is set.
  */
 #define HNSW_FREE_SCAN_PAGES 16
@@ -1544,7 +1539,7 @@ claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
 			if (!(old->flags & HNSW_ELEMENT_FREE) || old->level != level)
 				continue;
 			ntid = old->neighbortid;
-			/* the neighbour tuple is here or on a later page: rule 7 */
+			/* the neighbor tuple is here or on a later page: rule 7 */
 			if (ItemPointerGetBlockNumber(&ntid) < blkno ||
 				ItemPointerGetBlockNumber(&ntid) >= nblocks)
 				tuple_corrupted(index, blkno, off, "element tuple");
@@ -1575,8 +1570,7 @@ claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
 			if (nbuf != InvalidBuffer)
 				UnlockReleaseBuffer(nbuf);
 			c->ref = HnswRefFromTid(blkno, off);
-			c->loc = HnswRefFromTid(ItemPointerGetBlockNumber(&ntid),
-									ItemPointerGetOffsetNumber(&ntid));
+			c->neighborsAt = HnswRefFromItemPointer(&ntid);
 			c->dist = 0;
 			c->deleted = false;
 			found = true;
@@ -1606,12 +1600,12 @@ register_new_page(GenericXLogState *state, Buffer buf)
 
 /*
  * Add a new element's two tuples, on the insert page if the element fits
- * there, else on new pages at the end; its neighbour tuple goes beside it
- * when both fit.  Returns the element, with c->loc set.
+ * there, else on new pages at the end; its neighbor tuple goes beside it
+ * when both fit.  Returns the element, with c->neighborsAt set.
  */
 static void
 write_element(HnswPageGraph *pg, const float *vec, int level,
-			  ItemPointer heaptid, const HnswNeighbourhood *nb,
+			  ItemPointer heaptid, const HnswNeighborhood *nb,
 			  const HnswMetaPageData *meta, HnswCandidate *c)
 {
 	BlockNumber tried = InvalidBlockNumber;
@@ -1724,7 +1718,7 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	GenericXLogFinish(state);
 
 	c->ref = HnswRefFromTid(BufferGetBlockNumber(ebuf), eoff);
-	c->loc = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid), noff);
+	c->neighborsAt = HnswRefFromItemPointer(&etup->neighbortid);
 	c->dist = 0;
 	c->deleted = false;
 	UnlockReleaseBuffer(ebuf);
@@ -1886,7 +1880,7 @@ HnswPageInsert(HnswPageGraph *pg, const float *vec, ItemPointer heaptid)
 	Relation	index = pg->index;
 	int			level = HnswRandomLevel(g);
 	HnswMetaPageData meta;
-	HnswNeighbourhood nb;
+	HnswNeighborhood nb;
 	HnswCandidate self;
 	HnswRef		entry;
 	LOCKMODE	mode;
@@ -1906,7 +1900,7 @@ HnswPageInsert(HnswPageGraph *pg, const float *vec, ItemPointer heaptid)
 
 	entry = meta.entryLevel >= 0 ?
 		HnswRefFromTid(meta.entryBlkno, meta.entryOffno) : HNSW_INVALID_REF;
-	HnswFindNeighbours(g, vec, level, entry, meta.entryLevel, &nb);
+	HnswFindNeighbors(g, vec, level, entry, meta.entryLevel, &nb);
 
 	dup = HnswFindDuplicate(g, vec, &nb);
 	if (dup < 0 || !add_heaptid(pg, &nb.layer0[dup], vec, heaptid))

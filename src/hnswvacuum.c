@@ -11,11 +11,11 @@
  *		of the highest level.
  *	 2. barrier: take HNSW_UPDATE_LOCK exclusively once, which waits for
  *		every insert that may have chosen a now-deleted element as a
- *		neighbour before it was flagged; replace a deleted entry point.
+ *		neighbor before it was flagged; replace a deleted entry point.
  *	 3. repair: every live element that links to a deleted one gets new
- *		neighbours on that layer from what the deleted ones link to and,
+ *		neighbors on that layer from what the deleted ones link to and,
  *		if it lost most of them, from a search (hnswgraph.c); the new
- *		neighbours link back to it.  Inserts run meanwhile and never link
+ *		neighbors link back to it.  Inserts run meanwhile and never link
  *		to a deleted element.
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
@@ -59,7 +59,7 @@ typedef struct HnswVacuumState
 	int64		newlyDeleted;
 	HnswRef		best;			/* live element of the highest level */
 	int			bestLevel;
-	int64		repaired;		/* element layers given new neighbours */
+	int64		repaired;		/* element layers given new neighbors */
 	MemoryContext tmpCtx;
 } HnswVacuumState;
 
@@ -291,7 +291,7 @@ pass_barrier(HnswVacuumState *vs)
 }
 
 /*
- * Give element e new neighbours on a layer whose list holds deleted ones,
+ * Give element e new neighbors on a layer whose list holds deleted ones,
  * and link them back to e.  The list is written only over what it was
  * computed from; when inserts keep changing it, the deleted members are at
  * least filtered out, so no live element is left pointing at a slot pass 4
@@ -316,7 +316,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 
 	for (int attempt = 0; attempt <= HNSW_REPAIR_RETRIES && !done; attempt++)
 	{
-		ncur = g->ops->neighbours(g, e, layer, cur);
+		ncur = g->ops->neighbors(g, e, layer, cur);
 		nkeep = nlost = 0;
 		for (int i = 0; i < ncur; i++)
 		{
@@ -330,21 +330,21 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 
 		if (attempt < HNSW_REPAIR_RETRIES)
 		{
-			n = HnswRepairNeighbours(g, e, evec, layer, keep, nkeep,
+			n = HnswRepairNeighbors(g, e, evec, layer, keep, nkeep,
 									 lost, nlost,
 									 HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
 									 meta->entryLevel, &out);
 			for (int i = 0; i < n; i++)
 				refs[i] = out[i].ref;
-			done = HnswPageReplaceLayer(pg, e->loc, layer, cur, ncur, refs, n);
+			done = HnswPageReplaceLayer(pg, e->neighborsAt, layer, cur, ncur, refs, n);
 		}
 		else
 		{
 			/* last resort: just drop the deleted members */
-			while (!HnswPageReplaceLayer(pg, e->loc, layer, cur, ncur, keep, nkeep))
+			while (!HnswPageReplaceLayer(pg, e->neighborsAt, layer, cur, ncur, keep, nkeep))
 			{
 				CHECK_FOR_INTERRUPTS();
-				ncur = g->ops->neighbours(g, e, layer, cur);
+				ncur = g->ops->neighbors(g, e, layer, cur);
 				nkeep = 0;
 				for (int i = 0; i < ncur; i++)
 				{
@@ -360,9 +360,9 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 	vs->repaired++;
 
 	/*
-	 * The new neighbours link back, as they would to a new element, and as
+	 * The new neighbors link back, as they would to a new element, and as
 	 * for a new element (HnswLinkBack) the nearest must keep e on layer 0
-	 * if none does: e's links from its old neighbourhood may be gone, and
+	 * if none does: e's links from its old neighborhood may be gone, and
 	 * those left may come from afar, where no search for e's vector looks.
 	 */
 	for (int i = 0; i < n; i++)
@@ -426,9 +426,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 			if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
 				continue;
 			elems[nelems].ref = HnswRefFromTid(blkno, off);
-			elems[nelems].loc =
-				HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
-							   ItemPointerGetOffsetNumber(&etup->neighbortid));
+			elems[nelems].neighborsAt = HnswRefFromItemPointer(&etup->neighbortid);
 			elems[nelems].dist = 0;
 			elems[nelems].deleted = false;
 			levels[nelems++] = etup->level;
@@ -444,7 +442,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 			for (int lc = Min(levels[i], meta.entryLevel); lc >= 0; lc--)
 			{
 				HnswRef		cur[2 * HNSW_MAX_M];
-				int			ncur = g->ops->neighbours(g, &elems[i], lc, cur);
+				int			ncur = g->ops->neighbors(g, &elems[i], lc, cur);
 				bool		affected;
 
 				/*
@@ -460,7 +458,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 				if (!affected)
 					continue;
 				if (evec == NULL)
-					evec = g->ops->vector(g, &elems[i]);
+					evec = g->ops->element_vector(g, &elems[i]);
 				repair_layer(vs, pg, &elems[i], evec, lc, &meta);
 			}
 			MemoryContextSwitchTo(old);

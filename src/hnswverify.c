@@ -15,14 +15,14 @@
  * covering the tuple space exactly: our pages only ever append tuples that
  * keep their size for life), then each tuple.  What the later checks need
  * goes into memory: per element its TID, level, flags, heap TIDs and the
- * TIDs of its neighbour tuple and first duplicate tuple; per neighbour
+ * TIDs of its neighbor tuple and first duplicate tuple; per neighbor
  * tuple its layer-0 list and its upper-layer lists; per duplicate tuple
  * its heap TIDs and the next of its chain.  Duplicate tuples must sit on
  * duplicate pages and nothing else there.  Then, in memory: every element
- * owns exactly one neighbour tuple, of the size its level asks for, and a
+ * owns exactly one neighbor tuple, of the size its level asks for, and a
  * duplicate chain no other element shares and that does not loop; an
  * element has heap TIDs (its own or its chain's) unless flagged deleted or
- * free, and then has none; every neighbour
+ * free, and then has none; every neighbor
  * reference is an element tuple on a valid page, not the element itself,
  * of level >= the layer it is linked on; no heap TID is held twice; the
  * metapage's entry point is an element of exactly the entry level; and,
@@ -44,9 +44,9 @@
  * back.  What inserts can still do meanwhile is append elements (to pages
  * already read or pages beyond the block count sampled at the start),
  * merge heap TIDs into existing elements and duplicate tuples, put a new
- * duplicate tuple at the head of a chain, rewrite neighbour lists in
+ * duplicate tuple at the head of a chain, rewrite neighbor lists in
  * place, and reuse an element freed by an earlier vacuum.  So whenever a
- * check fails against the map (a reference to an element or neighbour
+ * check fails against the map (a reference to an element or neighbor
  * tuple the map does not have, or whose level is too low), the page in
  * question is read again and the check is made on what is there now; only
  * a failure that stands on the current page is reported.  The entry point
@@ -103,7 +103,7 @@ extern PGDLLEXPORT Datum tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS);
 typedef struct VElem
 {
 	HnswRef		ref;			/* where it is */
-	HnswRef		ntid;			/* its neighbour tuple */
+	HnswRef		ntid;			/* its neighbor tuple */
 	HnswRef		duptid;			/* its first duplicate tuple, or invalid */
 	int32		ntup;			/* index in ntups[], -1 until paired */
 	uint8		level;
@@ -111,7 +111,7 @@ typedef struct VElem
 	uint8		ntids;
 } VElem;
 
-/* A neighbour tuple as the walk (or a re-read) saw it */
+/* A neighbor tuple as the walk (or a re-read) saw it */
 typedef struct VNtup
 {
 	HnswRef		ref;
@@ -147,14 +147,14 @@ typedef struct VHeapTid
 	int32		elem;
 } VHeapTid;
 
-/* An element or neighbour tuple met outside the walk (a re-read) */
+/* An element or neighbor tuple met outside the walk (a re-read) */
 typedef struct VLate
 {
 	HnswRef		ref;			/* hash key */
 	uint8		type;			/* HNSW_*_TUPLE */
 	uint8		level;			/* element */
 	uint8		flags;
-	int32		index;			/* neighbour or duplicate tuple: in ntups[]/dups[] */
+	int32		index;			/* neighbor or duplicate tuple: in ntups[]/dups[] */
 } VLate;
 
 /* A growable array in the verifier's memory context */
@@ -173,7 +173,7 @@ typedef struct VerifyState
 	const char *name;			/* the index's name, for messages */
 	int			dim;
 	int			m;
-	int			maxLevel;		/* highest level whose neighbour tuple fits */
+	int			maxLevel;		/* highest level whose neighbor tuple fits */
 	bool		normalized;		/* cosine: stored vectors have norm 1 */
 	BlockNumber nblocks;		/* sampled when the walk starts */
 	BlockNumber nblocksNow;		/* the latest look at the relation's size */
@@ -210,7 +210,7 @@ typedef struct VerifyState
 
 /* What the walk found a block to be */
 #define PAGE_NEW		0		/* all zeros */
-#define PAGE_ELEMENTS	1		/* element and neighbour tuples */
+#define PAGE_ELEMENTS	1		/* element and neighbor tuples */
 #define PAGE_DUPLICATES	2		/* duplicate tuples */
 
 static void corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
@@ -508,7 +508,7 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 						etup->ntids);
 	if (!index_tid_ok(vs, &etup->neighbortid))
 		corrupted(vs, blkno, off,
-				  "The element's neighbour tuple TID (%u,%u) is not a valid index TID.",
+				  "The element's neighbor tuple TID (%u,%u) is not a valid index TID.",
 				  ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
 				  ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
 	if (!tid_is_unused(&etup->duptid) && !index_tid_ok(vs, &etup->duptid))
@@ -534,13 +534,13 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 }
 
 /*
- * Check the neighbour tuple at an offset of a page copy whose line
+ * Check the neighbor tuple at an offset of a page copy whose line
  * pointers are known to be sound, and return it.  Each layer's list must
  * be packed at the front of its slots, every entry a valid index TID, no
  * entry twice.
  */
 static HnswNeighborTuple
-check_neighbours(VerifyState *vs, Page page, BlockNumber blkno,
+check_neighbors(VerifyState *vs, Page page, BlockNumber blkno,
 				 OffsetNumber off)
 {
 	ItemId		itemid = PageGetItemId(page, off);
@@ -548,20 +548,20 @@ check_neighbours(VerifyState *vs, Page page, BlockNumber blkno,
 	int			level;
 
 	if (ItemIdGetLength(itemid) < offsetof(HnswNeighborTupleData, slots))
-		corrupted(vs, blkno, off, "The neighbour tuple is only %u bytes long.",
+		corrupted(vs, blkno, off, "The neighbor tuple is only %u bytes long.",
 				  ItemIdGetLength(itemid));
 	level = ntup->nslots / vs->m - 2;
 	if (ntup->nslots % vs->m != 0 || level < 0 || level > vs->maxLevel)
 		corrupted(vs, blkno, off,
-				  "The neighbour tuple has %u slots, not (level + 2) * m for m = %d and a level from 0 to %d.",
+				  "The neighbor tuple has %u slots, not (level + 2) * m for m = %d and a level from 0 to %d.",
 				  ntup->nslots, vs->m, vs->maxLevel);
 	if (ItemIdGetLength(itemid) != HNSW_NEIGHBOR_TUPLE_SIZE(level, vs->m))
 		corrupted(vs, blkno, off,
-				  "The neighbour tuple is %u bytes long, expected %zu for %u slots.",
+				  "The neighbor tuple is %u bytes long, expected %zu for %u slots.",
 				  ItemIdGetLength(itemid),
 				  HNSW_NEIGHBOR_TUPLE_SIZE(level, vs->m), ntup->nslots);
 	if (ntup->unused != 0)
-		corrupted(vs, blkno, off, "The neighbour tuple's padding is 0x%02x, not 0.",
+		corrupted(vs, blkno, off, "The neighbor tuple's padding is 0x%02x, not 0.",
 				  ntup->unused);
 	for (int layer = 0; layer <= level; layer++)
 	{
@@ -637,8 +637,7 @@ record_duplicate(VerifyState *vs, HnswDuplicateTuple dtup, HnswRef ref)
 
 	d->ref = ref;
 	d->next = tid_is_unused(&dtup->next) ? HNSW_INVALID_REF :
-		HnswRefFromTid(ItemPointerGetBlockNumber(&dtup->next),
-					   ItemPointerGetOffsetNumber(&dtup->next));
+		HnswRefFromItemPointer(&dtup->next);
 	d->tidstart = vs->duptids.count;
 	d->ntids = dtup->ntids;
 	d->chained = false;
@@ -647,9 +646,9 @@ record_duplicate(VerifyState *vs, HnswDuplicateTuple dtup, HnswRef ref)
 	return vs->dups.count - 1;
 }
 
-/* Keep a checked neighbour tuple's lists in memory; returns its index */
+/* Keep a checked neighbor tuple's lists in memory; returns its index */
 static int64
-record_neighbours(VerifyState *vs, HnswNeighborTuple ntup, HnswRef ref)
+record_neighbors(VerifyState *vs, HnswNeighborTuple ntup, HnswRef ref)
 {
 	VNtup	   *v = varray_push(&vs->ntups);
 	int			level = ntup->nslots / vs->m - 2;
@@ -764,7 +763,7 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	*meta = *m;
 }
 
-/* Highest level whose neighbour tuple fits a page (as hnswgraph.c decides) */
+/* Highest level whose neighbor tuple fits a page (as hnswgraph.c decides) */
 static int
 max_level_for(int m)
 {
@@ -813,11 +812,9 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 			VElem	   *e = varray_push(&vs->elems);
 
 			e->ref = ref;
-			e->ntid = HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
-									 ItemPointerGetOffsetNumber(&etup->neighbortid));
+			e->ntid = HnswRefFromItemPointer(&etup->neighbortid);
 			e->duptid = tid_is_unused(&etup->duptid) ? HNSW_INVALID_REF :
-				HnswRefFromTid(ItemPointerGetBlockNumber(&etup->duptid),
-							   ItemPointerGetOffsetNumber(&etup->duptid));
+				HnswRefFromItemPointer(&etup->duptid);
 			e->ntup = -1;
 			e->level = etup->level;
 			e->flags = etup->flags;
@@ -835,9 +832,9 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 				vs->maxLevelSeen = Max(vs->maxLevelSeen, etup->level);
 		}
 		else if (type == HNSW_NEIGHBOR_TUPLE)
-			record_neighbours(vs, check_neighbours(vs, page, blkno, off), ref);
+			record_neighbors(vs, check_neighbors(vs, page, blkno, off), ref);
 		else
-			corrupted(vs, blkno, off, "The tuple has type %u, not %u (element), %u (neighbours) or %u (duplicates).",
+			corrupted(vs, blkno, off, "The tuple has type %u, not %u (element), %u (neighbors) or %u (duplicates).",
 					  type, HNSW_ELEMENT_TUPLE, HNSW_NEIGHBOR_TUPLE,
 					  HNSW_DUPLICATE_TUPLE);
 	}
@@ -878,7 +875,7 @@ find_elem(VerifyState *vs, HnswRef ref)
 	return find_in_walk(vs, vs->elemStart, &vs->elems, vs->elems.count, ref);
 }
 
-/* Index of the walk's neighbour tuple at ref, or -1 */
+/* Index of the walk's neighbor tuple at ref, or -1 */
 static inline int64
 find_ntup(VerifyState *vs, HnswRef ref)
 {
@@ -934,7 +931,7 @@ reread(VerifyState *vs, HnswRef ref, uint8 want)
 		late->flags = etup->flags;
 	}
 	else if (want == HNSW_NEIGHBOR_TUPLE)
-		late->index = record_neighbours(vs, check_neighbours(vs, page, blkno, off),
+		late->index = record_neighbors(vs, check_neighbors(vs, page, blkno, off),
 										ref);
 	else
 		late->index = record_duplicate(vs, check_duplicate(vs, page, blkno, off),
@@ -967,20 +964,19 @@ element_level(VerifyState *vs, HnswRef ref, bool fresh)
 }
 
 /*
- * Check a reference from element e (its neighbour tuple nt) on a layer:
+ * Check a reference from element e (its neighbor tuple nt) on a layer:
  * an element tuple, not e itself, of level >= layer.
  */
 static void
 check_reference(VerifyState *vs, const VElem *e, const VNtup *nt,
 				ItemPointer tid, int layer)
 {
-	HnswRef		ref = HnswRefFromTid(ItemPointerGetBlockNumber(tid),
-									 ItemPointerGetOffsetNumber(tid));
+	HnswRef		ref = HnswRefFromItemPointer(tid);
 	int			level;
 
 	if (ref == e->ref)
 		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
-				  "The element at (%u,%u) is its own neighbour on layer %d.",
+				  "The element at (%u,%u) is its own neighbor on layer %d.",
 				  HnswRefBlock(e->ref), HnswRefOffset(e->ref), layer);
 	level = element_level(vs, ref, false);
 	if (level >= 0 && level < layer)
@@ -998,7 +994,7 @@ check_reference(VerifyState *vs, const VElem *e, const VNtup *nt,
 }
 
 /*
- * Give every element its neighbour tuple (one of its own, of the size its
+ * Give every element its neighbor tuple (one of its own, of the size its
  * level asks for) and check the references in it.
  */
 static void
@@ -1020,7 +1016,7 @@ check_graph(VerifyState *vs)
 				late = reread(vs, e->ntid, HNSW_NEIGHBOR_TUPLE);
 			if (late == NULL)
 				corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-						  "The element's neighbour tuple TID (%u,%u) does not point to a neighbour tuple.",
+						  "The element's neighbor tuple TID (%u,%u) does not point to a neighbor tuple.",
 						  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid));
 			n = late->index;
 		}
@@ -1030,13 +1026,13 @@ check_graph(VerifyState *vs)
 			VElem	   *other = VITEM(vs->elems, VElem, nt->owner);
 
 			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-					  "The element shares its neighbour tuple (%u,%u) with the element at (%u,%u).",
+					  "The element shares its neighbor tuple (%u,%u) with the element at (%u,%u).",
 					  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid),
 					  HnswRefBlock(other->ref), HnswRefOffset(other->ref));
 		}
 		if (nt->nslots != (e->level + 2) * vs->m)
 			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-					  "The element has level %u, but its neighbour tuple (%u,%u) has %u slots, not %d.",
+					  "The element has level %u, but its neighbor tuple (%u,%u) has %u slots, not %d.",
 					  e->level, HnswRefBlock(e->ntid), HnswRefOffset(e->ntid),
 					  nt->nslots, (e->level + 2) * vs->m);
 		nt->owner = i;
@@ -1156,7 +1152,7 @@ check_entry(VerifyState *vs, HnswMetaPageData *meta)
 }
 
 /*
- * Add to the walk's queue the elements of the map that a neighbour tuple
+ * Add to the walk's queue the elements of the map that a neighbor tuple
  * links to on a layer and that the walk has not met yet.  References to
  * elements the map does not have (added while the walk ran) are skipped.
  */
@@ -1181,8 +1177,7 @@ enqueue_links(VerifyState *vs, const VNtup *nt, int layer, bool *seen,
 				continue;
 			tid = &u->tid;
 		}
-		t = find_elem(vs, HnswRefFromTid(ItemPointerGetBlockNumber(tid),
-										 ItemPointerGetOffsetNumber(tid)));
+		t = find_elem(vs, HnswRefFromItemPointer(tid));
 		if (t >= 0 && !seen[t])
 		{
 			seen[t] = true;
@@ -1192,11 +1187,11 @@ enqueue_links(VerifyState *vs, const VNtup *nt, int layer, bool *seen,
 }
 
 /*
- * The neighbour tuple of an entry point that the walk did not see (an
+ * The neighbor tuple of an entry point that the walk did not see (an
  * insert made it the entry point meanwhile), read once more, or NULL.
  */
 static VNtup *
-late_entry_neighbours(VerifyState *vs, HnswRef entry)
+late_entry_neighbors(VerifyState *vs, HnswRef entry)
 {
 	VLate	   *late = hash_search(vs->late, &entry, HASH_FIND, NULL);
 	Page		page = vs->page.data;
@@ -1210,8 +1205,7 @@ late_entry_neighbours(VerifyState *vs, HnswRef entry)
 	check_page_header(vs, page, blkno);
 	check_line_pointers(vs, page, blkno);
 	etup = check_element(vs, page, blkno, HnswRefOffset(entry));
-	lnt = reread(vs, HnswRefFromTid(ItemPointerGetBlockNumber(&etup->neighbortid),
-									ItemPointerGetOffsetNumber(&etup->neighbortid)),
+	lnt = reread(vs, HnswRefFromItemPointer(&etup->neighbortid),
 				 HNSW_NEIGHBOR_TUPLE);
 	return lnt != NULL ? VITEM(vs->ntups, VNtup, lnt->index) : NULL;
 }
@@ -1300,7 +1294,7 @@ count_unreachable(VerifyState *vs, const HnswMetaPageData *meta)
 	queue = palloc_extended(Max(n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
 	entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
 	if (find_elem(vs, entry) < 0)
-		lateNt = late_entry_neighbours(vs, entry);
+		lateNt = late_entry_neighbors(vs, entry);
 
 	/*
 	 * Layers above the entry level have no entry: a live element there

@@ -88,7 +88,7 @@ def parse_args():
     ap.add_argument("--clusters", type=int, help="clusters of generated datasets")
     ap.add_argument("--seed", type=int, default=42, help="seed of generated datasets")
     ap.add_argument("--queries", type=int, help="queries (default 1000; 200 with --quick)")
-    ap.add_argument("--k", type=int, default=10, help="neighbours per query (recall@k)")
+    ap.add_argument("--k", type=int, default=10, help="neighbors per query (recall@k)")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=64)
     ap.add_argument("--ef", default="10,15,20,30,40,60,80,120,160",
@@ -423,7 +423,7 @@ def best_at(recalls, qps, threshold):
 
 def interpolated_at(recalls, qps, threshold):
     """QPS at exactly threshold on the straight line between the two
-    neighbouring ef_search points whose recalls straddle it, or None when no
+    neighboring ef_search points whose recalls straddle it, or None when no
     pair does. Used on the published figures: a finer sweep of ours against
     their coarse one would otherwise flatter us."""
     pts = sorted(recalls)

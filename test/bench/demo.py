@@ -7,7 +7,7 @@ PGDATABASE). This program only talks to the server the libpq environment
 names: it loads the 60,000 training images into a table, builds the index
 with a progress bar, and reports load and build time, index size, a query
 plan, recall@10 and queries per second at several hnsw.ef_search values,
-and one example query with its neighbours' labels.
+and one example query with its neighbors' labels.
 """
 
 import argparse

@@ -378,7 +378,7 @@ def _knn_worker_init():
 
 
 def exact_knn(data, queries, k, metric, label="ground truth", workers=None, prune=True):
-    """Exact k nearest neighbours over blocks of queries, in `workers`
+    """Exact k nearest neighbors over blocks of queries, in `workers`
     processes (default: one per core). Returns (ids, distances) of shape
     (nq, k), ids as int64, distances as in _true_distances, ties broken by
     id. With prune (and data whose top principal directions carry most of
@@ -464,11 +464,11 @@ def ground_truth(ds, k, cache_dir=None):
 
 
 class RecallCheck:
-    """Recall@k of approximate results against the exact neighbours.
+    """Recall@k of approximate results against the exact neighbors.
 
-    Tie-aware: a returned row counts if it is one of the k true neighbours
+    Tie-aware: a returned row counts if it is one of the k true neighbors
     or if its exact distance is no larger than the k-th true distance (so a
-    duplicate of a true neighbour is not a miss). Each row counts once.
+    duplicate of a true neighbor is not a miss). Each row counts once.
     It also records oddities: fewer than k rows, the same id twice."""
 
     def __init__(self, ds, gt_ids, gt_dists, k):

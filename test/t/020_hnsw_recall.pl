@@ -6,7 +6,7 @@
 # query vectors from the same distribution, all generated deterministically
 # in SQL.  The exact top 10 of each query comes from a sequential scan; the
 # index's top 10 at hnsw.ef_search = 100 must contain at least 99% of them
-# (97% for inner product, whose nearest neighbours are not near in the
+# (97% for inner product, whose nearest neighbors are not near in the
 # graph's sense).  hnsw_verify checks each index's structure and that it
 # holds every row.
 use strict;

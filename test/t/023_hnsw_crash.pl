@@ -7,7 +7,7 @@
 # synced rather than logged) and once with wal_level = replica.
 #
 # 16 dimensions, not 32: in 32-dimensional gaussian clusters a few rows in
-# 10,000 are outliers that no neighbour list keeps (their in-degree in the
+# 10,000 are outliers that no neighbor list keeps (their in-degree in the
 # graph is 0, with a sequential build as much as here), so "every row is
 # found" would test the data rather than this file's subject.
 use strict;

@@ -22,7 +22,7 @@ hnsw_setup_data($node, dim => 16, clusters => 30, seed => 0.25);
 
 #------------------------------------------------------------------------
 # 1. A row that is an outlier of its cluster is never found, not even by a
-# search with its own vector at ef_search 1000: no neighbour list keeps a
+# search with its own vector at ef_search 1000: no neighbor list keeps a
 # link to it, and hnsw_verify counts its element unreachable.  The data
 # are those of 020_hnsw_recall.pl (10,000 rows of 32 dimensions in 30
 # gaussian clusters); each of row 6886's 8 nearest rows has at least 125
@@ -98,7 +98,7 @@ CREATE INDEX t_v_idx ON t USING hnsw (v $opclass);
 # 40 and 100.  Once an open defect: 1.0 in about half the runs, 0.97 to
 # 0.997 in the others, and with one cluster deleted down to 0.86.  An
 # insert that descended greedily, one element per layer, could end in a
-# neighbouring cluster and link only into it; since inserts keep
+# neighboring cluster and link only into it; since inserts keep
 # HNSW_INSERT_DESCENT_EF elements per layer on the way down (ec11354, the
 # likely fix), 15 runs of 15 gave 1.0 in both rounds at both ef_search.
 #------------------------------------------------------------------------

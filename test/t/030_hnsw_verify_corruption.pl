@@ -7,9 +7,9 @@
 # overwritten (fixed seed) replaces it, the server starts, and:
 #   - hnsw_verify(index, true) must report an error for damage that always
 #     breaks an invariant (line pointers, page header fields, element headers,
-#     neighbour and duplicate tuple TIDs, heap TIDs, duplicate tuples, the
+#     neighbor and duplicate tuple TIDs, heap TIDs, duplicate tuples, the
 #     metapage's identity); for damage
-#     that may leave a valid index (a vector's floats, a neighbour slot that
+#     that may leave a valid index (a vector's floats, a neighbor slot that
 #     still names an element, random bytes, hint fields) it may return
 #     normally, and how often it notices is counted;
 #   - index scans and inserts on the damaged index must either succeed or
@@ -101,33 +101,33 @@ sub page_items
 	return @items;
 }
 
-my (@elements, @neighbours, @duplicates);
+my (@elements, @neighbors, @duplicates);
 for my $blk (1 .. $nblocks - 1)
 {
 	for my $it (page_items($blk))
 	{
 		$it->{blk} = $blk;
 		push @elements, $it if $it->{type} == 1;
-		push @neighbours, $it if $it->{type} == 2;
+		push @neighbors, $it if $it->{type} == 2;
 		push @duplicates, $it if $it->{type} == 3;
 	}
 }
 note(scalar(@elements) . ' element tuples, '
-	  . scalar(@neighbours) . ' neighbour tuples, '
+	  . scalar(@neighbors) . ' neighbor tuples, '
 	  . scalar(@duplicates) . ' duplicate tuples');
 die 'no duplicate tuples to damage' unless @duplicates;
 
-# The offsets above must still be hnsw.h's: every element's neighbour TID
-# names a neighbour tuple, and the page's special space has our page id.
+# The offsets above must still be hnsw.h's: every element's neighbor TID
+# names a neighbor tuple, and the page's special space has our page id.
 {
-	my %type_at = map { ("$_->{blk},$_->{lp}" => $_->{type}) } @elements, @neighbours;
+	my %type_at = map { ("$_->{blk},$_->{lp}" => $_->{type}) } @elements, @neighbors;
 	for my $e (@elements)
 	{
 		my ($hi, $lo, $posid) =
 		  unpack('vvv', substr($e->{page}, $e->{off} + $ELEM{neighbortid}, 6));
 		my $blk = ($hi << 16) | $lo;
 		my $lp = 24 + 4 * ($posid - 1);
-		die "the element layout changed (neighbour TID at byte $ELEM{neighbortid}"
+		die "the element layout changed (neighbor TID at byte $ELEM{neighbortid}"
 		  . " of the element at block $e->{blk} is ($blk,$posid)): update %ELEM"
 		  unless ($type_at{"$blk,$lp"} // 0) == 2;
 	}
@@ -160,7 +160,7 @@ my %kinds = (
 	},
 	# a used line pointer
 	linepointer => sub {
-		my $it = pick(@elements, @neighbours);
+		my $it = pick(@elements, @neighbors);
 		my $pos = $it->{blk} * $BLCKSZ + $it->{lp} + int(rand(4));
 		return ([ [ $pos, other_byte($pos) ] ],
 			"line pointer at block $it->{blk} byte " . ($pos % $BLCKSZ), 1);
@@ -192,13 +192,13 @@ my %kinds = (
 		return ([ [ $pos, other_byte($pos) ] ],
 			"heap TID byte $f of element at block $it->{blk}", 1);
 	},
-	# an element's neighbour tuple TID or first duplicate tuple TID
+	# an element's neighbor tuple TID or first duplicate tuple TID
 	neighbortid => sub {
 		my $it = pick(@elements);
 		my $f = $ELEM{neighbortid} + int(rand($ELEM{vec} - 2 - $ELEM{neighbortid}));
 		my $pos = $it->{blk} * $BLCKSZ + $it->{off} + $f;
 		return ([ [ $pos, other_byte($pos) ] ],
-			"neighbour/duplicate TID byte $f of element at block $it->{blk}", 1);
+			"neighbor/duplicate TID byte $f of element at block $it->{blk}", 1);
 	},
 	# a duplicate tuple: header, next, heap TIDs
 	duptuple => sub {
@@ -208,22 +208,22 @@ my %kinds = (
 		return ([ [ $pos, other_byte($pos) ] ],
 			"duplicate tuple byte $f at block $it->{blk} offset $it->{off}", 1);
 	},
-	# nslots or a neighbour slot: random bytes, or a whole slot rewritten to
+	# nslots or a neighbor slot: random bytes, or a whole slot rewritten to
 	# a plausible TID (a block of the index, a small offset)
 	slot => sub {
-		my $it = pick(@neighbours);
+		my $it = pick(@neighbors);
 		my $nslots = unpack('v', substr($it->{page}, $it->{off} + 2, 2));
 		my $base = $it->{blk} * $BLCKSZ + $it->{off};
 		if (rand() < 0.5)
 		{
 			my $f = 2 + int(rand(2 + 6 * $nslots));
 			return ([ [ $base + $f, other_byte($base + $f) ] ],
-				"neighbour tuple byte $f at block $it->{blk}", 0);
+				"neighbor tuple byte $f at block $it->{blk}", 0);
 		}
 		my $s = int(rand($nslots));
 		my $tid = pack('vvv', 0, random_data_block(), 1 + int(rand(40)));
 		return ([ map { [ $base + 4 + 6 * $s + $_, substr($tid, $_, 1) ] } 0 .. 5 ],
-			"neighbour slot $s at block $it->{blk} set to a plausible TID", 0);
+			"neighbor slot $s at block $it->{blk} set to a plausible TID", 0);
 	},
 	# a vector's floats: invisible unless they stop being finite numbers
 	vector => sub {
@@ -374,21 +374,21 @@ is(scalar(@failures), 0,
 	'damage that breaks an invariant is reported, and nothing crashes or hangs')
   or diag(join("\n", @failures));
 
-# A known defect, kept visible: a neighbour slot naming block 0xFFFFFFFF
+# A known defect, kept visible: a neighbor slot naming block 0xFFFFFFFF
 # (InvalidBlockNumber, that is P_NEW) with a valid offset.  hnsw_verify
 # reports it; the scan and insert paths crashed the backend with it.
 {
 	my $tid = pack('vvv', 0xFFFF, 0xFFFF, 1);
 	my @damage;
-	for my $nt (@neighbours)
+	for my $nt (@neighbors)
 	{
 		my $p = $nt->{blk} * $BLCKSZ + $nt->{off} + 4;
 		push @damage, map { [ $p + $_, substr($tid, $_, 1) ] } 0 .. 5;
 	}
 	my $out = trial('invalidblock', \@damage,
-		'slot 0 of every neighbour tuple := (4294967295,1)');
+		'slot 0 of every neighbor tuple := (4294967295,1)');
 	is($out->{verify}, 'error',
-		'hnsw_verify reports a neighbour slot naming block 4294967295');
+		'hnsw_verify reports a neighbor slot naming block 4294967295');
   TODO:
 	{
 		local $TODO = 'read_buffer() in hnswpage.c: blkno + 1 overflows, ReadBuffer(P_NEW)';
@@ -414,8 +414,8 @@ is(scalar(@failures), 0,
 	my ($hi, $lo, $posid) =
 	  unpack('vvv', substr($entry->{page}, $entry->{off} + $ELEM{neighbortid}, 6));
 	my $nblk = ($hi << 16) | $lo;
-	my ($nt) = grep { $_->{blk} == $nblk && $_->{lp} == 24 + 4 * ($posid - 1) } @neighbours;
-	die "no neighbour tuple at ($nblk,$posid)" unless $nt;
+	my ($nt) = grep { $_->{blk} == $nblk && $_->{lp} == 24 + 4 * ($posid - 1) } @neighbors;
+	die "no neighbor tuple at ($nblk,$posid)" unless $nt;
 	my $levels = 0;
 	for my $e (@elements)
 	{

@@ -224,7 +224,7 @@ for my $case (@cases)
 	cmp_ok($fresh, '>=', 0.99,
 		"$index rebuilt after the churn: recall\@$K at ef_search 100 >= 0.99");
 	# 0.95, the floor of 052_hnsw_soak.pl for an index under churn.  Since
-	# vacuum's repair pools what the deleted neighbours linked to, l2 has
+	# vacuum's repair pools what the deleted neighbors linked to, l2 has
 	# given 0.999 to 1.000 here and cosine 0.997 to 0.998 (5 runs), against
 	# 0.994 to 1.000 rebuilt; before it, l2 kept 0.984 to 0.986 and cosine
 	# only 0.945 to 0.974.

@@ -30,7 +30,7 @@ my $N = 10000;
 # Queries: on these well-separated clusters the greedy descent through the
 # upper layers ends in the wrong cluster for about 1 query in 800 (of fresh
 # and concurrent builds alike; ef_search 100 on layer 0 cannot climb out),
-# and such a query finds none of its 10 neighbours.  With 100 queries one
+# and such a query finds none of its 10 neighbors.  With 100 queries one
 # such query cost 0.01 of recall and took a run below 0.99 now and then;
 # with 300 it costs 0.0033.
 my $NQ = 300;

@@ -9,7 +9,7 @@
 #      VACUUM had just emptied (the element's flag was never written, and
 #      pass 4 freed the element with the new row in it);
 #   2. every row deleted, new rows inserted while VACUUM runs: they found no
-#      live neighbour, and VACUUM left the index without an entry point;
+#      live neighbor, and VACUUM left the index without an entry point;
 #   3. VACUUM's last pass held the update lock across its cost-based sleeps,
 #      so inserts waited out a throttled VACUUM;
 #   4. a duplicate chain that loops (a damaged index): an insert walked it
