@@ -44,4 +44,5 @@ tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql
 
 # PGXS tracks no header dependencies: every object depends on our headers,
 # so a changed struct never meets a stale object.
-$(OBJS): src/hnsw.h src/vector.h src/distance.h src/floatparse.h
+$(OBJS): src/hnsw.h src/hnswgraph.h src/hnswpage.h src/vector.h src/distance.h \
+	src/floatparse.h

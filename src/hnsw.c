@@ -28,7 +28,6 @@
 #include "fmgr.h"
 #include "optimizer/optimizer.h"
 #include "miscadmin.h"
-#include "storage/bufmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -267,29 +266,15 @@ HnswGetIndexInfo(Relation index)
 		HnswOptions *opts = (HnswOptions *) index->rd_options;
 
 		info->metric = get_metric(index);
-		if (RelationGetNumberOfBlocks(index) > HNSW_METAPAGE_BLKNO)
-		{
-			/*
-			 * A built index keeps the layout it was built with: ALTER INDEX
-			 * SET (m = ...) only applies to the next build, and ALTER TABLE
-			 * ... ALTER COLUMN ... TYPE vector, which drops the column's
-			 * dimensions, keeps the index and its vectors as they are.
-			 */
-			HnswMetaPageData meta;
 
-			HnswReadMeta(index, &meta);
-			if (meta.dimensions < 1 || meta.dimensions > HNSW_MAX_DIM)
-				ereport(ERROR,
-						(errcode(ERRCODE_INDEX_CORRUPTED),
-						 errmsg("index \"%s\" has %u dimensions in its metapage",
-								RelationGetRelationName(index),
-								meta.dimensions),
-						 errhint("REINDEX the index.")));
-			info->dimensions = meta.dimensions;
-			info->m = meta.m;
-			info->efConstruction = meta.efConstruction;
-		}
-		else
+		/*
+		 * A built index keeps the layout it was built with: ALTER INDEX SET
+		 * (m = ...) only applies to the next build, and ALTER TABLE ...
+		 * ALTER COLUMN ... TYPE vector, which drops the column's dimensions,
+		 * keeps the index and its vectors as they are.
+		 */
+		if (!HnswReadBuiltOptions(index, &info->dimensions, &info->m,
+								  &info->efConstruction))
 		{
 			/* -1 for a column without them: the build counts the rows' */
 			info->dimensions =

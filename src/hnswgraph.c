@@ -21,7 +21,7 @@
 #include "utils/float.h"
 #include "utils/memutils.h"
 
-#include "hnsw.h"
+#include "hnswgraph.h"
 
 /*
  * Neighbors chosen for a new element on a layer.  hnswlib's choice: m on
@@ -239,10 +239,13 @@ typedef struct CandidateVector
 
 /* The graph ------------------------------------------------------------- */
 
-/* Set up a graph over some storage */
+/*
+ * Set up a graph over some storage, whose elements have at most maxLevel
+ * layers above layer 0 (the storage's room for their lists decides).
+ */
 void
 HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops, DistanceKernel dist,
-			  int dim, int m, int efConstruction)
+			  int dim, int m, int efConstruction, int maxLevel)
 {
 	g->ops = ops;
 	g->dist = dist;
@@ -251,11 +254,8 @@ HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops, DistanceKernel dist,
 	g->m = m;
 	g->efConstruction = efConstruction;
 	g->ml = 1.0 / log((double) m);
-	g->maxLevel = HNSW_MAX_LEVEL;
-	while (g->maxLevel > 0 &&
-		   HNSW_NEIGHBOR_TUPLE_SIZE(g->maxLevel, m) + sizeof(ItemIdData) >
-		   HNSW_PAGE_CAPACITY)
-		g->maxLevel--;
+	Assert(maxLevel >= 0 && maxLevel <= HNSW_MAX_LEVEL);
+	g->maxLevel = maxLevel;
 	visited_init(&g->visited, CurrentMemoryContext, 1024);
 	heap_init(&g->cand, 256, false);
 	heap_init(&g->found, 256, true);

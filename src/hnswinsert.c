@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "nodes/execnodes.h"
 #include "utils/memutils.h"
 
 #include "hnsw.h"

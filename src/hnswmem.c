@@ -44,7 +44,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnsw.h"
+#include "hnswpage.h"
 
 #define HNSW_MEM_NONE		PG_UINT32_MAX
 
@@ -409,8 +409,10 @@ HnswMemCreate(Relation index, void *area, Size size, Size limit, bool shared,
 	}
 	mg->base = area;
 	mg->area = (HnswMemArea *) area;
+	/* bound for pages: the pages' cap on levels applies */
 	HnswGraphInit(&mg->g, &hnsw_mem_ops, HnswMetricKernel(info->metric, true),
-				  info->dimensions, info->m, info->efConstruction);
+				  info->dimensions, info->m, info->efConstruction,
+				  HnswPageMaxLevel(info->m));
 
 	if (init)
 	{
@@ -576,7 +578,7 @@ HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
 	get_entry(mg, &entry, &entryLevel);
 	HnswFindNeighbors(g, vec, level, entry, entryLevel, &nb);
 
-	/* rows with the same vector share one element (hnsw.h: duplicates) */
+	/* rows with the same vector share one element (hnswpage.h: duplicate tuples) */
 	dup = HnswFindDuplicate(g, vec, &nb);
 	if (dup >= 0)
 		return add_duplicate(mg, nb.layer0[dup].ref, tid);

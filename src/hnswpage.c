@@ -7,7 +7,7 @@
  *	  memory) share.
  *
  * Every change to an existing page is WAL-logged with GenericXLog.  The
- * lock protocol these functions follow is written down in hnsw.h.
+ * lock protocol these functions follow is written down in hnswpage.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,7 +21,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnsw.h"
+#include "hnswpage.h"
 
 /* How often a link into a concurrently changing list is recomputed */
 #define HNSW_LINK_RETRIES	3
@@ -153,6 +153,31 @@ HnswReadMeta(Relation index, HnswMetaPageData *meta)
 	UnlockReleaseBuffer(buf);
 }
 
+/*
+ * The dimensions, m and ef_construction a built index keeps in its
+ * metapage; false for an index that has no metapage yet (being built).
+ */
+bool
+HnswReadBuiltOptions(Relation index, int *dimensions, int *m,
+					 int *efConstruction)
+{
+	HnswMetaPageData meta;
+
+	if (RelationGetNumberOfBlocks(index) <= HNSW_METAPAGE_BLKNO)
+		return false;
+	HnswReadMeta(index, &meta);
+	if (meta.dimensions < 1 || meta.dimensions > HNSW_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has %u dimensions in its metapage",
+						RelationGetRelationName(index), meta.dimensions),
+				 errhint("REINDEX the index.")));
+	*dimensions = meta.dimensions;
+	*m = meta.m;
+	*efConstruction = meta.efConstruction;
+	return true;
+}
+
 /* Report a damaged tuple */
 static void
 tuple_corrupted(Relation index, BlockNumber blkno, OffsetNumber offno,
@@ -239,7 +264,7 @@ HnswGetDuplicate(Relation index, Page page, BlockNumber blkno,
 
 /*
  * Walk the duplicate chain that starts at head, the chain of the element at
- * eblk/eoff, whose page the caller holds locked (hnsw.h, rule 6), so the
+ * eblk/eoff, whose page the caller holds locked (hnswpage.h, rule 6), so the
  * chain cannot change under the walk.  Each tuple is handed to fn on its
  * page, locked in mode (BUFFER_LOCK_SHARE or BUFFER_LOCK_EXCLUSIVE; fn may
  * change an exclusively locked one through GenericXLog on buf); fn returns
@@ -379,6 +404,23 @@ HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
 }
 
 /*
+ * Copy block blkno of the index into copy (BLCKSZ bytes), read under a
+ * share lock and not checked: for the verifier, which checks what it finds
+ * and reports it, and must not fail before it has looked.
+ */
+void
+HnswCopyPage(Relation index, BlockNumber blkno, BufferAccessStrategy strategy,
+			 Page copy)
+{
+	Buffer		buf;
+
+	buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	memcpy(copy, BufferGetPage(buf), BLCKSZ);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
  * A new, exclusively locked page at the end of the index.  The caller
  * initializes it (in a GenericXLog copy, or directly during build).
  */
@@ -387,7 +429,7 @@ HnswNewBuffer(Relation index)
 {
 	Buffer		buf;
 
-	/* nobody else may extend at the same time; see hnsw.h rule 5 */
+	/* nobody else may extend at the same time; see hnswpage.h rule 5 */
 	LockRelationForExtension(index, ExclusiveLock);
 	buf = ReadBuffer(index, P_NEW);
 	UnlockRelationForExtension(index, ExclusiveLock);
@@ -728,7 +770,7 @@ keep_last_link(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
 /*
  * Link q into e's list on a layer.  While the list has room this is one
  * locked append.  A full list is pruned with no lock held, and written
- * only over the very list it was computed from (hnsw.h, rule 3).
+ * only over the very list it was computed from (hnswpage.h, rule 3).
  */
 static bool
 page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
@@ -1365,6 +1407,23 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 	return linked;
 }
 
+/*
+ * The highest level an element of an index with this m may have: its
+ * neighbor tuple must fit an empty page.  The in-memory build caps its
+ * levels so too, since its graph ends up on pages.
+ */
+int
+HnswPageMaxLevel(int m)
+{
+	int			level = HNSW_MAX_LEVEL;
+
+	while (level > 0 &&
+		   HNSW_NEIGHBOR_TUPLE_SIZE(level, m) + sizeof(ItemIdData) >
+		   HNSW_PAGE_CAPACITY)
+		level--;
+	return level;
+}
+
 /* A graph over an index's pages, to search or to change it */
 HnswPageGraph *
 HnswPageGraphCreate(Relation index, bool forSearch)
@@ -1373,8 +1432,10 @@ HnswPageGraphCreate(Relation index, bool forSearch)
 	HnswPageGraph *pg = palloc0(sizeof(HnswPageGraph));
 
 	pg->index = index;
-	HnswGraphInit(&pg->g, &hnsw_page_ops, HnswMetricKernel(info->metric, !forSearch),
-				  info->dimensions, info->m, info->efConstruction);
+	HnswGraphInit(&pg->g, &hnsw_page_ops,
+				  HnswMetricKernel(info->metric, !forSearch),
+				  info->dimensions, info->m, info->efConstruction,
+				  HnswPageMaxLevel(info->m));
 	return pg;
 }
 
@@ -1764,7 +1825,7 @@ add_chain_tid(Relation index, Buffer buf, OffsetNumber offno,
  * Add a heap TID to an element holding exactly vec, if it is live: into
  * its own slots, else into its duplicate chain, which grows by a tuple at
  * its head when full.  Returns false if the element is not (or no longer)
- * such an element.  Lock order: hnsw.h, rule 6.
+ * such an element.  Lock order: hnswpage.h, rule 6.
  */
 static bool
 add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
@@ -1870,7 +1931,7 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 
 /*
  * Insert a vector (prepared for the metric) with its heap TID into the
- * graph on pages (paper Algorithm 1).  Takes HNSW_UPDATE_LOCK as hnsw.h,
+ * graph on pages (paper Algorithm 1).  Takes HNSW_UPDATE_LOCK as hnswpage.h,
  * rule 2, says.
  */
 void

@@ -28,7 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnsw.h"
+#include "hnswpage.h"
 
 typedef struct HnswScanOpaqueData
 {
@@ -203,7 +203,7 @@ walk_element(Relation index, Buffer buf, OffsetNumber offno,
  * The walk: load the heap TIDs of every live element of the next page that
  * has any, each with its duplicate chain; false at the end of the index.
  * One page is read at a time, under a share lock (duplicate pages after
- * it, hnsw.h rule 6).  Rows inserted since the walk began need not be
+ * it, hnswpage.h rule 6).  Rows inserted since the walk began need not be
  * returned: they are not in the scan's snapshot.
  */
 static bool

@@ -3,7 +3,7 @@
  * hnswvacuum.c
  *	  ambulkdelete and amvacuumcleanup for hnsw.
  *
- * ambulkdelete runs four passes (see also the design note in hnsw.h):
+ * ambulkdelete runs four passes (see also the design note in hnswpage.h):
  *
  *	 1. remove heap TIDs: every element drops the heap TIDs the callback
  *		reports dead; an element left with none is flagged DELETED.  The
@@ -39,7 +39,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnsw.h"
+#include "hnswpage.h"
 
 /* How often a repair is recomputed when inserts keep changing the list */
 #define HNSW_REPAIR_RETRIES		3
@@ -475,7 +475,7 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
  * are excluded while elements are flagged, a batch of pages at a time: the
  * pages are read (and pinned) first, and vacuum's cost pauses come between
  * batches, so that inserts never wait out a read or a sleep of vacuum's
- * (hnsw.h, rule 2).
+ * (hnswpage.h, rule 2).
  */
 static int64
 pass_free(HnswVacuumState *vs)

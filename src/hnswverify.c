@@ -79,7 +79,6 @@
 #include "catalog/pg_class.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -89,9 +88,9 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "hnsw.h"
+#include "hnswpage.h"
 
-/* Every element flag hnsw.h defines: each means "no heap TIDs" */
+/* Every element flag hnswpage.h defines: each means "no heap TIDs" */
 #define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)
 
 /* How far a stored cosine vector's squared norm may stray from 1 */
@@ -290,19 +289,13 @@ corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
 static bool
 read_page(VerifyState *vs, BlockNumber blkno)
 {
-	Buffer		buf;
-
 	if (blkno >= vs->nblocksNow)
 	{
 		vs->nblocksNow = RelationGetNumberOfBlocks(vs->index);
 		if (blkno >= vs->nblocksNow)
 			return false;
 	}
-	buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-							 vs->strategy);
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	memcpy(vs->page.data, BufferGetPage(buf), BLCKSZ);
-	UnlockReleaseBuffer(buf);
+	HnswCopyPage(vs->index, blkno, vs->strategy, vs->page.data);
 	return true;
 }
 
@@ -763,19 +756,6 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	*meta = *m;
 }
 
-/* Highest level whose neighbor tuple fits a page (as hnswgraph.c decides) */
-static int
-max_level_for(int m)
-{
-	int			level = HNSW_MAX_LEVEL;
-
-	while (level > 0 &&
-		   HNSW_NEIGHBOR_TUPLE_SIZE(level, m) + sizeof(ItemIdData) >
-		   HNSW_PAGE_CAPACITY)
-		level--;
-	return level;
-}
-
 /* The walk ----------------------------------------------------------------- */
 
 /* Check one data page copy and record what it holds */
@@ -1116,8 +1096,8 @@ check_chains(VerifyState *vs)
 
 /*
  * Check the entry point on a metapage read under HNSW_UPDATE_LOCK in share
- * mode: no insert that raises the top can be half done then (hnsw.h, rule
- * 2).  The entry point must be an element of exactly the entry level.
+ * mode: no insert that raises the top can be half done then (hnswpage.h,
+ * rule 2).  The entry point must be an element of exactly the entry level.
  */
 static void
 check_entry(VerifyState *vs, HnswMetaPageData *meta)
@@ -1567,7 +1547,7 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	check_metapage(vs, &meta);
 	vs->dim = meta.dimensions;
 	vs->m = meta.m;
-	vs->maxLevel = max_level_for(vs->m);
+	vs->maxLevel = HnswPageMaxLevel(vs->m);
 	vs->normalized = HnswGetIndexInfo(index)->metric->normalize;
 
 	vs->nblocks = RelationGetNumberOfBlocks(index);

@@ -31,7 +31,7 @@ my $SEED = $ENV{HNSW_VERIFY_SEED} // 5489;
 my $BLCKSZ = 8192;
 my $DIM = 16;
 
-# The disk format (src/hnsw.h), as byte offsets.
+# The disk format (src/hnswpage.h), as byte offsets.
 my $SPECIAL = $BLCKSZ - 8;    # HnswPageOpaqueData: flags, page_id
 my %ELEM = (heaptids => 4, neighbortid => 58, duptid => 64, vec => 72);
 my $META_SIZE = 100;          # HnswMetaPageData; m ends at byte 14
@@ -117,7 +117,7 @@ note(scalar(@elements) . ' element tuples, '
 	  . scalar(@duplicates) . ' duplicate tuples');
 die 'no duplicate tuples to damage' unless @duplicates;
 
-# The offsets above must still be hnsw.h's: every element's neighbor TID
+# The offsets above must still be hnswpage.h's: every element's neighbor TID
 # names a neighbor tuple, and the page's special space has our page id.
 {
 	my %type_at = map { ("$_->{blk},$_->{lp}" => $_->{type}) } @elements, @neighbors;

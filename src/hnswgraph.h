@@ -1,0 +1,256 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswgraph.h
+ *	  The HNSW algorithm's room: refs, candidates, the interface a storage
+ *	  implements (HnswGraphOps) and the algorithm's API.  Nothing here
+ *	  knows about pages, buffers, WAL or locks.
+ *
+ * DESIGN NOTE: THE ALGORITHM
+ * --------------------------
+ * The index is an HNSW graph (Malkov & Yashunin, "Efficient and robust
+ * approximate nearest neighbor search using Hierarchical Navigable Small
+ * World graphs").  The algorithm lives once, in hnswgraph.c, and works on
+ * any storage that implements HnswGraphOps: hnswmem.c (the graph built in
+ * memory by CREATE INDEX) and hnswpage.c (the graph in buffer pages, used
+ * by inserts, scans and vacuum; see hnswpage.h).  Function comments there
+ * cite the paper's algorithm numbers.
+ *
+ * An element is named by a ref (HnswRef), which only its storage can read:
+ * in memory an element number, on pages the TID of its element tuple.  Each
+ * element has one neighbor list per layer up to its level; layer 0 holds up
+ * to 2m neighbors, the layers above m, laid out one after the other (layer
+ * 0 first) in both storages.  How many layers an element may have is the
+ * storage's to say (a page must hold its lists), and is given to
+ * HnswGraphInit.
+ *
+ * Deleted elements (vacuum flags them before it unlinks them) are still
+ * traversed by searches, so that what only they connected stays connected
+ * until vacuum repairs it, but they are never returned, merged into, or
+ * linked to.
+ *
+ * What a storage promises: distances, neighbor lists and vectors are read
+ * consistently element by element (not as a snapshot of the whole graph);
+ * a damaged element is an error, never garbage; add_link decides with the
+ * heuristic whether a full list takes a new member, holding the list still
+ * in its own way (the in-memory build under the element's lock, the pages
+ * optimistically: hnswpage.h, rule 3).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TINYHNSW_HNSWGRAPH_H
+#define TINYHNSW_HNSWGRAPH_H
+
+#include <math.h>
+
+#include "distance.h"
+
+/* The largest m (the option's upper bound, hnsw.h): fixed arrays hold 2m */
+#define HNSW_MAX_M					100
+
+/* Highest layer an element may be assigned in any storage */
+#define HNSW_MAX_LEVEL				16
+
+/*
+ * How many elements an insert (and vacuum's repair) keeps on each layer
+ * above the ones it links into, on its way down, and how many a scan keeps
+ * on each layer above layer 0, whose search starts from all of them.  The
+ * paper keeps one.  On well-separated clusters a single greedy path now and
+ * then stops in a neighboring cluster: an element inserted from there
+ * links only into that cluster, where no search for its own neighborhood
+ * ever looks, and a scan from there finds only that cluster, its whole
+ * first round at any usual ef_search (and under strict order the rows it
+ * finds later are lost).  Two for scans costs a few percent more distances
+ * and makes such a stop rare (README, Design).
+ */
+#define HNSW_INSERT_DESCENT_EF		4
+#define HNSW_SCAN_DESCENT_EF		2
+
+/*
+ * Vacuum's repair of a list that lost members pools the live elements
+ * reached through the lost: through chains of up to HNSW_REPAIR_HOPS
+ * deleted elements, expanding at most HNSW_REPAIR_WALK of them; it
+ * searches as well only for a list that lost more than it kept
+ * (hnswgraph.c, HnswRepairNeighbors).
+ */
+#define HNSW_REPAIR_HOPS			3
+#define HNSW_REPAIR_WALK			32
+
+/* An element: in memory an element number, on pages its element tuple's TID */
+typedef uint64 HnswRef;
+
+#define HNSW_INVALID_REF		PG_UINT64_MAX
+extern int	HnswRefCmp(const void *a, const void *b);
+
+/* Slots of a layer within an element's lists (the same in both storages) */
+#define HnswLayerCapacity(m, layer)	((layer) == 0 ? 2 * (m) : (m))
+#define HnswLayerStart(m, layer)	((layer) == 0 ? 0 : 2 * (m) + ((layer) - 1) * (m))
+
+/* An element met during a search, with its distance to the query */
+typedef struct HnswCandidate
+{
+	HnswRef		ref;
+	uint64		neighborsAt;	/* where its storage keeps its neighbor
+								 * lists (pages: its neighbor tuple) */
+	float		dist;
+	bool		deleted;		/* route through it, never return or link it */
+} HnswCandidate;
+
+typedef struct HnswGraph HnswGraph;
+
+/* What the algorithm asks of a storage */
+typedef struct HnswGraphOps
+{
+	/*
+	 * For each of n candidates, the distance from q to c[i].ref's vector
+	 * into c[i].dist, and c[i].neighborsAt and c[i].deleted.  One call per
+	 * batch of neighbors lets a storage overlap the memory latency of one
+	 * element with the work on another.  With vecs, also each vector into
+	 * vecs[i], valid as element_vector's, for a caller that compares the
+	 * candidates among themselves next (pruning), so that nothing is read
+	 * twice.  A candidate farther than bound may get, instead of its
+	 * distance, any value above bound (HnswDistance): a search passes the
+	 * distance beyond which it rejects candidates, and HNSW_NO_BOUND when it
+	 * needs every distance.
+	 */
+	void		(*distances) (HnswGraph *g, const float *q, HnswCandidate *c,
+							  int n, const float **vecs, float bound);
+
+	/*
+	 * Copy c's neighbors on a layer into out (room for 2m refs); return how
+	 * many.
+	 */
+	int			(*neighbors) (HnswGraph *g, const HnswCandidate *c, int layer,
+							  HnswRef *out);
+
+	/* c's vector, valid until the caller's memory context is reset */
+	const float *(*element_vector) (HnswGraph *g, const HnswCandidate *c);
+
+	/*
+	 * Make q (at distance q->dist from e) a neighbor of e on a layer, if
+	 * the heuristic keeps it, or in any case with force.  Returns whether q
+	 * is now in e's list.
+	 */
+	bool		(*add_link) (HnswGraph *g, const HnswCandidate *e, int layer,
+							 const HnswCandidate *q, bool force);
+} HnswGraphOps;
+
+/* Visited set: open addressing over refs, cleared by bumping a generation */
+typedef struct HnswVisited
+{
+	uint64	   *keys;
+	uint32	   *gens;
+	uint32		mask;			/* capacity - 1 (capacity a power of 2) */
+	uint32		used;
+	uint32		gen;
+} HnswVisited;
+
+/* Binary heap of candidates (min- or max-heap by dist) */
+typedef struct HnswHeap
+{
+	HnswCandidate *items;
+	int			count;
+	int			capacity;
+	bool		max;
+} HnswHeap;
+
+/* A graph over some storage; a storage's graph struct begins with it */
+struct HnswGraph
+{
+	const HnswGraphOps *ops;
+	DistanceKernel dist;		/* distance between two stored vectors */
+	BoundedKernel bdist;		/* its bounded version, or NULL */
+	int			dim;
+	int			m;
+	int			efConstruction;
+	int			maxLevel;		/* highest layer the storage gives room for */
+	double		ml;				/* level multiplier 1/ln(m) */
+	HnswVisited visited;
+	HnswHeap	cand;			/* search scratch space, reused */
+	HnswHeap	found;
+};
+
+/* New element's neighbors, per layer (paper Algorithm 1, first half) */
+typedef struct HnswNeighborhood
+{
+	int			level;
+	int			count[HNSW_MAX_LEVEL + 1];
+	HnswCandidate *lists[HNSW_MAX_LEVEL + 1];
+	HnswCandidate *layer0;		/* all layer-0 search results, ascending */
+	int			nlayer0;
+} HnswNeighborhood;
+
+/* The bound of a caller that needs every distance exact */
+#define HNSW_NO_BOUND	INFINITY
+
+/*
+ * The distance between two vectors, or, if it is above bound, possibly only
+ * some value above bound: the metric's bounded kernel stops reading the
+ * vectors once their distance can no longer come under bound.  Results at
+ * or under bound are the exact g->dist, bit for bit.
+ */
+static inline float
+HnswDistance(const HnswGraph *g, const float *a, const float *b, float bound)
+{
+	return g->bdist ? g->bdist(a, b, g->dim, bound) : g->dist(a, b, g->dim);
+}
+
+extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
+						  DistanceKernel dist, int dim, int m,
+						  int efConstruction, int maxLevel);
+extern int	HnswRandomLevel(HnswGraph *g);
+
+/* Searches */
+typedef struct HnswStream HnswStream;
+extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
+								   HnswRef entry, int entryLevel, int ef);
+extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
+						   HnswCandidate *out);
+extern uint32 HnswStreamMet(const HnswStream *s);
+extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,
+						   int entryLevel, int layer, int ef,
+						   HnswCandidate **out);
+
+/* Inserts and repairs */
+extern void HnswFindNeighbors(HnswGraph *g, const float *q, int level,
+							  HnswRef entry, int entryLevel,
+							  HnswNeighborhood *nb);
+extern void HnswLinkBack(HnswGraph *g, const HnswCandidate *q,
+						 const HnswNeighborhood *nb);
+extern int	HnswFindDuplicate(HnswGraph *g, const float *q,
+							  const HnswNeighborhood *nb);
+extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
+								const float *evec, int layer,
+								const HnswRef *keep, int nkeep,
+								const HnswRef *lost, int nlost,
+								HnswRef entry, int entryLevel,
+								HnswCandidate **out);
+
+/* The heuristic's merge of a new member into a list (storages' add_link) */
+extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
+						  const HnswRef *cur, int ncur,
+						  const HnswCandidate *q, bool force, HnswRef *out);
+
+/*
+ * A neighbor list that keeps, beside each member, its distance to the
+ * list's owner and what the heuristic last decided about it, so that a
+ * full list is reconsidered only where a new member can change it
+ * (HnswMergeLinkKnown).  The in-memory build keeps its lists so.
+ */
+#define HNSW_VERDICT_UNKNOWN	0	/* not looked at since it joined */
+#define HNSW_VERDICT_KEPT		1	/* closer to the owner than to any kept
+									 * before it */
+#define HNSW_VERDICT_PRUNED		2	/* closer to a member kept before it */
+
+typedef struct HnswKnownList
+{
+	int			n;
+	HnswRef		refs[2 * HNSW_MAX_M];
+	float		dists[2 * HNSW_MAX_M];
+	uint8		verdicts[2 * HNSW_MAX_M];
+} HnswKnownList;
+
+extern bool HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
+							   HnswKnownList *list, const HnswCandidate *q,
+							   bool force);
+
+#endif							/* TINYHNSW_HNSWGRAPH_H */

@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswpage.h
+ *	  The page room's private header: the disk format, the locking
+ *	  protocol and WAL, and the helpers the hnswpage*.c files share.  Only
+ *	  they and the verifier (hnswverify.c) include it; everyone else uses
+ *	  the page room's entry points in hnsw.h.  (Until VACUUM's page work
+ *	  moves here too, hnswvacuum.c includes it as well.)
+ *
+ * DESIGN NOTE: PAGES
+ * ------------------
+ * Page layout.  Block 0 is the metapage (HnswMetaPageData in the page
+ * contents).  Every other block is a data page whose special space is
+ * HnswPageOpaqueData and whose items are tuples of three kinds, told apart
+ * by their first byte:
+ *
+ *	 element tuple (HNSW_ELEMENT_TUPLE): level, flags, up to HNSW_HEAPTIDS
+ *		heap TIDs (rows sharing the same vector share one element), the TID
+ *		of the element's neighbor tuple, the TID of its first duplicate
+ *		tuple, and the vector (dimensions floats).
+ *	 neighbor tuple (HNSW_NEIGHBOR_TUPLE): (level + 2) * m slots of index
+ *		TIDs of element tuples; layer 0 owns slots [0, 2m), layer l >= 1 owns
+ *		[2m + (l - 1) m, 2m + l m) (HnswLayerStart).  A layer's list is
+ *		packed at the front of its slots and ends at the first invalid TID.
+ *	 duplicate tuple (HNSW_DUPLICATE_TUPLE): up to HNSW_DUPLICATE_TIDS more
+ *		heap TIDs of an element whose own are taken, and the next duplicate
+ *		tuple of the chain.  Equal vectors thus stay one element: as many
+ *		elements at distance zero from each other would fill each other's
+ *		neighbor lists and cut themselves off from the graph.  Duplicate
+ *		tuples sit only on duplicate pages (HNSW_PAGE_DUPLICATES), never
+ *		beside elements; the metapage names the current one (dupPage).
+ *
+ * An element is named by the TID of its element tuple (HnswRef packs block
+ * and offset).  Its neighbor tuple is written on the same page when both
+ * fit, which holds for all but the largest dimensions; a neighbor tuple is
+ * never moved, and both tuples keep their size for life, so all later
+ * changes are in-place overwrites.  An element's level is capped so that
+ * its neighbor tuple fits a page (HnswPageMaxLevel).
+ *
+ * Inserts first look for a free slot: an element (and its neighbor tuple)
+ * that vacuum unlinked and flagged HNSW_ELEMENT_FREE, of exactly the new
+ * element's level, so that reuse keeps the level distribution; the
+ * metapage's freeHint[level] says where to start looking.  Failing that
+ * they append: the metapage names the last data page (insertPage), read
+ * again just before writing; a new element goes there, or to a page added
+ * at the end of the relation.
+ *
+ * Vacuum (hnswvacuum.c) drops dead heap TIDs and flags an element left
+ * without any DELETED (on the page: inserts add rows only to unflagged
+ * elements); after its barrier (rule 2) and the repair of every list that
+ * names a deleted element, it flags the deleted elements FREE, with inserts
+ * excluded a batch of pages at a time.  Deleted elements stay readable
+ * until every repair is done: the repair walks through them.
+ *
+ * Every walk over the elements goes through HnswScanElements, and every
+ * walk along a duplicate chain through HnswWalkChain, bounded by the room
+ * the index has for duplicate tuples, so a damaged chain that loops is an
+ * error, never a hang.
+ *
+ * WAL.  Every change to an existing page goes through GenericXLog.  CREATE
+ * INDEX writes its pages through shared buffers without WAL and then logs
+ * them all at once with log_newpage_range() (HnswBulkFinish); if the build
+ * outgrows maintenance_work_mem it logs what it has written before
+ * continuing with ordinary (logged) inserts.  Unlogged indexes get an init
+ * fork holding an empty metapage (ambuildempty).
+ *
+ * Locking protocol.
+ *	 1. A backend holds at most one buffer content lock at a time, for as
+ *		long as it takes to copy a tuple out or write one in, except in the
+ *		orders of rules 6 and 7, and when adding a new element, which may
+ *		hold the insert page together with pages it has just added to the
+ *		relation (nobody else can know of those yet).  So content locks
+ *		can never deadlock.
+ *	 2. Inserts hold the heavyweight page lock HNSW_UPDATE_LOCK in share
+ *		mode for their whole duration; an insert that will become the new
+ *		entry point (the index is empty, or its level is above the current
+ *		top) takes it in exclusive mode instead, so that two such inserts
+ *		cannot both believe they are the top and orphan one another.
+ *		Vacuum takes it in exclusive mode at its barrier and while it frees
+ *		a batch of pages whose buffers it pinned before, and never sleeps
+ *		while it holds it.  Vacuum's cleanup does not take it.
+ *	 3. Linking a new element into a full neighbor list is optimistic: the
+ *		list is read under a share lock, the pruned list is computed with no
+ *		lock held (it reads other elements), and it is written under an
+ *		exclusive lock only if the list did not change meanwhile; otherwise
+ *		the update is retried a few times and then dropped (the new element
+ *		keeps its own links, so it stays reachable through its neighbors'
+ *		remaining links and the layer above).
+ *	 4. The metapage is updated last, after the new element is fully linked,
+ *		so a scan never starts from an element that is not yet in the graph.
+ *	 5. Relation extension happens under the relation extension lock, which
+ *		is never held while waiting for a buffer content lock.
+ *	 6. An element's page is locked before its duplicate tuples' pages
+ *		(adding a heap TID, scans reading the chain, vacuum), and the
+ *		metapage is locked last of all, never held while waiting for
+ *		another lock.  Duplicate pages never hold elements, so the order
+ *		is by kind of page and cannot cycle.
+ *	 7. Claiming a free slot locks the element's page and then, if it is
+ *		elsewhere, its neighbor tuple's page, which always has the higher
+ *		block number: pages are locked in ascending block order.
+ *	 Scans take no heavyweight lock; they read one page at a time under a
+ *	 share lock.  A scan that met an element before vacuum freed it and an
+ *	 insert reused the slot would return the new element at the old
+ *	 distance; so the scan recomputes the distance of every element it
+ *	 returns and skips those whose distance changed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TINYHNSW_HNSWPAGE_H
+#define TINYHNSW_HNSWPAGE_H
+
+#include "storage/bufmgr.h"
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+
+#include "hnsw.h"
+
+/* ... and each duplicate tuple of an element's chain (HNSW_HEAPTIDS: hnsw.h) */
+#define HNSW_DUPLICATE_TIDS			64
+
+/* Heavyweight page lock taken by inserts and vacuum (see protocol above) */
+#define HNSW_UPDATE_LOCK			0
+
+/* Page identification */
+#define HNSW_MAGIC_NUMBER			0x484E5357	/* "HNSW" */
+#define HNSW_FORMAT_VERSION			1
+#define HNSW_PAGE_ID				0xFF91
+#define HNSW_METAPAGE_BLKNO			0
+
+/* Tuple type bytes */
+#define HNSW_ELEMENT_TUPLE			1
+#define HNSW_NEIGHBOR_TUPLE			2
+#define HNSW_DUPLICATE_TUPLE		3
+
+/* Page flags */
+#define HNSW_PAGE_DUPLICATES		0x0001	/* holds duplicate tuples only */
+
+/* Element flags */
+#define HNSW_ELEMENT_DELETED		0x01	/* no heap TIDs left, still linked */
+#define HNSW_ELEMENT_FREE			0x02	/* unlinked by vacuum: reusable */
+
+typedef struct HnswMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dimensions;
+	uint16		m;
+	uint16		efConstruction;
+	BlockNumber entryBlkno;		/* entry point, InvalidBlockNumber if empty */
+	OffsetNumber entryOffno;
+	int16		entryLevel;		/* -1 if empty */
+	BlockNumber insertPage;		/* last data page: new elements go here */
+	/* per level: lowest block that may hold a free slot of that level */
+	BlockNumber freeHint[HNSW_MAX_LEVEL + 1];
+	BlockNumber dupPage;		/* duplicate tuples go here */
+} HnswMetaPageData;
+
+typedef HnswMetaPageData *HnswMetaPage;
+
+typedef struct HnswPageOpaqueData
+{
+	uint16		flags;			/* HNSW_PAGE_* */
+	uint16		page_id;		/* HNSW_PAGE_ID, for tools */
+} HnswPageOpaqueData;
+
+typedef HnswPageOpaqueData *HnswPageOpaque;
+
+typedef struct HnswElementTupleData
+{
+	uint8		type;			/* HNSW_ELEMENT_TUPLE */
+	uint8		level;			/* top layer of this element */
+	uint8		flags;			/* HNSW_ELEMENT_* */
+	uint8		ntids;			/* heap TIDs in use (packed at the front) */
+	ItemPointerData heaptids[HNSW_HEAPTIDS];
+	ItemPointerData neighbortid;	/* this element's neighbor tuple */
+	ItemPointerData duptid;		/* first duplicate tuple, or invalid */
+	uint16		unused;
+	float		vec[FLEXIBLE_ARRAY_MEMBER];
+} HnswElementTupleData;
+
+typedef HnswElementTupleData *HnswElementTuple;
+
+typedef struct HnswNeighborTupleData
+{
+	uint8		type;			/* HNSW_NEIGHBOR_TUPLE */
+	uint8		unused;
+	uint16		nslots;			/* (level + 2) * m */
+	ItemPointerData slots[FLEXIBLE_ARRAY_MEMBER];
+} HnswNeighborTupleData;
+
+typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+typedef struct HnswDuplicateTupleData
+{
+	uint8		type;			/* HNSW_DUPLICATE_TUPLE */
+	uint8		unused;
+	uint16		ntids;			/* heap TIDs in use (packed at the front) */
+	ItemPointerData next;		/* next duplicate tuple, or invalid */
+	ItemPointerData heaptids[HNSW_DUPLICATE_TIDS];
+} HnswDuplicateTupleData;
+
+typedef HnswDuplicateTupleData *HnswDuplicateTuple;
+
+#define HNSW_DUPLICATE_TUPLE_SIZE	MAXALIGN(sizeof(HnswDuplicateTupleData))
+
+#define HNSW_ELEMENT_TUPLE_SIZE(dim) \
+	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dim))
+#define HNSW_NEIGHBOR_TUPLE_SIZE(level, m) \
+	MAXALIGN(offsetof(HnswNeighborTupleData, slots) + \
+			 sizeof(ItemPointerData) * ((level) + 2) * (m))
+/* Room for tuples on an empty data page */
+#define HNSW_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - \
+	 MAXALIGN(sizeof(HnswPageOpaqueData)))
+
+#define HnswPageGetOpaque(page) ((HnswPageOpaque) PageGetSpecialPointer(page))
+#define HnswPageGetMeta(page)	((HnswMetaPage) PageGetContents(page))
+
+/* On pages a ref packs the block and offset of the element tuple */
+#define HnswRefFromTid(blk, off)	(((uint64) (blk) << 16) | (uint64) (off))
+#define HnswRefBlock(ref)		((BlockNumber) ((ref) >> 16))
+#define HnswRefOffset(ref)		((OffsetNumber) ((ref) & 0xFFFF))
+
+/* The ref of the tuple a TID names (the TID is not checked: see the callers) */
+static inline HnswRef
+HnswRefFromItemPointer(const ItemPointerData *tid)
+{
+	return HnswRefFromTid(ItemPointerGetBlockNumberNoCheck(tid),
+						  ItemPointerGetOffsetNumberNoCheck(tid));
+}
+
+/* hnswpage.c: pages and tuples */
+extern void HnswInitPage(Page page);
+extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
+extern HnswElementTuple HnswGetElement(Relation index, Page page,
+									   BlockNumber blkno, OffsetNumber offno,
+									   int dim);
+extern HnswNeighborTuple HnswGetNeighbors(Relation index, Page page,
+										  BlockNumber blkno,
+										  OffsetNumber offno, int m);
+extern HnswDuplicateTuple HnswGetDuplicate(Relation index, Page page,
+										   BlockNumber blkno,
+										   OffsetNumber offno);
+extern Buffer HnswNewBuffer(Relation index);
+typedef bool (*HnswChainFn) (Relation index, Buffer buf, OffsetNumber offno,
+							 HnswDuplicateTuple dtup, void *arg);
+extern bool HnswWalkChain(Relation index, BlockNumber eblk, OffsetNumber eoff,
+						  ItemPointerData head, int mode,
+						  BufferAccessStrategy strategy, HnswChainFn fn,
+						  void *arg);
+typedef void (*HnswElementFn) (Relation index, Buffer buf, OffsetNumber offno,
+							   HnswElementTuple etup, void *arg);
+extern void HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
+							 BufferAccessStrategy strategy, bool pause,
+							 HnswElementFn fn, void *arg);
+extern int	HnswCollectHeapTids(Relation index, BlockNumber blkno,
+								OffsetNumber offno, HnswElementTuple etup,
+								ItemPointer *tids, int *maxtids);
+extern void HnswCopyPage(Relation index, BlockNumber blkno,
+						 BufferAccessStrategy strategy, Page copy);
+
+/* the page graph's changes that vacuum makes */
+extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
+								 int layer, const HnswRef *expect, int nexpect,
+								 const HnswRef *refs, int n);
+extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);
+extern void HnswNoteFreeSlot(Relation index, BlockNumber blkno, int level);
+
+#endif							/* TINYHNSW_HNSWPAGE_H */
