@@ -15,6 +15,7 @@ OBJS = \
 	src/hnswinsert.o \
 	src/hnswmem.o \
 	src/hnswpage.o \
+	src/hnswpagebuild.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \

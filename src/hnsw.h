@@ -124,7 +124,7 @@ extern HnswMemGraph *HnswMemCreate(Relation index, void *area, Size size,
 extern bool HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid);
 extern int64 HnswMemCount(HnswMemGraph *mg);
 extern bool HnswMemFull(HnswMemGraph *mg);
-extern BlockNumber HnswMemWritePages(HnswMemGraph *mg, Relation index);
+extern void HnswMemWritePages(HnswMemGraph *mg, Relation index);
 extern int64 HnswMemHeapTids(HnswMemGraph *mg, ItemPointer *out);
 extern Size HnswMemSize(HnswMemGraph *mg, int *grown);
 extern void HnswMemFree(HnswMemGraph *mg);
@@ -141,6 +141,19 @@ extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);
 extern int64 HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy);
+
+/* hnswpagebuild.c: CREATE INDEX writes the graph built in memory, once */
+typedef struct HnswBulkWriter HnswBulkWriter;
+#define HNSW_NO_NEIGHBOR		PG_UINT32_MAX	/* empty slot, by element number */
+extern HnswBulkWriter *HnswBulkBegin(Relation index, int64 nelems);
+extern void HnswBulkPlace(HnswBulkWriter *w, int level, int64 nmore);
+extern void HnswBulkElement(HnswBulkWriter *w, int level, const float *vec,
+							const ItemPointerData *heaptids, int ntids,
+							const uint32 *slots);
+extern void HnswBulkChain(HnswBulkWriter *w, int64 elem,
+						  const ItemPointerData *tids, int n);
+extern BlockNumber HnswBulkFinish(HnswBulkWriter *w, int64 entry,
+								  int entryLevel);
 
 /* AM callbacks */
 extern IndexBuildResult *hnswbuild(Relation heap, Relation index,

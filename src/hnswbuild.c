@@ -42,7 +42,6 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "access/xloginsert.h"
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
@@ -194,12 +193,10 @@ init_state(HnswBuildState *bs, Relation index)
 									   ALLOCSET_DEFAULT_SIZES);
 }
 
-/* Write the in-memory graph to pages and WAL-log them all */
+/* Write the in-memory graph to pages, WAL-logged all at once */
 static void
 write_graph(HnswBuildState *bs)
 {
-	BlockNumber nblocks;
-
 	Size		mem;
 	int			grown;
 
@@ -209,9 +206,7 @@ write_graph(HnswBuildState *bs)
 							 RelationGetRelationName(bs->index),
 							 HnswMemCount(bs->mg), mem, grown)));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
-	nblocks = HnswMemWritePages(bs->mg, bs->index);
-	if (RelationNeedsWAL(bs->index))
-		log_newpage_range(bs->index, MAIN_FORKNUM, 0, nblocks, true);
+	HnswMemWritePages(bs->mg, bs->index);
 }
 
 static void

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * hnswmem.c
- *	  The HNSW graph in memory, as CREATE INDEX builds it, and the one pass
- *	  that writes it to pages.
+ *	  The HNSW graph in memory, as CREATE INDEX builds it: HnswGraphOps over
+ *	  an area of memory, and the hand-over of the finished graph to the
+ *	  page room's bulk writer (hnswpagebuild.c), which places no tuple here.
  *
  * The graph lives in one area of memory, addressed by offsets, so that the
  * same code serves a serial build (the area is backend memory) and a
@@ -39,14 +40,17 @@
 
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "storage/bufmgr.h"
 #include "storage/lwlock.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnswpage.h"
+#include "hnsw.h"
 
-#define HNSW_MEM_NONE		PG_UINT32_MAX
+/* An empty neighbor slot: as the bulk writer takes them */
+#define HNSW_MEM_NONE		HNSW_NO_NEIGHBOR
+
+/* Heap TIDs per chunk of an element's further ones */
+#define HNSW_MEM_CHUNK_TIDS	64
 
 typedef struct HnswMemArea
 {
@@ -70,7 +74,7 @@ typedef struct HnswMemTidChunk
 {
 	uint64		next;			/* offset of the next chunk, or 0 */
 	uint32		ntids;
-	ItemPointerData tids[HNSW_DUPLICATE_TIDS];
+	ItemPointerData tids[HNSW_MEM_CHUNK_TIDS];
 } HnswMemTidChunk;
 
 typedef struct HnswMemElement
@@ -518,7 +522,7 @@ add_duplicate(HnswMemGraph *mg, HnswRef ref, ItemPointer tid)
 			(HnswMemTidChunk *) AREA_PTR(mg, e->moreOff) : NULL;
 
 		/* new chunks go at the head, so the head is the one with room */
-		if (chunk == NULL || chunk->ntids == HNSW_DUPLICATE_TIDS)
+		if (chunk == NULL || chunk->ntids == HNSW_MEM_CHUNK_TIDS)
 		{
 			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk), false);
 
@@ -655,174 +659,6 @@ HnswMemFull(HnswMemGraph *mg)
 	return mg->area->full;
 }
 
-/* Where an element's tuples go, decided before any page is written */
-typedef struct HnswMemPlace
-{
-	ItemPointerData etid;
-	ItemPointerData ntid;
-	ItemPointerData dtid;		/* head of its duplicate chain, or invalid */
-} HnswMemPlace;
-
-#define HnswMemChainLength(e) \
-	(((e)->nmore + HNSW_DUPLICATE_TIDS - 1) / HNSW_DUPLICATE_TIDS)
-
-/*
- * Lay the elements out in number order, filling the last page and adding
- * pages at the end, the way inserts do (hnswpage.c): an element's
- * neighbor tuple goes on the same page when both fit.  Block 0 is the
- * metapage.  Duplicate chains follow on duplicate pages of their own; a
- * chain's tuples are consecutive, so tuple k's successor is the next
- * place.  Returns the last block used; *lastDup is the last duplicate
- * page, if any.
- */
-static BlockNumber
-mem_place(HnswMemGraph *mg, HnswMemPlace *place, int64 nelems,
-		  BlockNumber *lastDup)
-{
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(mg->g.dim) + sizeof(ItemIdData);
-	BlockNumber blk = HNSW_METAPAGE_BLKNO + 1;
-	OffsetNumber off = 0;
-	Size		free = HNSW_PAGE_CAPACITY;
-
-	for (int64 i = 0; i < nelems; i++)
-	{
-		HnswMemElement *e = mem_element(mg, i);
-		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, mg->g.m) +
-			sizeof(ItemIdData);
-
-		if (esize > free)
-		{
-			blk++;
-			off = 0;
-			free = HNSW_PAGE_CAPACITY;
-		}
-		ItemPointerSet(&place[i].etid, blk, ++off);
-		free -= esize;
-		if (nsize > free)
-		{
-			blk++;
-			off = 0;
-			free = HNSW_PAGE_CAPACITY;
-		}
-		ItemPointerSet(&place[i].ntid, blk, ++off);
-		free -= nsize;
-	}
-
-	*lastDup = InvalidBlockNumber;
-	free = 0;
-	for (int64 i = 0; i < nelems; i++)
-	{
-		HnswMemElement *e = mem_element(mg, i);
-
-		ItemPointerSetInvalid(&place[i].dtid);
-		for (uint32 k = 0; k < HnswMemChainLength(e); k++)
-		{
-			if (HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData) > free)
-			{
-				blk++;
-				off = 0;
-				free = HNSW_PAGE_CAPACITY;
-				*lastDup = blk;
-			}
-			if (k == 0)
-				ItemPointerSet(&place[i].dtid, blk, off + 1);
-			off++;
-			free -= HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData);
-		}
-	}
-	return blk;
-}
-
-/* The place of tuple k of element i's chain: they follow one another */
-static void
-chain_place(const HnswMemPlace *p, uint32 k, ItemPointer out)
-{
-	BlockNumber blk = ItemPointerGetBlockNumber(&p->dtid);
-	int			off = ItemPointerGetOffsetNumber(&p->dtid) - 1;
-	int			perPage = HNSW_PAGE_CAPACITY /
-		(HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData));
-
-	off += k;
-	ItemPointerSet(out, blk + off / perPage, off % perPage + 1);
-}
-
-/* Add a tuple where mem_place said it goes, moving to a new page if so */
-static void
-mem_put(Relation index, Buffer *buf, ItemPointer where, Item tuple, Size size,
-		uint16 pageFlags)
-{
-	BlockNumber blk = ItemPointerGetBlockNumber(where);
-
-	if (*buf == InvalidBuffer || BufferGetBlockNumber(*buf) != blk)
-	{
-		if (*buf != InvalidBuffer)
-		{
-			MarkBufferDirty(*buf);
-			UnlockReleaseBuffer(*buf);
-		}
-		*buf = HnswNewBuffer(index);
-		if (BufferGetBlockNumber(*buf) != blk)
-			elog(ERROR, "index \"%s\" grew unexpectedly during build: block %u, expected %u",
-				 RelationGetRelationName(index), BufferGetBlockNumber(*buf), blk);
-		HnswInitPage(BufferGetPage(*buf));
-		HnswPageGetOpaque(BufferGetPage(*buf))->flags = pageFlags;
-	}
-	if (PageAddItem(BufferGetPage(*buf), tuple, size,
-					ItemPointerGetOffsetNumber(where), false, false) !=
-		ItemPointerGetOffsetNumber(where))
-		elog(ERROR, "failed to add tuple to index \"%s\" block %u",
-			 RelationGetRelationName(index), blk);
-}
-
-/* Write element i's duplicate chain: its heap TIDs past its own */
-static void
-write_chain(HnswMemGraph *mg, Relation index, Buffer *buf, HnswMemElement *e,
-			const HnswMemPlace *place, HnswDuplicateTuple dtup)
-{
-	uint32		len = HnswMemChainLength(e);
-	uint64		off = e->moreOff;
-	uint32		k = 0;
-
-	memset(dtup, 0, HNSW_DUPLICATE_TUPLE_SIZE);
-	dtup->type = HNSW_DUPLICATE_TUPLE;
-	/* repack the chunks (the head one may be part full) into full tuples */
-	while (off != 0)
-	{
-		HnswMemTidChunk *chunk = AREA_PTR(mg, off);
-
-		for (uint32 t = 0; t < chunk->ntids; t++)
-		{
-			dtup->heaptids[dtup->ntids++] = chunk->tids[t];
-			if (dtup->ntids == HNSW_DUPLICATE_TIDS)
-			{
-				ItemPointerData where;
-
-				if (k + 1 < len)
-					chain_place(place, k + 1, &dtup->next);
-				else
-					ItemPointerSetInvalid(&dtup->next);
-				chain_place(place, k++, &where);
-				mem_put(index, buf, &where, (Item) dtup,
-						HNSW_DUPLICATE_TUPLE_SIZE, HNSW_PAGE_DUPLICATES);
-				memset(dtup, 0, HNSW_DUPLICATE_TUPLE_SIZE);
-				dtup->type = HNSW_DUPLICATE_TUPLE;
-			}
-		}
-		off = chunk->next;
-	}
-	if (dtup->ntids > 0)
-	{
-		ItemPointerData where;
-
-		for (int t = dtup->ntids; t < HNSW_DUPLICATE_TIDS; t++)
-			ItemPointerSetInvalid(&dtup->heaptids[t]);
-		ItemPointerSetInvalid(&dtup->next);
-		chain_place(place, k, &where);
-		mem_put(index, buf, &where, (Item) dtup,
-				HNSW_DUPLICATE_TUPLE_SIZE, HNSW_PAGE_DUPLICATES);
-	}
-}
-
 /* The layer-0 list of an element, into out; returns the count */
 static int
 layer0(HnswMemGraph *mg, HnswMemElement *e, HnswRef *out)
@@ -927,109 +763,47 @@ link_orphans(HnswMemGraph *mg)
 }
 
 /*
- * Write the whole graph into an index that holds only its metapage, each
- * page once and without WAL (the caller logs the range afterwards), and
- * point the metapage at the entry point.  Runs alone, after every
- * participant is done.  Returns the number of blocks.
+ * Hand the whole graph to the page room's bulk writer, which writes it into
+ * an index that holds only its metapage and WAL-logs it.  Runs alone, after
+ * every participant is done.
  */
-BlockNumber
+void
 HnswMemWritePages(HnswMemGraph *mg, Relation index)
 {
-	HnswGraph  *g = &mg->g;
 	int64		nelems = HnswMemCount(mg);
-	HnswMemPlace *place;
-	HnswElementTuple etup;
-	HnswNeighborTuple ntup;
-	HnswDuplicateTuple dtup;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
-	Buffer		buf = InvalidBuffer;
-	BlockNumber last;
-	BlockNumber lastDup;
-	Page		metapage;
-	HnswMetaPage meta;
+	HnswBulkWriter *w;
 
 	link_orphans(mg);
-	place = palloc_extended(sizeof(HnswMemPlace) * Max(nelems, 1),
-							MCXT_ALLOC_HUGE);
-	last = mem_place(mg, place, nelems, &lastDup);
-	etup = palloc0(esize);
-	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(g->maxLevel, g->m));
-	dtup = palloc0(HNSW_DUPLICATE_TUPLE_SIZE);
-
+	w = HnswBulkBegin(index, nelems);
 	for (int64 i = 0; i < nelems; i++)
 	{
 		HnswMemElement *e = mem_element(mg, i);
-		uint32	   *slots = mem_slots(mg, e);
-		int			nslots = (e->level + 2) * g->m;
-		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, g->m);
+
+		HnswBulkPlace(w, e->level, e->nmore);
+	}
+	for (int64 i = 0; i < nelems; i++)
+	{
+		HnswMemElement *e = mem_element(mg, i);
 
 		CHECK_FOR_INTERRUPTS();
-
-		memset(etup, 0, esize);
-		etup->type = HNSW_ELEMENT_TUPLE;
-		etup->level = e->level;
-		etup->ntids = e->ntids;
-		for (int t = 0; t < HNSW_HEAPTIDS; t++)
-		{
-			if (t < e->ntids)
-				etup->heaptids[t] = e->heaptids[t];
-			else
-				ItemPointerSetInvalid(&etup->heaptids[t]);
-		}
-		etup->neighbortid = place[i].ntid;
-		etup->duptid = place[i].dtid;
-		memcpy(etup->vec, e->vec, sizeof(float) * g->dim);
-		mem_put(index, &buf, &place[i].etid, (Item) etup, esize, 0);
-
-		memset(ntup, 0, nsize);
-		ntup->type = HNSW_NEIGHBOR_TUPLE;
-		ntup->nslots = nslots;
-		for (int s = 0; s < nslots; s++)
-		{
-			if (slots[s] == HNSW_MEM_NONE)
-				ItemPointerSetInvalid(&ntup->slots[s]);
-			else
-				ntup->slots[s] = place[slots[s]].etid;
-		}
-		mem_put(index, &buf, &place[i].ntid, (Item) ntup, nsize, 0);
+		HnswBulkElement(w, e->level, e->vec, e->heaptids, e->ntids,
+						mem_slots(mg, e));
 	}
-
-	/* then the duplicate chains, in the order mem_place laid them out */
+	/* then the duplicate chains, chunk by chunk, newest first */
 	for (int64 i = 0; i < nelems; i++)
 	{
 		HnswMemElement *e = mem_element(mg, i);
 
-		if (e->nmore > 0)
-			write_chain(mg, index, &buf, e, &place[i], dtup);
-	}
-	if (buf != InvalidBuffer)
-	{
-		MarkBufferDirty(buf);
-		UnlockReleaseBuffer(buf);
-	}
+		for (uint64 off = e->moreOff; off != 0;)
+		{
+			HnswMemTidChunk *chunk = AREA_PTR(mg, off);
 
-	/* the metapage last: the graph is complete before it is reachable */
-	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	metapage = BufferGetPage(buf);
-	meta = HnswPageGetMeta(metapage);
-	if (mg->area->entry != HNSW_INVALID_REF)
-	{
-		meta->entryBlkno = ItemPointerGetBlockNumber(&place[mg->area->entry].etid);
-		meta->entryOffno = ItemPointerGetOffsetNumber(&place[mg->area->entry].etid);
-		meta->entryLevel = mg->area->entryLevel;
-		/* inserts must not append elements to a duplicate page */
-		meta->insertPage = lastDup == InvalidBlockNumber ? last : InvalidBlockNumber;
-		meta->dupPage = lastDup;
+			HnswBulkChain(w, i, chunk->tids, chunk->ntids);
+			off = chunk->next;
+		}
 	}
-	MarkBufferDirty(buf);
-	UnlockReleaseBuffer(buf);
-
-	pfree(place);
-	pfree(etup);
-	pfree(ntup);
-	pfree(dtup);
-	return nelems > 0 ? last + 1 : HNSW_METAPAGE_BLKNO + 1;
+	HnswBulkFinish(w, mg->area->entry == HNSW_INVALID_REF ? -1 :
+				   (int64) mg->area->entry, mg->area->entryLevel);
 }
 
 /*
