@@ -16,6 +16,7 @@ OBJS = \
 	src/hnswmem.o \
 	src/hnswpage.o \
 	src/hnswpagebuild.o \
+	src/hnswpagescan.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \

@@ -142,6 +142,16 @@ extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
 						   ItemPointer heaptid);
 extern int64 HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy);
 
+/* hnswpagescan.c: what a scan reads besides the graph */
+typedef struct HnswPageWalk HnswPageWalk;
+extern HnswRef HnswPageEntryPoint(Relation index, int *level);
+extern int	HnswPageResultTids(HnswPageGraph *pg, const HnswCandidate *c,
+							   const float *q, ItemPointer *tids,
+							   int *maxtids);
+extern HnswPageWalk *HnswPageWalkBegin(Relation index);
+extern int	HnswPageWalkNext(HnswPageWalk *walk, ItemPointer *tids,
+							 int *maxtids);
+
 /* hnswpagebuild.c: CREATE INDEX writes the graph built in memory, once */
 typedef struct HnswBulkWriter HnswBulkWriter;
 #define HNSW_NO_NEIGHBOR		PG_UINT32_MAX	/* empty slot, by element number */

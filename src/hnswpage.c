@@ -26,13 +26,6 @@
 /* How often a link into a concurrently changing list is recomputed */
 #define HNSW_LINK_RETRIES	3
 
-struct HnswPageGraph
-{
-	HnswGraph	g;				/* must be first */
-	Relation	index;
-	BlockNumber nblocks;		/* the index's size, last we looked */
-};
-
 /* What the metapage changes (modify_meta's callbacks) are given */
 typedef struct MetaArgs
 {

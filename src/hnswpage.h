@@ -229,6 +229,14 @@ HnswRefFromItemPointer(const ItemPointerData *tid)
 						  ItemPointerGetOffsetNumberNoCheck(tid));
 }
 
+/* The graph on an index's pages: HnswGraphOps over them */
+struct HnswPageGraph
+{
+	HnswGraph	g;				/* must be first */
+	Relation	index;
+	BlockNumber nblocks;		/* the index's size, last we looked */
+};
+
 /* hnswpage.c: pages and tuples */
 extern void HnswInitPage(Page page);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);

@@ -24,21 +24,16 @@
 #include "access/relscan.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "storage/bufmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnswpage.h"
+#include "hnsw.h"
 
 typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* one scan's search; reset by rescan */
 	bool		searched;		/* has this scan started its search? */
-	bool		walk;			/* no distances: return every indexed row */
-	BlockNumber walkNext;		/* the walk's next block */
-	BlockNumber walkEnd;		/* the index's size when the walk began */
-	ItemPointer elemTids;		/* the walk's scratch: one element's TIDs */
-	int			maxElemTids;
+	HnswPageWalk *walk;			/* no distances: return every indexed row */
 	HnswPageGraph *pg;
 	HnswStream *stream;			/* NULL: nothing to return */
 	float	   *q;				/* the query, prepared for the metric */
@@ -108,8 +103,7 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	report_search(so);
 	MemoryContextReset(so->cxt);
 	so->searched = false;
-	so->walk = false;
-	so->elemTids = NULL;
+	so->walk = NULL;
 	so->pg = NULL;
 	so->stream = NULL;
 	so->q = NULL;
@@ -127,7 +121,8 @@ search(IndexScanDesc scan)
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
 	const HnswIndexInfo *info = HnswGetIndexInfo(index);
-	HnswMetaPageData meta;
+	HnswRef		entry;
+	int			entryLevel;
 	MemoryContext old;
 	float	   *q;
 
@@ -145,24 +140,16 @@ search(IndexScanDesc scan)
 	if (scan->numberOfOrderBys == 0 ||
 		(scan->orderByData[0].sk_flags & SK_ISNULL) ||
 		!HnswPrepareVector(info, scan->orderByData[0].sk_argument, q))
-	{
-		so->walk = true;
-		so->walkNext = HNSW_METAPAGE_BLKNO + 1;
-		so->walkEnd = RelationGetNumberOfBlocks(index);
-		so->maxElemTids = HNSW_HEAPTIDS;
-		so->elemTids = palloc(sizeof(ItemPointerData) * so->maxElemTids);
-	}
+		so->walk = HnswPageWalkBegin(index);
 	else
 	{
-		HnswReadMeta(index, &meta);
-		if (meta.entryLevel >= 0)
+		entry = HnswPageEntryPoint(index, &entryLevel);
+		if (entry != HNSW_INVALID_REF)
 		{
 			so->q = q;
 			so->pg = HnswPageGraphCreate(index, true);
-			so->stream = HnswStreamBegin(HnswPageGraphBase(so->pg), q,
-										 HnswRefFromTid(meta.entryBlkno,
-														meta.entryOffno),
-										 meta.entryLevel, hnsw_ef_search);
+			so->stream = HnswStreamBegin(HnswPageGraphBase(so->pg), q, entry,
+										 entryLevel, hnsw_ef_search);
 		}
 	}
 	so->memLimit = (Size) (work_mem * 1024.0 * hnsw_scan_mem_multiplier);
@@ -178,98 +165,45 @@ may_iterate(HnswScanOpaque so)
 		MemoryContextMemAllocated(so->cxt, true) < so->memLimit;
 }
 
-/* HnswScanElements callback of the walk: a live element's heap TIDs */
-static void
-walk_element(Relation index, Buffer buf, OffsetNumber offno,
-			 HnswElementTuple etup, void *arg)
-{
-	HnswScanOpaque so = arg;
-	int			n;
-
-	if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
-		return;
-	n = HnswCollectHeapTids(index, BufferGetBlockNumber(buf), offno, etup,
-							&so->elemTids, &so->maxElemTids);
-	if (so->ntids + n > so->maxtids)
-	{
-		so->maxtids = Max(so->maxtids * 2, so->ntids + n);
-		so->tids = repalloc(so->tids, sizeof(ItemPointerData) * so->maxtids);
-	}
-	memcpy(so->tids + so->ntids, so->elemTids, sizeof(ItemPointerData) * n);
-	so->ntids += n;
-}
-
-/*
- * The walk: load the heap TIDs of every live element of the next page that
- * has any, each with its duplicate chain; false at the end of the index.
- * One page is read at a time, under a share lock (duplicate pages after
- * it, hnswpage.h rule 6).  Rows inserted since the walk began need not be
- * returned: they are not in the scan's snapshot.
- */
-static bool
-walk_next_page(IndexScanDesc scan)
-{
-	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
-	Relation	index = scan->indexRelation;
-	MemoryContext old = MemoryContextSwitchTo(so->cxt);
-
-	so->ntids = 0;
-	so->nexttid = 0;
-	while (so->ntids == 0 && so->walkNext < so->walkEnd)
-	{
-		CHECK_FOR_INTERRUPTS();
-		HnswScanElements(index, so->walkNext, so->walkNext + 1, NULL, false,
-						 walk_element, so);
-		so->walkNext++;
-	}
-	MemoryContextSwitchTo(old);
-	return so->ntids > 0;
-}
-
 /* Load the heap TIDs of the next live result; false when none is left */
 static bool
 next_result(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
-	Relation	index = scan->indexRelation;
-	HnswGraph  *g;
 	HnswCandidate c;
 	MemoryContext old;
 	bool		found = false;
 
 	if (so->stream == NULL)
 		return false;
-	g = HnswPageGraphBase(so->pg);
 	old = MemoryContextSwitchTo(so->cxt);
 	while (!found &&
 		   HnswStreamNext(so->stream, may_iterate(so),
 						  hnsw_iterative_scan != HNSW_ITERATIVE_SCAN_RELAXED, &c))
 	{
-		BlockNumber blkno = HnswRefBlock(c.ref);
-		HnswElementTuple etup;
-		Buffer		buf;
-
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		etup = HnswGetElement(index, BufferGetPage(buf), blkno,
-							  HnswRefOffset(c.ref), g->dim);
-
-		/*
-		 * Skip an element deleted since, or a slot vacuum freed and an
-		 * insert reused since we met it: its distance is no longer c's.
-		 */
-		if ((etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ||
-			g->dist(so->q, etup->vec, g->dim) != c.dist)
-			so->ntids = 0;
-		else
-			so->ntids = HnswCollectHeapTids(index, blkno, HnswRefOffset(c.ref),
-											etup, &so->tids, &so->maxtids);
-		UnlockReleaseBuffer(buf);
+		so->ntids = HnswPageResultTids(so->pg, &c, so->q, &so->tids,
+									   &so->maxtids);
 		so->nexttid = 0;
 		found = so->ntids > 0;
 	}
 	MemoryContextSwitchTo(old);
 	return found;
+}
+
+/*
+ * The walk: load the heap TIDs of every live element of the next page that
+ * has any; false at the end of the index.
+ */
+static bool
+walk_next_page(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	MemoryContext old = MemoryContextSwitchTo(so->cxt);
+
+	so->ntids = HnswPageWalkNext(so->walk, &so->tids, &so->maxtids);
+	so->nexttid = 0;
+	MemoryContextSwitchTo(old);
+	return so->ntids > 0;
 }
 
 /* amgettuple: the next heap TID in increasing distance */
