@@ -354,46 +354,55 @@ HnswCollectHeapTids(Relation index, BlockNumber blkno, OffsetNumber offno,
 
 /*
  * Hand every element tuple of blocks [from, to) to fn, a page at a time
- * under a share lock (fn may walk the element's chain: rule 6).  Pages
- * added just before a crash and never written are passed over.  This is
- * the one walk over every element; vacuum's callers pass their strategy,
- * and it pauses between pages as vacuum's cost settings ask (holding no
- * lock then) unless the caller holds one that inserts need (!pause).
+ * under a share lock, or with HNSW_SCAN_EXCLUSIVE an exclusive one (fn may
+ * then change the page through GenericXLog on buf); fn may walk the
+ * element's chain (rule 6), and returns true to stop.  Returns the block
+ * it stopped at, or InvalidBlockNumber.  Pages added just before a crash
+ * and never written are passed over.  This is the one walk over every
+ * element; with HNSW_SCAN_PAUSE it pauses between pages as vacuum's cost
+ * settings ask (holding no lock then), which a caller holding a lock that
+ * inserts need must not ask for.
  */
-void
+BlockNumber
 HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
-				 BufferAccessStrategy strategy, bool pause, HnswElementFn fn,
+				 BufferAccessStrategy strategy, int flags, HnswElementFn fn,
 				 void *arg)
 {
 	int			dim = HnswGetIndexInfo(index)->dimensions;
+	int			mode = (flags & HNSW_SCAN_EXCLUSIVE) ?
+		BUFFER_LOCK_EXCLUSIVE : BUFFER_LOCK_SHARE;
 
 	for (BlockNumber blkno = Max(from, HNSW_METAPAGE_BLKNO + 1); blkno < to; blkno++)
 	{
 		Buffer		buf;
 		Page		page;
+		bool		stop = false;
 
-		if (pause)
+		if (flags & HNSW_SCAN_PAUSE)
 			vacuum_delay_point();
 		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
 								 strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		LockBuffer(buf, mode);
 		page = BufferGetPage(buf);
 		if (!PageIsNew(page))
 		{
 			check_page(index, page, blkno);
 			for (OffsetNumber off = FirstOffsetNumber;
-				 off <= PageGetMaxOffsetNumber(page); off++)
+				 off <= PageGetMaxOffsetNumber(page) && !stop; off++)
 			{
 				HnswElementTuple etup = (HnswElementTuple) get_item(page, off, 1);
 
 				if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE)
 					continue;
-				fn(index, buf, off, HnswGetElement(index, page, blkno, off, dim),
-				   arg);
+				stop = fn(index, buf, off,
+						  HnswGetElement(index, page, blkno, off, dim), arg);
 			}
 		}
 		UnlockReleaseBuffer(buf);
+		if (stop)
+			return blkno;
 	}
+	return InvalidBlockNumber;
 }
 
 /*
@@ -970,14 +979,14 @@ typedef struct LiveSet
 	uint8	   *levels;
 } LiveSet;
 
-static void
+static bool
 collect_live(Relation index, Buffer buf, OffsetNumber offno,
 			 HnswElementTuple etup, void *arg)
 {
 	LiveSet    *ls = arg;
 
 	if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
-		return;
+		return false;
 	if (ls->n == ls->max)
 	{
 		ls->max *= 2;
@@ -989,6 +998,7 @@ collect_live(Relation index, Buffer buf, OffsetNumber offno,
 	ls->neighborsAt[ls->n] = HnswRefFromItemPointer(&etup->neighbortid);
 	ls->levels[ls->n] = etup->level;
 	ls->n++;
+	return false;
 }
 
 /*
@@ -1322,8 +1332,8 @@ HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
 	ls.neighborsAt = palloc(sizeof(uint64) * ls.max);
 	ls.levels = palloc(ls.max);
 	HnswScanElements(index, HNSW_METAPAGE_BLKNO + 1,
-					 RelationGetNumberOfBlocks(index), strategy, true,
-					 collect_live, &ls);
+					 RelationGetNumberOfBlocks(index), strategy,
+					 HNSW_SCAN_PAUSE, collect_live, &ls);
 	raise_to_top(pg, &ls, &meta);
 	entryAt = ref_index(HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
 						ls.refs, ls.n);
@@ -1538,6 +1548,76 @@ advance_hint(HnswMetaPage meta, void *arg)
 	return true;
 }
 
+/* What claim_slot is given, and what it found */
+typedef struct ClaimArgs
+{
+	HnswPageGraph *pg;
+	int			level;
+	HnswElementTuple etup;		/* the new element's tuples, to write */
+	Size		esize;
+	HnswNeighborTuple ntup;
+	Size		nsize;
+	BlockNumber nblocks;
+	HnswCandidate *c;			/* set when a slot is taken */
+} ClaimArgs;
+
+/*
+ * HnswScanElements callback of claim_free_slot, on an exclusively locked
+ * page: if the element is a free slot of the level, write the new
+ * element's tuples over it and its neighbor tuple's, and stop.
+ */
+static bool
+claim_slot(Relation index, Buffer buf, OffsetNumber off,
+		   HnswElementTuple old, void *arg)
+{
+	ClaimArgs  *ca = arg;
+	HnswPageGraph *pg = ca->pg;
+	BlockNumber blkno = BufferGetBlockNumber(buf);
+	ItemPointerData ntid;
+	BlockNumber nblk;
+	OffsetNumber noff;
+	Buffer		nbuf = InvalidBuffer;
+	GenericXLogState *state;
+	Page		epage;
+	Page		npage;
+
+	if (!(old->flags & HNSW_ELEMENT_FREE) || old->level != ca->level)
+		return false;
+	ntid = old->neighbortid;
+	nblk = ItemPointerGetBlockNumber(&ntid);
+	noff = ItemPointerGetOffsetNumber(&ntid);
+	/* the neighbor tuple is here or on a later page: rule 7 */
+	if (nblk < blkno || nblk >= ca->nblocks)
+		tuple_corrupted(index, blkno, off, "element tuple");
+	if (nblk != blkno)
+	{
+		nbuf = ReadBuffer(index, nblk);
+		LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
+	}
+	state = GenericXLogStart(index);
+	epage = GenericXLogRegisterBuffer(state, buf, 0);
+	npage = nbuf == InvalidBuffer ? epage :
+		GenericXLogRegisterBuffer(state, nbuf, 0);
+	old = HnswGetElement(index, epage, blkno, off, pg->g.dim);
+	if (HnswGetNeighbors(index, npage, nblk, noff, pg->g.m)->nslots !=
+		ca->ntup->nslots)
+		tuple_corrupted(index, nblk, noff, "neighbor tuple");
+	ca->etup->neighbortid = ntid;
+	/* the slot's duplicate chain (emptied by vacuum) stays with it */
+	ca->etup->duptid = old->duptid;
+	memcpy(old, ca->etup, ca->esize);
+	memcpy(HnswGetNeighbors(index, npage, nblk, noff, pg->g.m), ca->ntup,
+		   ca->nsize);
+	GenericXLogFinish(state);
+	if (nbuf != InvalidBuffer)
+		UnlockReleaseBuffer(nbuf);
+	ca->c->ref = HnswRefFromTid(blkno, off);
+	ca->c->neighborsAt = HnswRefFromItemPointer(&ntid);
+	ca->c->dist = 0;
+	ca->c->deleted = false;
+	return true;
+}
+
 /*
  * Take a free slot of exactly `level` for a new element, looking from the
  * level's hint over at most HNSW_FREE_SCAN_PAGES pages, and moving the hint
@@ -1554,91 +1634,28 @@ claim_free_slot(HnswPageGraph *pg, const HnswMetaPageData *meta, int level,
 {
 	Relation	index = pg->index;
 	BlockNumber hint = meta->freeHint[level];
-	BlockNumber nblocks;
-	BlockNumber blkno;
-	bool		found = false;
+	BlockNumber end;
+	BlockNumber at;
+	ClaimArgs	ca = {pg, level, etup, esize, ntup, nsize, 0, c};
 	MetaArgs	a;
 
 	if (hint == InvalidBlockNumber)
 		return false;
-	nblocks = RelationGetNumberOfBlocks(index);
-	for (blkno = hint; blkno < nblocks && blkno < hint + HNSW_FREE_SCAN_PAGES && !found; blkno++)
-	{
-		Buffer		buf = ReadBuffer(index, blkno);
-		Page		page;
-		OffsetNumber maxoff;
-
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		page = BufferGetPage(buf);
-		/* a page added just before a crash may never have been written */
-		if (PageIsNew(page))
-		{
-			UnlockReleaseBuffer(buf);
-			continue;
-		}
-		check_page(index, page, blkno);
-		maxoff = PageGetMaxOffsetNumber(page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && !found; off++)
-		{
-			HnswElementTuple old = (HnswElementTuple) get_item(page, off, 1);
-			ItemPointerData ntid;
-			Buffer		nbuf = InvalidBuffer;
-			GenericXLogState *state;
-			Page		epage;
-			Page		npage;
-
-			if (old == NULL || old->type != HNSW_ELEMENT_TUPLE)
-				continue;
-			old = HnswGetElement(index, page, blkno, off, pg->g.dim);
-			if (!(old->flags & HNSW_ELEMENT_FREE) || old->level != level)
-				continue;
-			ntid = old->neighbortid;
-			/* the neighbor tuple is here or on a later page: rule 7 */
-			if (ItemPointerGetBlockNumber(&ntid) < blkno ||
-				ItemPointerGetBlockNumber(&ntid) >= nblocks)
-				tuple_corrupted(index, blkno, off, "element tuple");
-			if (ItemPointerGetBlockNumber(&ntid) != blkno)
-			{
-				nbuf = ReadBuffer(index, ItemPointerGetBlockNumber(&ntid));
-				LockBuffer(nbuf, BUFFER_LOCK_EXCLUSIVE);
-			}
-			state = GenericXLogStart(index);
-			epage = GenericXLogRegisterBuffer(state, buf, 0);
-			npage = nbuf == InvalidBuffer ? epage :
-				GenericXLogRegisterBuffer(state, nbuf, 0);
-			old = HnswGetElement(index, epage, blkno, off, pg->g.dim);
-			if (HnswGetNeighbors(index, npage, ItemPointerGetBlockNumber(&ntid),
-								 ItemPointerGetOffsetNumber(&ntid),
-								 pg->g.m)->nslots != ntup->nslots)
-				tuple_corrupted(index, ItemPointerGetBlockNumber(&ntid),
-								ItemPointerGetOffsetNumber(&ntid),
-								"neighbor tuple");
-			etup->neighbortid = ntid;
-			/* the slot's duplicate chain (emptied by vacuum) stays with it */
-			etup->duptid = old->duptid;
-			memcpy(old, etup, esize);
-			memcpy(HnswGetNeighbors(index, npage, ItemPointerGetBlockNumber(&ntid),
-									ItemPointerGetOffsetNumber(&ntid), pg->g.m),
-				   ntup, nsize);
-			GenericXLogFinish(state);
-			if (nbuf != InvalidBuffer)
-				UnlockReleaseBuffer(nbuf);
-			c->ref = HnswRefFromTid(blkno, off);
-			c->neighborsAt = HnswRefFromItemPointer(&ntid);
-			c->dist = 0;
-			c->deleted = false;
-			found = true;
-		}
-		UnlockReleaseBuffer(buf);
-	}
+	ca.nblocks = RelationGetNumberOfBlocks(index);
+	end = Min(ca.nblocks, hint + HNSW_FREE_SCAN_PAGES);
+	at = HnswScanElements(index, hint, end, NULL, HNSW_SCAN_EXCLUSIVE,
+						  claim_slot, &ca);
 
 	/* where the next insert of this level should start */
 	a.level = level;
 	a.from = hint;
-	a.blkno = found ? blkno - 1 : (blkno >= nblocks ? InvalidBlockNumber : blkno);
+	if (at != InvalidBlockNumber)
+		a.blkno = at;
+	else
+		a.blkno = end >= ca.nblocks ? InvalidBlockNumber : end;
 	if (a.blkno != hint)
 		modify_meta(index, advance_hint, &a);
-	return found;
+	return at != InvalidBlockNumber;
 }
 
 /* Register a freshly added page in a WAL record, initialized */

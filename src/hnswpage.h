@@ -256,11 +256,14 @@ extern bool HnswWalkChain(Relation index, BlockNumber eblk, OffsetNumber eoff,
 						  ItemPointerData head, int mode,
 						  BufferAccessStrategy strategy, HnswChainFn fn,
 						  void *arg);
-typedef void (*HnswElementFn) (Relation index, Buffer buf, OffsetNumber offno,
+typedef bool (*HnswElementFn) (Relation index, Buffer buf, OffsetNumber offno,
 							   HnswElementTuple etup, void *arg);
-extern void HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
-							 BufferAccessStrategy strategy, bool pause,
-							 HnswElementFn fn, void *arg);
+#define HNSW_SCAN_PAUSE			0x01	/* vacuum's cost pauses between pages */
+#define HNSW_SCAN_EXCLUSIVE		0x02	/* fn may change the pages */
+extern BlockNumber HnswScanElements(Relation index, BlockNumber from,
+									BlockNumber to,
+									BufferAccessStrategy strategy, int flags,
+									HnswElementFn fn, void *arg);
 extern int	HnswCollectHeapTids(Relation index, BlockNumber blkno,
 								OffsetNumber offno, HnswElementTuple etup,
 								ItemPointer *tids, int *maxtids);

@@ -86,7 +86,7 @@ HnswPageWalkBegin(Relation index)
 }
 
 /* HnswScanElements callback of the walk: a live element's heap TIDs */
-static void
+static bool
 walk_element(Relation index, Buffer buf, OffsetNumber offno,
 			 HnswElementTuple etup, void *arg)
 {
@@ -94,7 +94,7 @@ walk_element(Relation index, Buffer buf, OffsetNumber offno,
 	int			n;
 
 	if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
-		return;
+		return false;
 	n = HnswCollectHeapTids(index, BufferGetBlockNumber(buf), offno, etup,
 							&walk->elemTids, &walk->maxElemTids);
 	if (walk->ntids + n > *walk->maxtids)
@@ -106,6 +106,7 @@ walk_element(Relation index, Buffer buf, OffsetNumber offno,
 	memcpy(*walk->tids + walk->ntids, walk->elemTids,
 		   sizeof(ItemPointerData) * n);
 	walk->ntids += n;
+	return false;
 }
 
 /*
@@ -125,7 +126,7 @@ HnswPageWalkNext(HnswPageWalk *walk, ItemPointer *tids, int *maxtids)
 	while (walk->ntids == 0 && walk->next < walk->end)
 	{
 		CHECK_FOR_INTERRUPTS();
-		HnswScanElements(walk->index, walk->next, walk->next + 1, NULL, false,
+		HnswScanElements(walk->index, walk->next, walk->next + 1, NULL, 0,
 						 walk_element, walk);
 		walk->next++;
 	}

@@ -235,7 +235,7 @@ typedef struct LiveTop
 	int			level;
 } LiveTop;
 
-static void
+static bool
 note_live_top(Relation index, Buffer buf, OffsetNumber offno,
 			  HnswElementTuple etup, void *arg)
 {
@@ -247,6 +247,7 @@ note_live_top(Relation index, Buffer buf, OffsetNumber offno,
 		top->ref = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
 		top->level = etup->level;
 	}
+	return false;
 }
 
 /*
@@ -272,7 +273,7 @@ pass_barrier(HnswVacuumState *vs)
 	if (top.ref == HNSW_INVALID_REF)
 		HnswScanElements(vs->index, HNSW_METAPAGE_BLKNO + 1,
 						 RelationGetNumberOfBlocks(vs->index),
-						 vs->info->strategy, true, note_live_top, &top);
+						 vs->info->strategy, HNSW_SCAN_PAUSE, note_live_top, &top);
 	LockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
 	nblocks = RelationGetNumberOfBlocks(vs->index);
 	HnswReadMeta(vs->index, &meta);
@@ -282,7 +283,7 @@ pass_barrier(HnswVacuumState *vs)
 	{
 		if (top.ref == HNSW_INVALID_REF)
 			HnswScanElements(vs->index, HNSW_METAPAGE_BLKNO + 1, nblocks,
-							 vs->info->strategy, false, note_live_top, &top);
+							 vs->info->strategy, 0, note_live_top, &top);
 		if (top.ref != entry)
 			HnswSetEntryPoint(vs->index, top.ref, top.level);
 	}
@@ -613,13 +614,14 @@ count_chain_tids(Relation index, Buffer buf, OffsetNumber offno,
 }
 
 /* Count an element's heap TIDs, its chain's included, into *(double *) arg */
-static void
+static bool
 count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
 				HnswElementTuple etup, void *arg)
 {
 	*(double *) arg += etup->ntids;
 	HnswWalkChain(index, BufferGetBlockNumber(buf), offno, etup->duptid,
 				  BUFFER_LOCK_SHARE, NULL, count_chain_tids, arg);
+	return false;
 }
 
 /*
@@ -653,7 +655,7 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 		HnswScanElements(info->index, HNSW_METAPAGE_BLKNO + 1,
 						 RelationGetNumberOfBlocks(info->index),
-						 info->strategy, true, count_heap_tids,
+						 info->strategy, HNSW_SCAN_PAUSE, count_heap_tids,
 						 &stats->num_index_tuples);
 		stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	}
