@@ -12,6 +12,8 @@ OBJS = \
 	src/hnsw.o \
 	src/hnswbuild.o \
 	src/hnswgraph.o \
+	src/hnswgraphrepair.o \
+	src/hnswgraphstream.o \
 	src/hnswinsert.o \
 	src/hnswmem.o \
 	src/hnswpage.o \

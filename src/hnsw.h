@@ -121,7 +121,7 @@ typedef struct HnswMemGraph HnswMemGraph;
 extern Size HnswMemEstimate(const HnswIndexInfo *info, double ntuples);
 extern HnswMemGraph *HnswMemCreate(Relation index, void *area, Size size,
 								   Size limit, bool shared, bool init);
-extern bool HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid);
+extern HnswGraph *HnswMemGraphBase(HnswMemGraph *mg);
 extern int64 HnswMemCount(HnswMemGraph *mg);
 extern bool HnswMemFull(HnswMemGraph *mg);
 extern void HnswMemWritePages(HnswMemGraph *mg, Relation index);
@@ -138,9 +138,8 @@ extern void HnswWriteMetaPage(Relation index, ForkNumber fork, int dimensions,
 							  int m, int efConstruction, bool logit);
 extern HnswPageGraph *HnswPageGraphCreate(Relation index, bool forSearch);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
-extern void HnswPageInsert(HnswPageGraph *pg, const float *vec,
-						   ItemPointer heaptid);
-extern int64 HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy);
+extern void HnswPageGraphSetStrategy(HnswPageGraph *pg,
+									 BufferAccessStrategy strategy);
 
 /* hnswpagescan.c: what a scan reads besides the graph */
 typedef struct HnswPageWalk HnswPageWalk;
@@ -179,6 +178,7 @@ extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
 											 void *callback_state);
 extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
 												IndexBulkDeleteResult *stats);
+extern int64 HnswConnectIndex(Relation index, BufferAccessStrategy strategy);
 extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
 extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 					   ScanKey orderbys, int norderbys);

@@ -193,12 +193,17 @@ init_state(HnswBuildState *bs, Relation index)
 									   ALLOCSET_DEFAULT_SIZES);
 }
 
-/* Write the in-memory graph to pages, WAL-logged all at once */
+/*
+ * Link the in-memory graph's orphans, then write it to pages, WAL-logged
+ * all at once.  Runs alone, after every participant is done.
+ */
 static void
 write_graph(HnswBuildState *bs)
 {
 	Size		mem;
 	int			grown;
+	int64		orphans;
+	int64		linked;
 
 	mem = HnswMemSize(bs->mg, &grown);
 	ereport(DEBUG1,
@@ -206,6 +211,9 @@ write_graph(HnswBuildState *bs)
 							 RelationGetRelationName(bs->index),
 							 HnswMemCount(bs->mg), mem, grown)));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
+	linked = HnswLinkOrphans(HnswMemGraphBase(bs->mg), &orphans);
+	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked",
+		 linked, orphans);
 	HnswMemWritePages(bs->mg, bs->index);
 }
 
@@ -265,17 +273,17 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	{
 		if (bs->pg)
 		{
-			HnswPageInsert(bs->pg, bs->vec, tid);
+			HnswInsert(HnswPageGraphBase(bs->pg), bs->vec, tid);
 			bs->indtuples++;
 		}
-		else if (HnswMemInsert(bs->mg, bs->vec, tid))
+		else if (HnswInsert(HnswMemGraphBase(bs->mg), bs->vec, tid))
 			bs->indtuples++;
 		else if (!bs->shared)
 		{
 			MemoryContextSwitchTo(old);
 			spill(bs);
 			old = MemoryContextSwitchTo(bs->tmpCtx);
-			HnswPageInsert(bs->pg, bs->vec, tid);
+			HnswInsert(HnswPageGraphBase(bs->pg), bs->vec, tid);
 			bs->indtuples++;
 		}
 		/* else: a full shared graph; the fallback pass will insert it */
@@ -458,7 +466,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 		bs->indtuples = bs->nskip;
 		*reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											build_callback, bs, NULL);
-		HnswPageConnect(bs->pg, NULL);
+		HnswConnectIndex(index, NULL);
 	}
 	else
 	{
@@ -533,7 +541,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			HnswMemFree(bs.mg);
 		}
 		else
-			HnswPageConnect(bs.pg, NULL);
+			HnswConnectIndex(index, NULL);
 	}
 
 	MemoryContextDelete(bs.tmpCtx);

@@ -42,6 +42,8 @@
 
 #include <math.h>
 
+#include "storage/itemptr.h"
+
 #include "distance.h"
 
 /* The largest m (the option's upper bound, hnsw.h): fixed arrays hold 2m */
@@ -70,10 +72,24 @@
  * reached through the lost: through chains of up to HNSW_REPAIR_HOPS
  * deleted elements, expanding at most HNSW_REPAIR_WALK of them; it
  * searches as well only for a list that lost more than it kept
- * (hnswgraph.c, HnswRepairNeighbors).
+ * (HnswRepairNeighbors).
  */
 #define HNSW_REPAIR_HOPS			3
 #define HNSW_REPAIR_WALK			32
+
+/* How many candidates relinking offers an element to before it gives up */
+#define HNSW_RELINK_TRIES			8
+/* How often HnswConnect walks a layer again after linking parts */
+#define HNSW_CONNECT_ROUNDS			4
+/*
+ * How much one walk of a layer may read to link parts through a scan of
+ * the reached elements: this many times the live elements (so 16 scans on
+ * layer 0, more on the smaller layers above); the rest wait for the next
+ * VACUUM
+ */
+#define HNSW_CONNECT_SCANS			16
+/* How many of the nearest found link to an element a search missed */
+#define HNSW_FINDABLE_LINKS			3
 
 /* An element: in memory an element number, on pages its element tuple's TID */
 typedef uint64 HnswRef;
@@ -96,6 +112,18 @@ typedef struct HnswCandidate
 } HnswCandidate;
 
 typedef struct HnswGraph HnswGraph;
+typedef struct HnswNeighborhood HnswNeighborhood;
+
+/* Every live element of a storage, for a pass over them all */
+typedef struct HnswElementSet
+{
+	int64		n;
+	HnswRef    *refs;			/* ascending */
+	uint64	   *neighborsAt;	/* each one's, as in HnswCandidate */
+	uint8	   *levels;
+	HnswRef		entry;			/* the entry point (HNSW_INVALID_REF: none) */
+	int			entryLevel;
+} HnswElementSet;
 
 /* What the algorithm asks of a storage */
 typedef struct HnswGraphOps
@@ -132,6 +160,52 @@ typedef struct HnswGraphOps
 	 */
 	bool		(*add_link) (HnswGraph *g, const HnswCandidate *e, int layer,
 							 const HnswCandidate *q, bool force);
+
+	/*
+	 * Where the element ref keeps its lists and whether it is deleted, into
+	 * c (its distance is left 0): for following links without measuring.
+	 */
+	void		(*locate) (HnswGraph *g, HnswRef ref, HnswCandidate *c);
+
+	/*
+	 * Write refs (n of them) as e's list on a layer, but only over the list
+	 * expect (nexpect) they were computed from: false if it changed
+	 * meanwhile.
+	 */
+	bool		(*replace_neighbors) (HnswGraph *g, const HnswCandidate *e,
+									  int layer, const HnswRef *expect,
+									  int nexpect, const HnswRef *refs, int n);
+
+	/* Every live element, and the entry point, into set (palloc'd) */
+	void		(*live_elements) (HnswGraph *g, HnswElementSet *set);
+
+	/*
+	 * Make ref (of level) the entry point if level is above the current
+	 * entry point's; the entry point after, into *entry and *entryLevel
+	 * unless they are NULL.
+	 */
+	void		(*raise_entry) (HnswGraph *g, HnswRef ref, int level,
+								HnswRef *entry, int *entryLevel);
+
+	/*
+	 * An insert (HnswInsert), in its order: begin_insert starts one of an
+	 * element of the given level (the storage's locks for it, if any) and
+	 * tells where the graph is entered, or returns false, having done
+	 * nothing, if the storage is full; add_heaptid adds the row to an
+	 * element found holding exactly vec, unless that element no longer
+	 * does or is no longer live (false); add_element stores a new element
+	 * with its lists (nb) into *self, or returns false if the storage is
+	 * full; end_insert releases what begin_insert took.
+	 */
+	bool		(*begin_insert) (HnswGraph *g, int level, HnswRef *entry,
+								 int *entryLevel);
+	bool		(*add_heaptid) (HnswGraph *g, const HnswCandidate *e,
+								const float *vec, ItemPointer heaptid);
+	bool		(*add_element) (HnswGraph *g, const float *vec, int level,
+								ItemPointer heaptid,
+								const HnswNeighborhood *nb,
+								HnswCandidate *self);
+	void		(*end_insert) (HnswGraph *g);
 } HnswGraphOps;
 
 /* Visited set: open addressing over refs, cleared by bumping a generation */
@@ -170,14 +244,14 @@ struct HnswGraph
 };
 
 /* New element's neighbors, per layer (paper Algorithm 1, first half) */
-typedef struct HnswNeighborhood
+struct HnswNeighborhood
 {
 	int			level;
 	int			count[HNSW_MAX_LEVEL + 1];
 	HnswCandidate *lists[HNSW_MAX_LEVEL + 1];
 	HnswCandidate *layer0;		/* all layer-0 search results, ascending */
 	int			nlayer0;
-} HnswNeighborhood;
+};
 
 /* The bound of a caller that needs every distance exact */
 #define HNSW_NO_BOUND	INFINITY
@@ -194,23 +268,15 @@ HnswDistance(const HnswGraph *g, const float *a, const float *b, float bound)
 	return g->bdist ? g->bdist(a, b, g->dim, bound) : g->dist(a, b, g->dim);
 }
 
+/* hnswgraph.c: the core (search, the heuristic, insert) */
 extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
 						  DistanceKernel dist, int dim, int m,
 						  int efConstruction, int maxLevel);
 extern int	HnswRandomLevel(HnswGraph *g);
-
-/* Searches */
-typedef struct HnswStream HnswStream;
-extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
-								   HnswRef entry, int entryLevel, int ef);
-extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
-						   HnswCandidate *out);
-extern uint32 HnswStreamMet(const HnswStream *s);
 extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,
 						   int entryLevel, int layer, int ef,
 						   HnswCandidate **out);
-
-/* Inserts and repairs */
+extern bool HnswInsert(HnswGraph *g, const float *vec, ItemPointer heaptid);
 extern void HnswFindNeighbors(HnswGraph *g, const float *q, int level,
 							  HnswRef entry, int entryLevel,
 							  HnswNeighborhood *nb);
@@ -218,14 +284,11 @@ extern void HnswLinkBack(HnswGraph *g, const HnswCandidate *q,
 						 const HnswNeighborhood *nb);
 extern int	HnswFindDuplicate(HnswGraph *g, const float *q,
 							  const HnswNeighborhood *nb);
-extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
-								const float *evec, int layer,
-								const HnswRef *keep, int nkeep,
-								const HnswRef *lost, int nlost,
-								HnswRef entry, int entryLevel,
-								HnswCandidate **out);
 
-/* The heuristic's merge of a new member into a list (storages' add_link) */
+/*
+ * The heuristic's merge of a new member into a full list: a storage's
+ * add_link calls it while it holds the list still in its own way.
+ */
 extern int	HnswMergeLink(HnswGraph *g, const HnswCandidate *e, int layer,
 						  const HnswRef *cur, int ncur,
 						  const HnswCandidate *q, bool force, HnswRef *out);
@@ -252,5 +315,102 @@ typedef struct HnswKnownList
 extern bool HnswMergeLinkKnown(HnswGraph *g, const HnswCandidate *e, int layer,
 							   HnswKnownList *list, const HnswCandidate *q,
 							   bool force);
+
+/* hnswgraphstream.c: k-NN search as a stream, for scans */
+typedef struct HnswStream HnswStream;
+extern HnswStream *HnswStreamBegin(HnswGraph *g, const float *q,
+								   HnswRef entry, int entryLevel, int ef);
+extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
+						   HnswCandidate *out);
+extern uint32 HnswStreamMet(const HnswStream *s);
+
+/* hnswgraphrepair.c: keeping every element reachable */
+extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
+								const float *evec, int layer,
+								const HnswRef *keep, int nkeep,
+								const HnswRef *lost, int nlost,
+								HnswRef entry, int entryLevel,
+								HnswCandidate **out);
+extern void HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e,
+							  const HnswRef *cur, int ncur,
+							  const HnswCandidate *q, HnswRef *out, int nout);
+extern int64 HnswConnect(HnswGraph *g, int64 *missed);
+extern int64 HnswLinkOrphans(HnswGraph *g, int64 *orphans);
+
+/*
+ * For the algorithm's own files (hnswgraph*.c) only
+ * ---------------------------------------------------------------------------
+ */
+extern void HnswVisitedClear(HnswVisited *v);
+extern bool HnswVisitedAdd(HnswVisited *v, uint64 key);
+extern int	HnswCandidateCmp(const void *a, const void *b);
+extern int	HnswSelectNeighbors(HnswGraph *g, HnswCandidate *c, int nc,
+								int max, bool keepPruned, const float **given);
+extern int	HnswDescend(HnswGraph *g, const float *q, HnswRef entry,
+						int entryLevel, int toLayer, int ef,
+						HnswCandidate **out);
+
+/* Hash of a ref for open addressing: refs are very regular, so mix well */
+static inline uint32
+HnswHashRef(uint64 key)
+{
+	/* the splitmix64 finalizer */
+	key ^= key >> 30;
+	key *= UINT64CONST(0xbf58476d1ce4e5b9);
+	key ^= key >> 27;
+	key *= UINT64CONST(0x94d049bb133111eb);
+	key ^= key >> 31;
+	return (uint32) key;
+}
+
+/*
+ * Sifting, for heaps of any item type: the candidate heaps of the searches
+ * and the stream's heaps of item numbers.  before(arg, a, b) says whether a
+ * belongs above b.  Always inlined, so that each heap's before() is a
+ * direct call again.
+ */
+typedef bool (*HnswHeapBefore) (const void *arg, const void *a, const void *b);
+
+/* Put x at position i, the heap's new last place, and move it up */
+static pg_attribute_always_inline void
+HnswSiftUp(char *items, size_t size, int i, const void *x,
+		   HnswHeapBefore before, const void *arg)
+{
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (!before(arg, x, items + parent * size))
+			break;
+		memcpy(items + i * size, items + parent * size, size);
+		i = parent;
+	}
+	memcpy(items + i * size, x, size);
+}
+
+/* Fill the hole at the top of a heap of count items with last, moved down */
+static pg_attribute_always_inline void
+HnswSiftDown(char *items, size_t size, int count, const void *last,
+			 HnswHeapBefore before, const void *arg)
+{
+	int			i = 0;
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= count)
+			break;
+		if (child + 1 < count &&
+			before(arg, items + (child + 1) * size, items + child * size))
+			child++;
+		if (!before(arg, items + child * size, last))
+			break;
+		memcpy(items + i * size, items + child * size, size);
+		i = child;
+	}
+	if (count > 0)
+		memcpy(items + i * size, last, size);
+}
 
 #endif							/* TINYHNSW_HNSWGRAPH_H */

@@ -35,7 +35,8 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	info = HnswGetIndexInfo(index);
 	vec = palloc(sizeof(float) * info->dimensions);
 	if (HnswPrepareVector(info, values[0], vec))
-		HnswPageInsert(HnswPageGraphCreate(index, false), vec, heap_tid);
+		HnswInsert(HnswPageGraphBase(HnswPageGraphCreate(index, false)), vec,
+				   heap_tid);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return false;

@@ -346,11 +346,327 @@ mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 	return kept;
 }
 
+/*
+ * A new element number, or false when the offset table is full and, in a
+ * private area, cannot grow within the limit.
+ */
+static bool
+mem_element_number(HnswMemGraph *mg, uint32 *num)
+{
+	HnswMemArea *a = mg->area;
+
+	if (mg->ownsArea && pg_atomic_read_u32(&a->nelems) >= a->maxelems)
+	{
+		Size		table = sizeof(uint64) * (Size) a->maxelems;
+		Size		more = Min(table, mg->limit - a->size - table);
+
+		if (more < sizeof(uint64) || a->maxelems >= PG_UINT32_MAX - 1)
+		{
+			a->full = true;
+			return false;
+		}
+		a->maxelems += (uint32) Min(more / sizeof(uint64),
+									PG_UINT32_MAX - 1 - a->maxelems);
+		mg->offsets = repalloc_huge(mg->offsets,
+									sizeof(uint64) * (Size) a->maxelems);
+	}
+	*num = pg_atomic_fetch_add_u32(&a->nelems, 1);
+	if (*num >= a->maxelems)
+	{
+		a->full = true;
+		return false;
+	}
+	return true;
+}
+
+/* Read the entry point (under its lock when shared) */
+static void
+get_entry(HnswMemGraph *mg, HnswRef *entry, int *level)
+{
+	if (mg->area->shared)
+		LWLockAcquire(&mg->area->entryLock, LW_SHARED);
+	*entry = mg->area->entry;
+	*level = mg->area->entryLevel;
+	if (mg->area->shared)
+		LWLockRelease(&mg->area->entryLock);
+}
+
+/*
+ * Add a heap TID to an element with the same vector; false if out of room.
+ * In a private area the allocation may move the area: the element is
+ * looked up again after it (and no lock is taken there).
+ */
+static bool
+add_duplicate(HnswMemGraph *mg, HnswRef ref, ItemPointer tid)
+{
+	HnswMemElement *e = mem_element(mg, ref);
+	bool		ok = true;
+
+	mem_lock(mg, e, LW_EXCLUSIVE);
+	if (e->ntids < HNSW_HEAPTIDS)
+		e->heaptids[e->ntids++] = *tid;
+	else
+	{
+		HnswMemTidChunk *chunk = e->moreOff ?
+			(HnswMemTidChunk *) AREA_PTR(mg, e->moreOff) : NULL;
+
+		/* new chunks go at the head, so the head is the one with room */
+		if (chunk == NULL || chunk->ntids == HNSW_MEM_CHUNK_TIDS)
+		{
+			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk), false);
+
+			e = mem_element(mg, ref);
+			if (off == 0)
+				ok = false;
+			else
+			{
+				HnswMemTidChunk *fresh = AREA_PTR(mg, off);
+
+				fresh->next = e->moreOff;
+				fresh->ntids = 0;
+				e->moreOff = off;
+				chunk = fresh;
+			}
+		}
+		if (ok)
+		{
+			chunk->tids[chunk->ntids++] = *tid;
+			e->nmore++;
+		}
+	}
+	mem_unlock(mg, e);
+	return ok;
+}
+
+/* add_element: a new element with its lists, published by its links */
+static bool
+mem_add_element(HnswGraph *g, const float *vec, int level, ItemPointer tid,
+				const HnswNeighborhood *nb, HnswCandidate *self)
+{
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+	HnswMemArea *a = mg->area;
+	HnswMemElement *e;
+	int			nslots = (level + 2) * g->m;
+	uint64		eoff;
+	uint64		soff;
+	uint64		koff;
+	uint32		num;
+	uint32	   *slots;
+	float	   *dists;
+	uint8	   *verdicts;
+
+	if (a->full)
+		return false;
+	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim,
+					 false);
+	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots, false) : 0;
+	koff = soff ? mem_alloc(mg, MEM_KNOWN_BYTES * nslots, true) : 0;
+	if (koff == 0 || !mem_element_number(mg, &num))
+		return false;
+	a = mg->area;				/* a private area may have moved */
+
+	e = AREA_PTR(mg, eoff);
+	if (a->shared)
+		LWLockInitialize(&e->lock, a->tranche);
+	e->slotsOff = soff;
+	e->knownOff = koff;
+	e->moreOff = 0;
+	e->nmore = 0;
+	e->level = level;
+	e->ntids = 1;
+	e->heaptids[0] = *tid;
+	memcpy(e->vec, vec, sizeof(float) * g->dim);
+	slots = mem_slots(mg, e);
+	dists = mem_dists(mg, e);
+	verdicts = mem_verdicts(mg, e);
+	for (int i = 0; i < nslots; i++)
+		slots[i] = HNSW_MEM_NONE;
+	/* the heuristic chose each list from nearer candidates: all kept */
+	for (int lc = 0; lc <= level; lc++)
+	{
+		int			start = HnswLayerStart(g->m, lc);
+
+		for (int i = 0; i < nb->count[lc]; i++)
+		{
+			slots[start + i] = (uint32) nb->lists[lc][i].ref;
+			dists[start + i] = nb->lists[lc][i].dist;
+			verdicts[start + i] = HNSW_VERDICT_KEPT;
+		}
+	}
+	mg->offsets[num] = eoff;
+
+	/* complete before anyone can find it: the links publish it */
+	pg_write_barrier();
+	self->ref = num;
+	self->neighborsAt = 0;
+	self->dist = 0;
+	self->deleted = false;
+	return true;
+}
+
+/* begin_insert: nothing to lock; the entry point under its own lock */
+static bool
+mem_begin_insert(HnswGraph *g, int level, HnswRef *entry, int *entryLevel)
+{
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+
+	if (mg->area->full)
+		return false;
+	get_entry(mg, entry, entryLevel);
+	return true;
+}
+
+/* add_heaptid: the graph's elements never change; false only when full */
+static bool
+mem_add_heaptid(HnswGraph *g, const HnswCandidate *e, const float *vec,
+				ItemPointer heaptid)
+{
+	return add_duplicate((HnswMemGraph *) g, e->ref, heaptid);
+}
+
+static void
+mem_end_insert(HnswGraph *g)
+{
+}
+
+static void
+mem_raise_entry(HnswGraph *g, HnswRef ref, int level, HnswRef *entry,
+				int *entryLevel)
+{
+	HnswMemArea *a = ((HnswMemGraph *) g)->area;
+
+	if (a->shared)
+		LWLockAcquire(&a->entryLock, LW_EXCLUSIVE);
+	if (level > a->entryLevel)
+	{
+		a->entry = ref;
+		a->entryLevel = level;
+	}
+	if (entry)
+	{
+		*entry = a->entry;
+		*entryLevel = a->entryLevel;
+	}
+	if (a->shared)
+		LWLockRelease(&a->entryLock);
+}
+
+/* locate: no element is ever deleted in memory */
+static void
+mem_locate(HnswGraph *g, HnswRef ref, HnswCandidate *c)
+{
+	c->ref = ref;
+	c->neighborsAt = 0;
+	c->dist = 0;
+	c->deleted = false;
+}
+
+/*
+ * replace_neighbors, under the element's lock.  A member that stays keeps
+ * its distance and verdict; a new one gets its distance and an unknown
+ * verdict; and if any member went, a kept one may have gone, so no verdict
+ * can be trusted any more.
+ */
+static bool
+mem_replace_neighbors(HnswGraph *g, const HnswCandidate *e, int layer,
+					  const HnswRef *expect, int nexpect, const HnswRef *refs,
+					  int n)
+{
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+	HnswMemElement *el = mem_element(mg, e->ref);
+	int			start = HnswLayerStart(g->m, layer);
+	int			cap = HnswLayerCapacity(g->m, layer);
+	uint32	   *slots = mem_slots(mg, el) + start;
+	float	   *dists = mem_dists(mg, el) + start;
+	uint8	   *verdicts = mem_verdicts(mg, el) + start;
+	float		olddists[2 * HNSW_MAX_M];
+	uint8		oldverdicts[2 * HNSW_MAX_M];
+	bool		dropped = false;
+	int			ncur;
+
+	Assert(n <= cap);
+	mem_lock(mg, el, LW_EXCLUSIVE);
+	for (ncur = 0; ncur < cap && slots[ncur] != HNSW_MEM_NONE; ncur++)
+	{
+		if (ncur >= nexpect || slots[ncur] != (uint32) expect[ncur])
+			break;
+	}
+	if (ncur != nexpect ||
+		(ncur < cap && slots[ncur] != HNSW_MEM_NONE))
+	{
+		mem_unlock(mg, el);
+		return false;
+	}
+	memcpy(olddists, dists, sizeof(float) * ncur);
+	memcpy(oldverdicts, verdicts, ncur);
+	for (int j = 0; j < ncur && !dropped; j++)
+	{
+		int			i;
+
+		for (i = 0; i < n && refs[i] != expect[j]; i++)
+			;
+		dropped = (i == n);
+	}
+	for (int i = 0; i < cap; i++)
+	{
+		int			j;
+
+		if (i >= n)
+		{
+			slots[i] = HNSW_MEM_NONE;
+			continue;
+		}
+		slots[i] = (uint32) refs[i];
+		for (j = 0; j < ncur && expect[j] != refs[i]; j++)
+			;
+		if (j < ncur)
+		{
+			dists[i] = olddists[j];
+			verdicts[i] = dropped ? HNSW_VERDICT_UNKNOWN : oldverdicts[j];
+		}
+		else
+		{
+			dists[i] = g->dist(el->vec, mem_element(mg, refs[i])->vec, g->dim);
+			verdicts[i] = HNSW_VERDICT_UNKNOWN;
+		}
+	}
+	mem_unlock(mg, el);
+	return true;
+}
+
+/* live_elements: every element, numbered from 0, and the entry point */
+static void
+mem_live_elements(HnswGraph *g, HnswElementSet *set)
+{
+	HnswMemGraph *mg = (HnswMemGraph *) g;
+	int64		n = HnswMemCount(mg);
+
+	set->n = n;
+	set->refs = palloc_extended(sizeof(HnswRef) * Max(n, 1), MCXT_ALLOC_HUGE);
+	set->neighborsAt = palloc_extended(sizeof(uint64) * Max(n, 1),
+									   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	set->levels = palloc_extended(Max(n, 1), MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < n; i++)
+	{
+		set->refs[i] = i;
+		set->levels[i] = mem_element(mg, i)->level;
+	}
+	get_entry(mg, &set->entry, &set->entryLevel);
+}
+
 static const HnswGraphOps hnsw_mem_ops = {
 	.distances = mem_distances,
 	.neighbors = mem_neighbors,
 	.element_vector = mem_vector,
 	.add_link = mem_add_link,
+	.locate = mem_locate,
+	.replace_neighbors = mem_replace_neighbors,
+	.live_elements = mem_live_elements,
+	.raise_entry = mem_raise_entry,
+	.begin_insert = mem_begin_insert,
+	.add_heaptid = mem_add_heaptid,
+	.add_element = mem_add_element,
+	.end_insert = mem_end_insert,
 };
 
 /* The graph ------------------------------------------------------------- */
@@ -457,192 +773,11 @@ HnswMemCreate(Relation index, void *area, Size size, Size limit, bool shared,
 	return mg;
 }
 
-/*
- * A new element number, or false when the offset table is full and, in a
- * private area, cannot grow within the limit.
- */
-static bool
-mem_element_number(HnswMemGraph *mg, uint32 *num)
+/* The graph, for the algorithm (hnswgraph.h) */
+HnswGraph *
+HnswMemGraphBase(HnswMemGraph *mg)
 {
-	HnswMemArea *a = mg->area;
-
-	if (mg->ownsArea && pg_atomic_read_u32(&a->nelems) >= a->maxelems)
-	{
-		Size		table = sizeof(uint64) * (Size) a->maxelems;
-		Size		more = Min(table, mg->limit - a->size - table);
-
-		if (more < sizeof(uint64) || a->maxelems >= PG_UINT32_MAX - 1)
-		{
-			a->full = true;
-			return false;
-		}
-		a->maxelems += (uint32) Min(more / sizeof(uint64),
-									PG_UINT32_MAX - 1 - a->maxelems);
-		mg->offsets = repalloc_huge(mg->offsets,
-									sizeof(uint64) * (Size) a->maxelems);
-	}
-	*num = pg_atomic_fetch_add_u32(&a->nelems, 1);
-	if (*num >= a->maxelems)
-	{
-		a->full = true;
-		return false;
-	}
-	return true;
-}
-
-/* Read the entry point (under its lock when shared) */
-static void
-get_entry(HnswMemGraph *mg, HnswRef *entry, int *level)
-{
-	if (mg->area->shared)
-		LWLockAcquire(&mg->area->entryLock, LW_SHARED);
-	*entry = mg->area->entry;
-	*level = mg->area->entryLevel;
-	if (mg->area->shared)
-		LWLockRelease(&mg->area->entryLock);
-}
-
-/*
- * Add a heap TID to an element with the same vector; false if out of room.
- * In a private area the allocation may move the area: the element is
- * looked up again after it (and no lock is taken there).
- */
-static bool
-add_duplicate(HnswMemGraph *mg, HnswRef ref, ItemPointer tid)
-{
-	HnswMemElement *e = mem_element(mg, ref);
-	bool		ok = true;
-
-	mem_lock(mg, e, LW_EXCLUSIVE);
-	if (e->ntids < HNSW_HEAPTIDS)
-		e->heaptids[e->ntids++] = *tid;
-	else
-	{
-		HnswMemTidChunk *chunk = e->moreOff ?
-			(HnswMemTidChunk *) AREA_PTR(mg, e->moreOff) : NULL;
-
-		/* new chunks go at the head, so the head is the one with room */
-		if (chunk == NULL || chunk->ntids == HNSW_MEM_CHUNK_TIDS)
-		{
-			uint64		off = mem_alloc(mg, sizeof(HnswMemTidChunk), false);
-
-			e = mem_element(mg, ref);
-			if (off == 0)
-				ok = false;
-			else
-			{
-				HnswMemTidChunk *fresh = AREA_PTR(mg, off);
-
-				fresh->next = e->moreOff;
-				fresh->ntids = 0;
-				e->moreOff = off;
-				chunk = fresh;
-			}
-		}
-		if (ok)
-		{
-			chunk->tids[chunk->ntids++] = *tid;
-			e->nmore++;
-		}
-	}
-	mem_unlock(mg, e);
-	return ok;
-}
-
-/*
- * Add one vector (already prepared for the metric) with its heap TID
- * (paper Algorithm 1).  Returns false, having changed nothing, when the
- * area is full.  Scratch memory comes from the caller's context, which the
- * caller resets per tuple.
- */
-bool
-HnswMemInsert(HnswMemGraph *mg, const float *vec, ItemPointer tid)
-{
-	HnswGraph  *g = &mg->g;
-	HnswMemArea *a = mg->area;
-	HnswNeighborhood nb;
-	HnswMemElement *e;
-	HnswCandidate self;
-	HnswRef		entry;
-	int			entryLevel;
-	int			level = HnswRandomLevel(g);
-	int			nslots = (level + 2) * g->m;
-	uint64		eoff;
-	uint64		soff;
-	uint64		koff;
-	uint32		num;
-	uint32	   *slots;
-	float	   *dists;
-	uint8	   *verdicts;
-	int			dup;
-
-	if (a->full)
-		return false;
-
-	get_entry(mg, &entry, &entryLevel);
-	HnswFindNeighbors(g, vec, level, entry, entryLevel, &nb);
-
-	/* rows with the same vector share one element (hnswpage.h: duplicate tuples) */
-	dup = HnswFindDuplicate(g, vec, &nb);
-	if (dup >= 0)
-		return add_duplicate(mg, nb.layer0[dup].ref, tid);
-
-	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim,
-					 false);
-	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots, false) : 0;
-	koff = soff ? mem_alloc(mg, MEM_KNOWN_BYTES * nslots, true) : 0;
-	if (koff == 0 || !mem_element_number(mg, &num))
-		return false;
-	a = mg->area;				/* a private area may have moved */
-
-	e = AREA_PTR(mg, eoff);
-	if (a->shared)
-		LWLockInitialize(&e->lock, a->tranche);
-	e->slotsOff = soff;
-	e->knownOff = koff;
-	e->moreOff = 0;
-	e->nmore = 0;
-	e->level = level;
-	e->ntids = 1;
-	e->heaptids[0] = *tid;
-	memcpy(e->vec, vec, sizeof(float) * g->dim);
-	slots = mem_slots(mg, e);
-	dists = mem_dists(mg, e);
-	verdicts = mem_verdicts(mg, e);
-	for (int i = 0; i < nslots; i++)
-		slots[i] = HNSW_MEM_NONE;
-	/* the heuristic chose each list from nearer candidates: all kept */
-	for (int lc = 0; lc <= level; lc++)
-	{
-		int			start = HnswLayerStart(g->m, lc);
-
-		for (int i = 0; i < nb.count[lc]; i++)
-		{
-			slots[start + i] = (uint32) nb.lists[lc][i].ref;
-			dists[start + i] = nb.lists[lc][i].dist;
-			verdicts[start + i] = HNSW_VERDICT_KEPT;
-		}
-	}
-	mg->offsets[num] = eoff;
-
-	/* complete before anyone can find it: the links publish it */
-	pg_write_barrier();
-	self.ref = num;
-	self.neighborsAt = 0;
-	self.dist = 0;
-	self.deleted = false;
-	HnswLinkBack(g, &self, &nb);
-
-	if (a->shared)
-		LWLockAcquire(&a->entryLock, LW_EXCLUSIVE);
-	if (level > a->entryLevel)
-	{
-		a->entry = num;
-		a->entryLevel = level;
-	}
-	if (a->shared)
-		LWLockRelease(&a->entryLock);
-	return true;
+	return &mg->g;
 }
 
 /* Elements in the graph */
@@ -659,109 +794,6 @@ HnswMemFull(HnswMemGraph *mg)
 	return mg->area->full;
 }
 
-/* The layer-0 list of an element, into out; returns the count */
-static int
-layer0(HnswMemGraph *mg, HnswMemElement *e, HnswRef *out)
-{
-	uint32	   *slots = mem_slots(mg, e);
-	int			n;
-
-	for (n = 0; n < 2 * mg->g.m && slots[n] != HNSW_MEM_NONE; n++)
-		out[n] = slots[n];
-	return n;
-}
-
-/*
- * Link orphan x from the layer-0 list of one of its own neighbors, the
- * nearest first: into a free slot, or in place of the member farthest from
- * that neighbor among those another list names too.  So no element loses
- * its last incoming link and nothing cascades (making the neighbor prune
- * by the heuristic instead could orphan its victim, and two orphans could
- * then displace each other for ever).  Returns whether x was linked.
- */
-static bool
-link_orphan(HnswMemGraph *mg, HnswRef x, uint32 *indeg)
-{
-	HnswGraph  *g = &mg->g;
-	HnswRef		nbrs[2 * HNSW_MAX_M];
-	const float *xvec = mem_element(mg, x)->vec;
-	int			nn = layer0(mg, mem_element(mg, x), nbrs);
-
-	for (int k = 0; k < nn; k++)
-	{
-		HnswMemElement *ne = mem_element(mg, nbrs[k]);
-		uint32	   *slots = mem_slots(mg, ne);
-		float	   *dists = mem_dists(mg, ne);
-		uint8	   *verdicts = mem_verdicts(mg, ne);
-		HnswRef		members[2 * HNSW_MAX_M];
-		int			n = layer0(mg, ne, members);
-		int			victim = -1;
-
-		if (n < 2 * g->m)
-			victim = n;
-		else
-		{
-			for (int i = 0; i < n; i++)
-			{
-				if (indeg[members[i]] >= 2 &&
-					(victim < 0 || dists[i] > dists[victim]))
-					victim = i;
-			}
-			if (victim < 0)
-				continue;
-			indeg[members[victim]]--;
-			/* a kept member may go: no verdict can be trusted any more */
-			memset(verdicts, HNSW_VERDICT_UNKNOWN, n);
-		}
-		slots[victim] = (uint32) x;
-		dists[victim] = g->dist(ne->vec, xvec, g->dim);
-		verdicts[victim] = HNSW_VERDICT_UNKNOWN;
-		indeg[x]++;
-		return true;
-	}
-	return false;
-}
-
-/*
- * An element no list names on layer 0 can never be found.  Pruning a full
- * list can take an element's last incoming link away long after it was
- * inserted (a few in 50,000 clustered vectors).  Before the graph is
- * written, each such element is linked from one of its neighbors
- * (link_orphan).  Runs alone, after every participant is done.
- */
-static void
-link_orphans(HnswMemGraph *mg)
-{
-	int64		n = HnswMemCount(mg);
-	uint32	   *indeg;
-	HnswRef		nbrs[2 * HNSW_MAX_M];
-	int64		orphans = 0;
-	int64		linked = 0;
-
-	if (n < 2)
-		return;
-	indeg = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (int64 i = 0; i < n; i++)
-	{
-		int			nn = layer0(mg, mem_element(mg, i), nbrs);
-
-		for (int j = 0; j < nn; j++)
-			indeg[nbrs[j]]++;
-	}
-	for (int64 i = 0; i < n; i++)
-	{
-		if (indeg[i] > 0 || (HnswRef) i == mg->area->entry)
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		orphans++;
-		if (link_orphan(mg, (HnswRef) i, indeg))
-			linked++;
-	}
-	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked",
-		 linked, orphans);
-	pfree(indeg);
-}
-
 /*
  * Hand the whole graph to the page room's bulk writer, which writes it into
  * an index that holds only its metapage and WAL-logs it.  Runs alone, after
@@ -773,7 +805,6 @@ HnswMemWritePages(HnswMemGraph *mg, Relation index)
 	int64		nelems = HnswMemCount(mg);
 	HnswBulkWriter *w;
 
-	link_orphans(mg);
 	w = HnswBulkBegin(index, nelems);
 	for (int64 i = 0; i < nelems; i++)
 	{

@@ -688,7 +688,7 @@ write_layer(HnswGraph *g, Buffer buf, OffsetNumber offno, int layer,
  * element tuple's header, read under a share lock.
  */
 static void
-element_head(HnswGraph *g, HnswRef ref, HnswCandidate *c)
+page_locate(HnswGraph *g, HnswRef ref, HnswCandidate *c)
 {
 	Relation	index = graph_index(g);
 	HnswElementTuple etup;
@@ -703,70 +703,6 @@ element_head(HnswGraph *g, HnswRef ref, HnswCandidate *c)
 	c->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
 	c->neighborsAt = HnswRefFromItemPointer(&etup->neighbortid);
 	UnlockReleaseBuffer(buf);
-}
-
-/*
- * Does an element other than `except` link to live element v on a layer?
- * Only v's own neighbors are asked, nearest links being mostly mutual: a
- * wrong "no" costs a needless swap, never an element.  True for a deleted
- * v, which needs no link.
- */
-static bool
-has_other_parent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
-{
-	HnswCandidate vc;
-	HnswRef		nbrs[2 * HNSW_MAX_M];
-	HnswRef		theirs[2 * HNSW_MAX_M];
-	int			nn;
-
-	element_head(g, v, &vc);
-	if (vc.deleted)
-		return true;
-	nn = page_neighbors(g, &vc, layer, nbrs);
-	for (int i = 0; i < nn; i++)
-	{
-		HnswCandidate nc;
-
-		if (nbrs[i] == except)
-			continue;
-		element_head(g, nbrs[i], &nc);
-		if (!nc.deleted &&
-			refs_contain(theirs, page_neighbors(g, &nc, layer, theirs), v))
-			return true;
-	}
-	return false;
-}
-
-/*
- * A full layer-0 list of e, pruned to out (nout refs) to let q in, drops
- * one member.  If that was the member's last incoming link, no search
- * could find it again (until VACUUM relinks it): keep it, and drop instead
- * the farthest kept member that another element links to.  Runs with no
- * lock held, before the list is written back (rule 3).
- */
-static void
-keep_last_link(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
-			   int ncur, const HnswCandidate *q, HnswRef *out, int nout)
-{
-	int			last = nout - 1;	/* out[last + 1 ..] are not to be dropped */
-
-	if (!refs_contain(out, nout, q->ref))
-		return;					/* nothing will be written */
-	for (int i = 0; i < ncur; i++)
-	{
-		if (refs_contain(out, nout, cur[i]) ||
-			has_other_parent(g, cur[i], 0, e->ref))
-			continue;
-		/* cur[i] (live) loses its last link: it takes another's place */
-		for (; last >= 0; last--)
-		{
-			if (out[last] != q->ref && has_other_parent(g, out[last], 0, e->ref))
-			{
-				out[last--] = cur[i];
-				break;
-			}
-		}
-	}
 }
 
 /*
@@ -840,7 +776,7 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 		ncur = nnow;
 		nout = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
 		if (layer == 0)
-			keep_last_link(g, e, cur, ncur, q, out, nout);
+			HnswKeepLastLinks(g, e, cur, ncur, q, out, nout);
 	}
 }
 
@@ -877,106 +813,21 @@ HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt, int layer,
 	return same;
 }
 
-static const HnswGraphOps hnsw_page_ops = {
-	.distances = page_distances,
-	.neighbors = page_neighbors,
-	.element_vector = page_vector,
-	.add_link = page_add_link,
-};
-
-/* How many candidates relink offers x to before it gives up */
-#define HNSW_RELINK_TRIES	8
-/* How often HnswPageConnect walks a layer again after linking parts */
-#define HNSW_CONNECT_ROUNDS	4
-/*
- * How much one walk of a layer may read to link parts through a scan of
- * the reached elements: this many times the live elements (so 16 scans on
- * layer 0, more on the smaller layers above); the rest wait for the next
- * VACUUM
- */
-#define HNSW_CONNECT_SCANS	16
-/* How many of the nearest found link to an element a search missed */
-#define HNSW_FINDABLE_LINKS	3
-
-/* qsort: farthest first */
-static int
-candidate_desc(const void *a, const void *b)
-{
-	float		da = ((const HnswCandidate *) a)->dist;
-	float		db = ((const HnswCandidate *) b)->dist;
-
-	return da > db ? -1 : (da < db ? 1 : 0);
-}
-
-/* Where ref sits in the sorted refs[n], or -1 */
-static int64
-ref_index(HnswRef ref, const HnswRef *refs, int64 n)
-{
-	const HnswRef *hit = bsearch(&ref, refs, n, sizeof(HnswRef), HnswRefCmp);
-
-	return hit ? hit - refs : -1;
-}
-
-/*
- * Make r link to x on a layer: into a free slot of r's list, or in place of
- * the member farthest from r that some other element links to as well, so
- * that nobody loses a last incoming link and nothing cascades.  A list that
- * changed since it was read (inserts run meanwhile) is left alone.
- */
+/* replace_neighbors: HnswPageReplaceLayer */
 static bool
-link_from(HnswPageGraph *pg, HnswRef r, const HnswCandidate *x, int layer)
+page_replace_neighbors(HnswGraph *g, const HnswCandidate *e, int layer,
+					   const HnswRef *expect, int nexpect, const HnswRef *refs,
+					   int n)
 {
-	HnswGraph  *g = &pg->g;
-	int			cap = HnswLayerCapacity(g->m, layer);
-	HnswCandidate e;
-	HnswCandidate c[2 * HNSW_MAX_M];
-	HnswRef		members[2 * HNSW_MAX_M];
-	HnswRef		out[2 * HNSW_MAX_M];
-	const float *ev;
-	int			nm;
-	int			slot = -1;
-
-	e.ref = r;
-	ev = g->ops->element_vector(g, &e);
-	element_head(g, r, &e);
-	if (e.deleted)
-		return false;
-	nm = g->ops->neighbors(g, &e, layer, members);
-	if (refs_contain(members, nm, x->ref))
-		return true;
-	memcpy(out, members, sizeof(HnswRef) * nm);
-	if (nm < cap)
-		slot = nm;
-	else
-	{
-		for (int i = 0; i < nm; i++)
-			c[i].ref = members[i];
-		g->ops->distances(g, ev, c, nm, NULL, HNSW_NO_BOUND);
-		qsort(c, nm, sizeof(HnswCandidate), candidate_desc);
-		for (int i = 0; i < nm && slot < 0; i++)
-		{
-			if (has_other_parent(g, c[i].ref, layer, r))
-			{
-				for (slot = 0; members[slot] != c[i].ref; slot++)
-					;
-			}
-		}
-		if (slot < 0)
-			return false;
-	}
-	out[slot] = x->ref;
-	return HnswPageReplaceLayer(pg, e.neighborsAt, layer, members, nm, out,
-								Max(nm, slot + 1));
+	return HnswPageReplaceLayer((HnswPageGraph *) g, e->neighborsAt, layer,
+								expect, nexpect, refs, n);
 }
 
-/* The live elements of an index, for HnswPageConnect */
+/* The page graph's live elements (live_elements), a growing array */
 typedef struct LiveSet
 {
-	int64		n;
+	HnswElementSet *set;
 	int64		max;
-	HnswRef    *refs;			/* sorted: collected in block/offset order */
-	uint64	   *neighborsAt;
-	uint8	   *levels;
 } LiveSet;
 
 static bool
@@ -984,430 +835,76 @@ collect_live(Relation index, Buffer buf, OffsetNumber offno,
 			 HnswElementTuple etup, void *arg)
 {
 	LiveSet    *ls = arg;
+	HnswElementSet *set = ls->set;
 
 	if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
 		return false;
-	if (ls->n == ls->max)
+	if (set->n == ls->max)
 	{
 		ls->max *= 2;
-		ls->refs = repalloc_huge(ls->refs, sizeof(HnswRef) * ls->max);
-		ls->neighborsAt = repalloc_huge(ls->neighborsAt, sizeof(uint64) * ls->max);
-		ls->levels = repalloc_huge(ls->levels, ls->max);
+		set->refs = repalloc_huge(set->refs, sizeof(HnswRef) * ls->max);
+		set->neighborsAt = repalloc_huge(set->neighborsAt,
+										 sizeof(uint64) * ls->max);
+		set->levels = repalloc_huge(set->levels, ls->max);
 	}
-	ls->refs[ls->n] = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
-	ls->neighborsAt[ls->n] = HnswRefFromItemPointer(&etup->neighbortid);
-	ls->levels[ls->n] = etup->level;
-	ls->n++;
+	set->refs[set->n] = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
+	set->neighborsAt[set->n] = HnswRefFromItemPointer(&etup->neighbortid);
+	set->levels[set->n] = etup->level;
+	set->n++;
 	return false;
 }
 
 /*
- * Mark what a walk over layer-`layer` links reaches from ls element
- * `start`, through live elements only.
+ * The entry point and, unless the graph is empty, every live element, in
+ * block and offset order (so sorted by ref), read a page at a time with
+ * the graph's strategy and vacuum's cost pauses.
  */
 static void
-mark_reached(HnswGraph *g, const LiveSet *ls, int layer, int64 start,
-			 bool *reached, int64 *queue)
+page_live_elements(HnswGraph *g, HnswElementSet *set)
 {
-	int64		head = 0;
-	int64		tail = 0;
-	HnswRef		nbrs[2 * HNSW_MAX_M];
-
-	if (reached[start])
-		return;
-	reached[start] = true;
-	queue[tail++] = start;
-	while (head < tail)
-	{
-		int64		i = queue[head++];
-		HnswCandidate c = {ls->refs[i], ls->neighborsAt[i], 0, false};
-		int			nn = g->ops->neighbors(g, &c, layer, nbrs);
-
-		CHECK_FOR_INTERRUPTS();
-		for (int j = 0; j < nn; j++)
-		{
-			int64		at = ref_index(nbrs[j], ls->refs, ls->n);
-
-			if (at >= 0 && !reached[at] && ls->levels[at] >= layer)
-			{
-				reached[at] = true;
-				queue[tail++] = at;
-			}
-		}
-	}
-}
-
-/*
- * Link x from the nearest that take it of the reached elements of a layer
- * (by a scan of them all), nearest first.
- */
-static bool
-link_from_nearest_reached(HnswPageGraph *pg, const LiveSet *ls,
-						  const HnswCandidate *x, const float *xv, int layer,
-						  const bool *reached, int64 *scanned)
-{
-	HnswGraph  *g = &pg->g;
-	HnswCandidate best[HNSW_RELINK_TRIES];
-	HnswCandidate batch[64];
-	int			nbest = 0;
-	int			nbatch = 0;
-
-	for (int64 i = 0; i <= ls->n; i++)
-	{
-		if (i < ls->n && (!reached[i] || ls->levels[i] < layer))
-			continue;
-		if (i < ls->n)
-		{
-			batch[nbatch++].ref = ls->refs[i];
-			(*scanned)++;
-		}
-		if (nbatch == lengthof(batch) || (i == ls->n && nbatch > 0))
-		{
-			g->ops->distances(g, xv, batch, nbatch, NULL, HNSW_NO_BOUND);
-			for (int j = 0; j < nbatch; j++)
-			{
-				int			k;
-
-				if (batch[j].deleted)
-					continue;
-				/* keep the HNSW_RELINK_TRIES nearest, ascending */
-				if (nbest == HNSW_RELINK_TRIES &&
-					batch[j].dist >= best[nbest - 1].dist)
-					continue;
-				if (nbest < HNSW_RELINK_TRIES)
-					nbest++;
-				for (k = nbest - 1; k > 0 && best[k - 1].dist > batch[j].dist; k--)
-					best[k] = best[k - 1];
-				best[k] = batch[j];
-			}
-			nbatch = 0;
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
-	for (int i = 0; i < nbest; i++)
-	{
-		if (link_from(pg, best[i].ref, x, layer))
-			return true;
-	}
-	return false;
-}
-
-/*
- * Give x, which no walk from the entry point reaches on a layer, a link
- * from an element that one does: the nearest that takes it among the
- * results of a search for x's vector.  An x with no links of its own on
- * that layer (added while all near it was deleted) gets them first, as an
- * insert would, and they link back.  Returns whether x was linked.
- */
-static bool
-relink(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
-	   HnswRef entry, int entryLevel, const bool *reached, int64 *scanned)
-{
-	HnswGraph  *g = &pg->g;
-	HnswCandidate x = {ls->refs[xi], ls->neighborsAt[xi], 0, false};
-	HnswRef		cur[2 * HNSW_MAX_M];
-	const float *xv = g->ops->element_vector(g, &x);
-	HnswCandidate *w;
-	int			nw;
-	int			tried = 0;
-
-	if (g->ops->neighbors(g, &x, layer, cur) == 0)
-	{
-		HnswCandidate *out;
-		int			n = HnswRepairNeighbors(g, &x, xv, layer, NULL, 0, NULL, 0,
-											 entry, entryLevel, &out);
-		HnswRef		refs[2 * HNSW_MAX_M];
-
-		for (int i = 0; i < n; i++)
-			refs[i] = out[i].ref;
-		if (n > 0 && HnswPageReplaceLayer(pg, x.neighborsAt, layer, cur, 0, refs, n))
-		{
-			for (int i = 0; i < n; i++)
-			{
-				int64		at = ref_index(out[i].ref, ls->refs, ls->n);
-				HnswCandidate q = x;
-
-				q.dist = out[i].dist;
-				if (g->ops->add_link(g, &out[i], layer, &q, false) &&
-					at >= 0 && reached[at])
-					return true;
-			}
-		}
-	}
-
-	nw = HnswSearchFrom(g, xv, entry, entryLevel, layer, g->efConstruction, &w);
-	for (int i = 0; i < nw && tried < HNSW_RELINK_TRIES; i++)
-	{
-		int64		at = ref_index(w[i].ref, ls->refs, ls->n);
-
-		if (w[i].ref == x.ref || at < 0 || !reached[at])
-			continue;
-		tried++;
-		if (link_from(pg, w[i].ref, &x, layer))
-			return true;
-	}
-
-	/*
-	 * The search found nothing reached: x's part of the graph is where the
-	 * descent leads, and the reached part is elsewhere.  The nearest
-	 * reached elements take it, found by a scan of the reached; this runs
-	 * once per such part, since x brings the rest of it in, within a
-	 * budget of HNSW_CONNECT_SCANS times the live elements per walk.
-	 */
-	if (*scanned >= (int64) HNSW_CONNECT_SCANS * ls->n)
-		return false;
-	return link_from_nearest_reached(pg, ls, &x, xv, layer, reached, scanned);
-}
-
-/*
- * See that a search for x's vector on a layer (as an insert searches, with
- * ef_construction) finds x, and if it does not, link x from the nearest
- * elements it found that take it (link_from).  Returns whether it had to.
- */
-static bool
-make_findable(HnswPageGraph *pg, const LiveSet *ls, int64 xi, int layer,
-			  HnswRef entry, int entryLevel)
-{
-	HnswGraph  *g = &pg->g;
-	HnswCandidate x = {ls->refs[xi], ls->neighborsAt[xi], 0, false};
-	HnswCandidate *w;
-	int			nw;
-	int			tried = 0;
-	bool		linked = false;
-
-	if (x.ref == entry)
-		return false;
-	nw = HnswSearchFrom(g, g->ops->element_vector(g, &x), entry, entryLevel, layer,
-						HNSW_SCAN_DESCENT_EF, &w);
-	for (int i = 0; i < nw; i++)
-	{
-		if (w[i].ref == x.ref)
-			return false;
-	}
-	for (int i = 0; i < nw && tried < HNSW_FINDABLE_LINKS; i++)
-	{
-		tried++;
-		if (link_from(pg, w[i].ref, &x, layer))
-			linked = true;
-	}
-	return linked;
-}
-
-/*
- * Have one of x's own layer-0 neighbors link to x: the nearest that takes
- * it (link_from).  Returns whether one did.
- */
-static bool
-link_from_own(HnswPageGraph *pg, const LiveSet *ls, int64 xi)
-{
-	HnswGraph  *g = &pg->g;
-	HnswCandidate x = {ls->refs[xi], ls->neighborsAt[xi], 0, false};
-	HnswCandidate c[2 * HNSW_MAX_M];
-	HnswRef		nbrs[2 * HNSW_MAX_M];
-	int			nn = g->ops->neighbors(g, &x, 0, nbrs);
-
-	if (nn == 0)
-		return false;
-	for (int i = 0; i < nn; i++)
-		c[i].ref = nbrs[i];
-	g->ops->distances(g, g->ops->element_vector(g, &x), c, nn, NULL, HNSW_NO_BOUND);
-	qsort(c, nn, sizeof(HnswCandidate), candidate_desc);
-	for (int i = nn - 1; i >= 0 && i >= nn - HNSW_RELINK_TRIES; i--)
-	{
-		if (!c[i].deleted && link_from(pg, c[i].ref, &x, 0))
-			return true;
-	}
-	return false;
-}
-
-/*
- * The entry point must be of the highest level of any live element, or
- * searches cannot enter that element's upper layers.  Vacuum replaces a
- * deleted entry point with the highest live element it saw, and one of
- * elements inserted meanwhile may be higher: make the highest the entry
- * point, under the update lock as an insert that raises it does (rule 2).
- * *meta is read again.
- */
-static void
-raise_to_top(HnswPageGraph *pg, const LiveSet *ls, HnswMetaPageData *meta)
-{
-	int64		top = -1;
-
-	for (int64 i = 0; i < ls->n; i++)
-	{
-		if (ls->levels[i] > meta->entryLevel &&
-			(top < 0 || ls->levels[i] > ls->levels[top]))
-			top = i;
-	}
-	if (top < 0)
-		return;
-	LockPage(pg->index, HNSW_UPDATE_LOCK, ExclusiveLock);
-	HnswReadMeta(pg->index, meta);
-	if (ls->levels[top] > meta->entryLevel)
-	{
-		MetaArgs	a = {ls->refs[top], ls->levels[top], InvalidBlockNumber,
-		InvalidBlockNumber};
-
-		modify_meta(pg->index, raise_entry, &a);
-		HnswReadMeta(pg->index, meta);
-	}
-	UnlockPage(pg->index, HNSW_UPDATE_LOCK, ExclusiveLock);
-}
-
-/*
- * One walk over a layer from the entry point, and a link for each element
- * it leaves out (relink), which brings in what that element reaches.
- * Returns whether the walk reached all.
- */
-static bool
-connect_layer(HnswPageGraph *pg, const LiveSet *ls, int layer, int64 entryAt,
-			  const HnswMetaPageData *meta, bool *reached, int64 *queue,
-			  MemoryContext tmp, int64 *linked, int64 *missed)
-{
-	HnswGraph  *g = &pg->g;
-	bool		all = true;
-	int64		scanned = 0;
-
-	memset(reached, 0, ls->n);
-	mark_reached(g, ls, layer, entryAt, reached, queue);
-	for (int64 i = 0; i < ls->n; i++)
-	{
-		MemoryContext old;
-
-		if (reached[i] || ls->levels[i] < layer)
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		all = false;
-		old = MemoryContextSwitchTo(tmp);
-		if (relink(pg, ls, i, layer,
-				   HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
-				   meta->entryLevel, reached, &scanned))
-		{
-			(*linked)++;
-			mark_reached(g, ls, layer, i, reached, queue);
-		}
-		else
-			(*missed)++;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-	}
-	return all;
-}
-
-/*
- * Make every live element reachable from the entry point on every layer
- * it is on: a walk over each layer's links from the entry point marks
- * what it reaches, and each element left out is linked from a reached one
- * (relink), which brings in whatever it reaches in turn.  Inserts leave
- * such elements behind now and then (a full list pruned under them, an
- * outlier nobody kept), and so do deletes (the element that linked to
- * them went, or a group of elements reached only through the deleted
- * ones).  For vacuum's cleanup and for the end of a build that inserted
- * on pages.  Reads every neighbor list once per layer it is on, and
- * holds per live element its ref, place and level, a flag and a queue
- * slot (26 bytes).  Elements added while it runs may be relinked without
- * need, which costs a link, no more.  Returns how many it linked.
- */
-int64
-HnswPageConnect(HnswPageGraph *pg, BufferAccessStrategy strategy)
-{
-	HnswGraph  *g = &pg->g;
+	HnswPageGraph *pg = (HnswPageGraph *) g;
 	Relation	index = pg->index;
 	HnswMetaPageData meta;
-	MemoryContext tmp;
-	MemoryContext old;
-	LiveSet		ls;
-	bool	   *reached;
-	int64	   *queue;
-	int64		entryAt;
-	int64		linked = 0;
-	int64		missed = 0;
+	LiveSet		ls = {set, 1024};
 
 	HnswReadMeta(index, &meta);
+	set->entry = meta.entryLevel < 0 ? HNSW_INVALID_REF :
+		HnswRefFromTid(meta.entryBlkno, meta.entryOffno);
+	set->entryLevel = meta.entryLevel;
+	set->n = 0;
+	set->refs = palloc(sizeof(HnswRef) * ls.max);
+	set->neighborsAt = palloc(sizeof(uint64) * ls.max);
+	set->levels = palloc(ls.max);
 	if (meta.entryLevel < 0)
-		return 0;
-	ls.n = 0;
-	ls.max = 1024;
-	ls.refs = palloc(sizeof(HnswRef) * ls.max);
-	ls.neighborsAt = palloc(sizeof(uint64) * ls.max);
-	ls.levels = palloc(ls.max);
+		return;
 	HnswScanElements(index, HNSW_METAPAGE_BLKNO + 1,
-					 RelationGetNumberOfBlocks(index), strategy,
+					 RelationGetNumberOfBlocks(index), pg->strategy,
 					 HNSW_SCAN_PAUSE, collect_live, &ls);
-	raise_to_top(pg, &ls, &meta);
-	entryAt = ref_index(HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
-						ls.refs, ls.n);
-	if (entryAt < 0)
-		return 0;				/* the entry point moved meanwhile */
+}
 
-	reached = palloc_extended(Max(ls.n, 1), MCXT_ALLOC_HUGE);
-	queue = palloc_extended(sizeof(int64) * Max(ls.n, 1), MCXT_ALLOC_HUGE);
-	tmp = AllocSetContextCreate(CurrentMemoryContext, "hnsw connect",
-								ALLOCSET_DEFAULT_SIZES);
-	for (int layer = meta.entryLevel; layer >= 0; layer--)
-	{
-		/*
-		 * A link given to x may have replaced the one that reached another
-		 * part (link_from keeps members that another element links to, but
-		 * that element may itself hang on the replaced link): walk again
-		 * until the walk reaches all, a few times at most.
-		 */
-		for (int round = 0; round < HNSW_CONNECT_ROUNDS; round++)
-		{
-			if (connect_layer(pg, &ls, layer, entryAt, &meta, reached, queue,
-							  tmp, &linked, &missed))
-				break;
-		}
-	}
+/*
+ * Make ref (of level) the entry point if it is above the current one, under
+ * the update lock as an insert that raises it takes it (rule 2; an insert
+ * calling this holds it already, in exclusive mode, and takes it again).
+ */
+static void
+page_raise_entry(HnswGraph *g, HnswRef ref, int level, HnswRef *entry,
+				 int *entryLevel)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+	HnswMetaPageData meta;
+	MetaArgs	a = {ref, level, InvalidBlockNumber, InvalidBlockNumber};
 
-	/*
-	 * On the upper layers, which every search descends through, each
-	 * element must also be found by a search for its own vector there:
-	 * a layer that is connected but not navigable sends the descent to
-	 * the wrong region, where layer 0's search stays.  These layers hold
-	 * one element in m or fewer, so this costs a search per m elements.
-	 */
-	for (int64 i = 0; i < ls.n; i++)
+	LockPage(pg->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	modify_meta(pg->index, raise_entry, &a);
+	if (entry)
 	{
-		for (int layer = Min(ls.levels[i], meta.entryLevel); layer >= 1; layer--)
-		{
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(tmp);
-			if (make_findable(pg, &ls, i, layer,
-							  HnswRefFromTid(meta.entryBlkno, meta.entryOffno),
-							  meta.entryLevel))
-				linked++;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(tmp);
-		}
+		HnswReadMeta(pg->index, &meta);
+		*entry = meta.entryLevel < 0 ? HNSW_INVALID_REF :
+			HnswRefFromTid(meta.entryBlkno, meta.entryOffno);
+		*entryLevel = meta.entryLevel;
 	}
-
-	/*
-	 * Reachable is not yet findable: a search for x's vector looks around
-	 * x, so on layer 0 one of x's own neighbors must link back to it.
-	 * Deletes take such links (the neighbor went, or its repaired list
-	 * left x out), and x may then be reached only from afar.
-	 */
-	for (int64 i = 0; i < ls.n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(tmp);
-		if (!has_other_parent(g, ls.refs[i], 0, HNSW_INVALID_REF) &&
-			link_from_own(pg, &ls, i))
-			linked++;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-	}
-	if (missed > 0)
-		elog(DEBUG1, "hnsw: " INT64_FORMAT " unreachable element layers of \"%s\" could not be linked (inserts changed their lists)",
-			 missed, RelationGetRelationName(index));
-	MemoryContextDelete(tmp);
-	pfree(reached);
-	pfree(queue);
-	pfree(ls.refs);
-	pfree(ls.neighborsAt);
-	pfree(ls.levels);
-	return linked;
+	UnlockPage(pg->index, HNSW_UPDATE_LOCK, ExclusiveLock);
 }
 
 /*
@@ -1425,27 +922,6 @@ HnswPageMaxLevel(int m)
 		   HNSW_PAGE_CAPACITY)
 		level--;
 	return level;
-}
-
-/* A graph over an index's pages, to search or to change it */
-HnswPageGraph *
-HnswPageGraphCreate(Relation index, bool forSearch)
-{
-	const HnswIndexInfo *info = HnswGetIndexInfo(index);
-	HnswPageGraph *pg = palloc0(sizeof(HnswPageGraph));
-
-	pg->index = index;
-	HnswGraphInit(&pg->g, &hnsw_page_ops,
-				  HnswMetricKernel(info->metric, !forSearch),
-				  info->dimensions, info->m, info->efConstruction,
-				  HnswPageMaxLevel(info->m));
-	return pg;
-}
-
-HnswGraph *
-HnswPageGraphBase(HnswPageGraph *pg)
-{
-	return &pg->g;
 }
 
 /* Change the metapage under its exclusive lock; fn says if it changed */
@@ -1940,51 +1416,100 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 }
 
 /*
- * Insert a vector (prepared for the metric) with its heap TID into the
- * graph on pages (paper Algorithm 1).  Takes HNSW_UPDATE_LOCK as hnswpage.h,
- * rule 2, says.
+ * begin_insert: take HNSW_UPDATE_LOCK as hnswpage.h, rule 2, says, in the
+ * mode the element's level asks for, and read the entry point under it.
  */
-void
-HnswPageInsert(HnswPageGraph *pg, const float *vec, ItemPointer heaptid)
+static bool
+page_begin_insert(HnswGraph *g, int level, HnswRef *entry, int *entryLevel)
 {
-	HnswGraph  *g = &pg->g;
-	Relation	index = pg->index;
-	int			level = HnswRandomLevel(g);
-	HnswMetaPageData meta;
-	HnswNeighborhood nb;
-	HnswCandidate self;
-	HnswRef		entry;
-	LOCKMODE	mode;
-	int			dup;
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+	HnswMetaPageData *meta = &pg->insertMeta;
 
 	for (;;)
 	{
-		HnswReadMeta(index, &meta);
-		mode = (level > meta.entryLevel) ? ExclusiveLock : ShareLock;
-		LockPage(index, HNSW_UPDATE_LOCK, mode);
+		HnswReadMeta(pg->index, meta);
+		pg->insertLock = (level > meta->entryLevel) ? ExclusiveLock : ShareLock;
+		LockPage(pg->index, HNSW_UPDATE_LOCK, pg->insertLock);
 		/* the top may have risen while we waited */
-		HnswReadMeta(index, &meta);
-		if (mode == ExclusiveLock || level <= meta.entryLevel)
+		HnswReadMeta(pg->index, meta);
+		if (pg->insertLock == ExclusiveLock || level <= meta->entryLevel)
 			break;
-		UnlockPage(index, HNSW_UPDATE_LOCK, mode);
+		UnlockPage(pg->index, HNSW_UPDATE_LOCK, pg->insertLock);
 	}
+	*entry = meta->entryLevel >= 0 ?
+		HnswRefFromTid(meta->entryBlkno, meta->entryOffno) : HNSW_INVALID_REF;
+	*entryLevel = meta->entryLevel;
+	return true;
+}
 
-	entry = meta.entryLevel >= 0 ?
-		HnswRefFromTid(meta.entryBlkno, meta.entryOffno) : HNSW_INVALID_REF;
-	HnswFindNeighbors(g, vec, level, entry, meta.entryLevel, &nb);
+static bool
+page_add_heaptid(HnswGraph *g, const HnswCandidate *e, const float *vec,
+				 ItemPointer heaptid)
+{
+	return add_heaptid((HnswPageGraph *) g, e, vec, heaptid);
+}
 
-	dup = HnswFindDuplicate(g, vec, &nb);
-	if (dup < 0 || !add_heaptid(pg, &nb.layer0[dup], vec, heaptid))
-	{
-		write_element(pg, vec, level, heaptid, &nb, &meta, &self);
-		HnswLinkBack(g, &self, &nb);
-		if (level > meta.entryLevel)
-		{
-			MetaArgs	a = {self.ref, level, InvalidBlockNumber, InvalidBlockNumber};
+static bool
+page_add_element(HnswGraph *g, const float *vec, int level,
+				 ItemPointer heaptid, const HnswNeighborhood *nb,
+				 HnswCandidate *self)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
 
-			modify_meta(index, raise_entry, &a);
-		}
-	}
+	write_element(pg, vec, level, heaptid, nb, &pg->insertMeta, self);
+	return true;
+}
 
-	UnlockPage(index, HNSW_UPDATE_LOCK, mode);
+static void
+page_end_insert(HnswGraph *g)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+
+	UnlockPage(pg->index, HNSW_UPDATE_LOCK, pg->insertLock);
+}
+
+static const HnswGraphOps hnsw_page_ops = {
+	.distances = page_distances,
+	.neighbors = page_neighbors,
+	.element_vector = page_vector,
+	.add_link = page_add_link,
+	.locate = page_locate,
+	.replace_neighbors = page_replace_neighbors,
+	.live_elements = page_live_elements,
+	.raise_entry = page_raise_entry,
+	.begin_insert = page_begin_insert,
+	.add_heaptid = page_add_heaptid,
+	.add_element = page_add_element,
+	.end_insert = page_end_insert,
+};
+
+/* A graph over an index's pages, to search or to change it */
+HnswPageGraph *
+HnswPageGraphCreate(Relation index, bool forSearch)
+{
+	const HnswIndexInfo *info = HnswGetIndexInfo(index);
+	HnswPageGraph *pg = palloc0(sizeof(HnswPageGraph));
+
+	pg->index = index;
+	HnswGraphInit(&pg->g, &hnsw_page_ops,
+				  HnswMetricKernel(info->metric, !forSearch),
+				  info->dimensions, info->m, info->efConstruction,
+				  HnswPageMaxLevel(info->m));
+	return pg;
+}
+
+HnswGraph *
+HnswPageGraphBase(HnswPageGraph *pg)
+{
+	return &pg->g;
+}
+
+/*
+ * The access strategy of the graph's walks over every element (vacuum's);
+ * none by default.
+ */
+void
+HnswPageGraphSetStrategy(HnswPageGraph *pg, BufferAccessStrategy strategy)
+{
+	pg->strategy = strategy;
 }

@@ -112,6 +112,7 @@
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
+#include "storage/lockdefs.h"
 
 #include "hnsw.h"
 
@@ -235,6 +236,9 @@ struct HnswPageGraph
 	HnswGraph	g;				/* must be first */
 	Relation	index;
 	BlockNumber nblocks;		/* the index's size, last we looked */
+	BufferAccessStrategy strategy;	/* for walks over every element */
+	LOCKMODE	insertLock;		/* an insert's HNSW_UPDATE_LOCK mode */
+	HnswMetaPageData insertMeta;	/* the metapage as the insert read it */
 };
 
 /* hnswpage.c: pages and tuples */

@@ -21,7 +21,7 @@
  *		their slots offered to inserts through the metapage's hints.
  *
  * amvacuumcleanup then links every live element that a walk from the entry
- * point does not reach, on any layer (HnswPageConnect).
+ * point does not reach, on any layer (HnswConnectIndex).
  *
  * Searches pass through deleted and free elements but never return them;
  * hnswscan.c rechecks distances so that a slot reused under a running scan
@@ -625,11 +625,30 @@ count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
 }
 
 /*
+ * Pass 5, connect: link every live element that no walk from the entry
+ * point reaches on some layer from one that is reached (HnswConnect).  Also
+ * the end of a build that went on on pages.  Returns how many it linked.
+ */
+int64
+HnswConnectIndex(Relation index, BufferAccessStrategy strategy)
+{
+	HnswPageGraph *pg = HnswPageGraphCreate(index, false);
+	int64		linked;
+	int64		missed;
+
+	HnswPageGraphSetStrategy(pg, strategy);
+	linked = HnswConnect(HnswPageGraphBase(pg), &missed);
+	if (missed > 0)
+		elog(DEBUG1, "hnsw: " INT64_FORMAT " unreachable element layers of \"%s\" could not be linked (inserts changed their lists)",
+			 missed, RelationGetRelationName(index));
+	return linked;
+}
+
+/*
  * amvacuumcleanup: connect (pass 5), and count what is left when
  * bulkdelete did not run.  Inserts and deletes can leave live elements that
  * no walk from the entry point reaches on some layer; each VACUUM links
- * them from elements that are reached (HnswPageConnect), as the end of a
- * build does.
+ * them from elements that are reached, as the end of a build does.
  */
 IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
@@ -644,8 +663,7 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * wait for the whole walk, and only vacuum's own passes, which never
 	 * run beside this, take it exclusively.
 	 */
-	linked = HnswPageConnect(HnswPageGraphCreate(info->index, false),
-							 info->strategy);
+	linked = HnswConnectIndex(info->index, info->strategy);
 	ereport(info->message_level,
 			(errmsg("index \"%s\": linked %lld unreachable elements",
 					RelationGetRelationName(info->index), (long long) linked)));

@@ -1,0 +1,796 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswgraphrepair.c
+ *	  The algorithm's repairs, which keep every element reachable: new
+ *	  neighbors for a list that lost members (vacuum), the last incoming
+ *	  link an insert must not take, links for the elements that no walk
+ *	  from the entry point reaches (vacuum's cleanup, and a build that went
+ *	  on on pages), and for the elements that no list names (the in-memory
+ *	  build's orphans).
+ *
+ * Like the rest of the algorithm (hnswgraph.h), it knows the graph only
+ * through HnswGraphOps: the storages enumerate their elements and write
+ * lists; what to link, and from where, is decided here, once for both.
+ * Memory comes from the caller's current context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "hnswgraph.h"
+
+/* A candidate and its place in the list it came from, for stable sorts */
+typedef struct Ranked
+{
+	HnswCandidate c;
+	int			pos;
+} Ranked;
+
+/* qsort: nearest first, then by place */
+static int
+ranked_asc(const void *a, const void *b)
+{
+	const Ranked *ra = a;
+	const Ranked *rb = b;
+
+	if (ra->c.dist != rb->c.dist)
+		return ra->c.dist < rb->c.dist ? -1 : 1;
+	return ra->pos - rb->pos;
+}
+
+/* qsort: farthest first, then by place */
+static int
+ranked_desc(const void *a, const void *b)
+{
+	const Ranked *ra = a;
+	const Ranked *rb = b;
+
+	if (ra->c.dist != rb->c.dist)
+		return ra->c.dist > rb->c.dist ? -1 : 1;
+	return ra->pos - rb->pos;
+}
+
+/* Is ref among the first n of refs? */
+static bool
+refs_contain(const HnswRef *refs, int n, HnswRef ref)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (refs[i] == ref)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Where ref sits in a set's refs, or -1.  The in-memory storage numbers its
+ * elements from 0, so a ref is often its own place; else a binary search.
+ */
+static int64
+set_index(const HnswElementSet *set, HnswRef ref)
+{
+	const HnswRef *hit;
+
+	if (ref < (uint64) set->n && set->refs[ref] == ref)
+		return (int64) ref;
+	hit = bsearch(&ref, set->refs, set->n, sizeof(HnswRef), HnswRefCmp);
+	return hit ? hit - set->refs : -1;
+}
+
+/* The candidate for element i of a set */
+static inline HnswCandidate
+set_candidate(const HnswElementSet *set, int64 i)
+{
+	HnswCandidate c = {set->refs[i], set->neighborsAt[i], 0, false};
+
+	return c;
+}
+
+/*
+ * New neighbors on a layer for an existing element e that lost some
+ * (vacuum), chosen by the heuristic, filling the list, from a pool of: the
+ * neighbors e keeps; the live elements that the lost ones (nlost deleted
+ * refs) led to; and, when e lost more than it keeps, the results of a
+ * search for e's vector from the entry point, as Algorithm 1 does for a
+ * new element.  Returns how many, in *out, with their distances to e.
+ *
+ * Why the walk through the lost: a search with a small ef_construction
+ * finds e's own cluster only, so after a mass delete the clusters that
+ * only deleted elements bridged drift apart, and queries that enter the
+ * graph on the wrong side never cross.  What the deleted elements linked
+ * to keeps e's long links (the same reasoning as FreshDiskANN's delete
+ * consolidation).  The walk goes up to HNSW_REPAIR_HOPS deleted elements
+ * deep, for when most of the graph went at once; the deleted are still
+ * readable, as vacuum frees them only after every repair.  An element
+ * that keeps most of its list has its neighborhood in the pool already,
+ * and the search, the dearest part, is skipped: that repairs spread-out
+ * deletes faster than a search did, and with better recall after.
+ */
+int
+HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e, const float *evec,
+					int layer, const HnswRef *keep, int nkeep,
+					const HnswRef *lost, int nlost,
+					HnswRef entry, int entryLevel, HnswCandidate **out)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswCandidate *w = NULL;
+	HnswCandidate *c;
+	HnswCandidate *front;
+	HnswCandidate *next;
+	HnswRef    *nbrs;
+	int			nfront = 0;
+	int			expanded = 0;
+	int			nw = 0;
+	int			n = 0;
+
+	/* most of the list is gone, or it was empty: search too */
+	if (nlost > nkeep || nkeep == 0)
+	{
+		nw = HnswSearchFrom(g, evec, entry, entryLevel, layer,
+							g->efConstruction, &w);
+	}
+
+	/* c: the pool, which the visited set keeps free of repeats */
+	c = palloc(sizeof(HnswCandidate) * (nw + (HNSW_REPAIR_WALK + 1) * cap));
+	HnswVisitedClear(&g->visited);
+	HnswVisitedAdd(&g->visited, e->ref);
+	for (int i = 0; i < nw; i++)
+	{
+		if (HnswVisitedAdd(&g->visited, w[i].ref))
+			c[n++] = w[i];
+	}
+	if (w)
+		pfree(w);
+
+	/*
+	 * Breadth first from e's list: a live element joins the pool, a deleted
+	 * one is expanded, up to HNSW_REPAIR_WALK of them in all.
+	 */
+	front = palloc(sizeof(HnswCandidate) * (HNSW_REPAIR_WALK + 1) * cap);
+	next = palloc(sizeof(HnswCandidate) * (HNSW_REPAIR_WALK + 1) * cap);
+	nbrs = palloc(sizeof(HnswRef) * 2 * g->m);
+	for (int i = 0; i < nkeep; i++)
+	{
+		if (HnswVisitedAdd(&g->visited, keep[i]))
+			front[nfront++].ref = keep[i];
+	}
+	for (int i = 0; i < nlost; i++)
+	{
+		if (HnswVisitedAdd(&g->visited, lost[i]))
+			front[nfront++].ref = lost[i];
+	}
+	for (int hop = 0; nfront > 0; hop++)
+	{
+		HnswCandidate *swap;
+		int			nnext = 0;
+
+		g->ops->distances(g, evec, front, nfront, NULL, HNSW_NO_BOUND);
+		for (int i = 0; i < nfront; i++)
+		{
+			int			nn;
+
+			if (!front[i].deleted)
+			{
+				c[n++] = front[i];
+				continue;
+			}
+			if (hop >= HNSW_REPAIR_HOPS || expanded >= HNSW_REPAIR_WALK)
+				continue;
+			expanded++;
+			nn = g->ops->neighbors(g, &front[i], layer, nbrs);
+			for (int j = 0; j < nn; j++)
+			{
+				if (HnswVisitedAdd(&g->visited, nbrs[j]))
+					next[nnext++].ref = nbrs[j];
+			}
+		}
+		swap = front;
+		front = next;
+		next = swap;
+		nfront = nnext;
+	}
+	pfree(front);
+	pfree(next);
+	pfree(nbrs);
+
+	qsort(c, n, sizeof(HnswCandidate), HnswCandidateCmp);
+	n = HnswSelectNeighbors(g, c, n, cap, true, NULL);
+	*out = c;
+	return n;
+}
+
+/*
+ * Does an element other than `except` link to live element v on a layer?
+ * Only v's own neighbors are asked, nearest links being mostly mutual: a
+ * wrong "no" costs a needless swap, never an element.  True for a deleted
+ * v, which needs no link.
+ */
+static bool
+has_other_parent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
+{
+	HnswCandidate vc;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	HnswRef		theirs[2 * HNSW_MAX_M];
+	int			nn;
+
+	g->ops->locate(g, v, &vc);
+	if (vc.deleted)
+		return true;
+	nn = g->ops->neighbors(g, &vc, layer, nbrs);
+	for (int i = 0; i < nn; i++)
+	{
+		HnswCandidate nc;
+
+		if (nbrs[i] == except)
+			continue;
+		g->ops->locate(g, nbrs[i], &nc);
+		if (!nc.deleted &&
+			refs_contain(theirs, g->ops->neighbors(g, &nc, layer, theirs), v))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A full layer-0 list of e (cur, ncur refs), pruned to out (nout refs) by
+ * HnswMergeLink to let q in, drops one member.  If that was the member's
+ * last incoming link, no search could find it again (until VACUUM relinks
+ * it): keep it, and drop instead the farthest kept member that another
+ * element links to.  For a storage's add_link on pages, between pruning
+ * and writing the list back (hnswpage.h, rule 3).  The in-memory build
+ * links its orphans once, at the end, instead (HnswLinkOrphans).
+ */
+void
+HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
+				  int ncur, const HnswCandidate *q, HnswRef *out, int nout)
+{
+	int			last = nout - 1;	/* out[last + 1 ..] are not to be dropped */
+
+	if (!refs_contain(out, nout, q->ref))
+		return;					/* nothing will be written */
+	for (int i = 0; i < ncur; i++)
+	{
+		if (refs_contain(out, nout, cur[i]) ||
+			has_other_parent(g, cur[i], 0, e->ref))
+			continue;
+		/* cur[i] (live) loses its last link: it takes another's place */
+		for (; last >= 0; last--)
+		{
+			if (out[last] != q->ref && has_other_parent(g, out[last], 0, e->ref))
+			{
+				out[last--] = cur[i];
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * Does an element other than r link to member v of r's list?  With the
+ * in-degrees of a set (HnswLinkOrphans counted every list's links) the
+ * count says; else v's own neighbors are asked.
+ */
+static bool
+linked_elsewhere(HnswGraph *g, HnswRef v, int layer, HnswRef r,
+				 const HnswElementSet *set, const uint32 *indeg)
+{
+	int64		at;
+
+	if (indeg == NULL)
+		return has_other_parent(g, v, layer, r);
+	at = set_index(set, v);
+	return at >= 0 && indeg[at] >= 2;
+}
+
+/*
+ * Make r link to x on a layer: into a free slot of r's list, or in place of
+ * the member farthest from r that another element links to as well, so
+ * that nobody loses a last incoming link and nothing cascades (making r
+ * prune by the heuristic instead could drop its victim's last link, and two
+ * orphans could then displace each other for ever).  A list that changed
+ * since it was read (inserts run meanwhile) is left alone.  With indeg (the
+ * in-degrees of set's elements), the link keeps the counts up to date.
+ */
+static bool
+link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
+		  const HnswElementSet *set, uint32 *indeg)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswCandidate e;
+	Ranked		c[2 * HNSW_MAX_M];
+	HnswCandidate batch[2 * HNSW_MAX_M];
+	HnswRef		members[2 * HNSW_MAX_M];
+	HnswRef		out[2 * HNSW_MAX_M];
+	int			nm;
+	int			slot = -1;
+
+	g->ops->locate(g, r, &e);
+	if (e.deleted)
+		return false;
+	nm = g->ops->neighbors(g, &e, layer, members);
+	if (refs_contain(members, nm, x->ref))
+		return true;
+	memcpy(out, members, sizeof(HnswRef) * nm);
+	if (nm < cap)
+		slot = nm;
+	else
+	{
+		for (int i = 0; i < nm; i++)
+			batch[i].ref = members[i];
+		g->ops->distances(g, g->ops->element_vector(g, &e), batch, nm, NULL,
+						  HNSW_NO_BOUND);
+		for (int i = 0; i < nm; i++)
+		{
+			c[i].c = batch[i];
+			c[i].pos = i;
+		}
+		qsort(c, nm, sizeof(Ranked), ranked_desc);
+		for (int i = 0; i < nm && slot < 0; i++)
+		{
+			if (linked_elsewhere(g, c[i].c.ref, layer, r, set, indeg))
+				slot = c[i].pos;
+		}
+		if (slot < 0)
+			return false;
+	}
+	out[slot] = x->ref;
+	if (!g->ops->replace_neighbors(g, &e, layer, members, nm, out,
+								   Max(nm, slot + 1)))
+		return false;
+	if (indeg)
+	{
+		int64		at;
+
+		if (slot < nm && (at = set_index(set, members[slot])) >= 0)
+			indeg[at]--;
+		if ((at = set_index(set, x->ref)) >= 0)
+			indeg[at]++;
+	}
+	return true;
+}
+
+/*
+ * Have one of x's own layer-0 neighbors link to x: the nearest that takes
+ * it (link_from), of the HNSW_RELINK_TRIES nearest.  Returns whether one
+ * did.
+ */
+static bool
+link_from_own(HnswGraph *g, const HnswCandidate *x, const HnswElementSet *set,
+			  uint32 *indeg)
+{
+	HnswCandidate batch[2 * HNSW_MAX_M];
+	Ranked		c[2 * HNSW_MAX_M];
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int			nn = g->ops->neighbors(g, x, 0, nbrs);
+
+	if (nn == 0)
+		return false;
+	for (int i = 0; i < nn; i++)
+		batch[i].ref = nbrs[i];
+	g->ops->distances(g, g->ops->element_vector(g, x), batch, nn, NULL,
+					  HNSW_NO_BOUND);
+	for (int i = 0; i < nn; i++)
+	{
+		c[i].c = batch[i];
+		c[i].pos = i;
+	}
+	qsort(c, nn, sizeof(Ranked), ranked_asc);
+	for (int i = 0; i < nn && i < HNSW_RELINK_TRIES; i++)
+	{
+		if (!c[i].c.deleted && link_from(g, c[i].c.ref, x, 0, set, indeg))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Mark what a walk over layer-`layer` links reaches from set element
+ * `start`, through live elements only.
+ */
+static void
+mark_reached(HnswGraph *g, const HnswElementSet *set, int layer, int64 start,
+			 bool *reached, int64 *queue)
+{
+	int64		head = 0;
+	int64		tail = 0;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+
+	if (reached[start])
+		return;
+	reached[start] = true;
+	queue[tail++] = start;
+	while (head < tail)
+	{
+		int64		i = queue[head++];
+		HnswCandidate c = set_candidate(set, i);
+		int			nn = g->ops->neighbors(g, &c, layer, nbrs);
+
+		CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < nn; j++)
+		{
+			int64		at = set_index(set, nbrs[j]);
+
+			if (at >= 0 && !reached[at] && set->levels[at] >= layer)
+			{
+				reached[at] = true;
+				queue[tail++] = at;
+			}
+		}
+	}
+}
+
+/*
+ * Link x from the nearest that take it of the reached elements of a layer
+ * (by a scan of them all), nearest first.
+ */
+static bool
+link_from_nearest_reached(HnswGraph *g, const HnswElementSet *set,
+						  const HnswCandidate *x, const float *xv, int layer,
+						  const bool *reached, int64 *scanned)
+{
+	HnswCandidate best[HNSW_RELINK_TRIES];
+	HnswCandidate batch[64];
+	int			nbest = 0;
+	int			nbatch = 0;
+
+	for (int64 i = 0; i <= set->n; i++)
+	{
+		if (i < set->n && (!reached[i] || set->levels[i] < layer))
+			continue;
+		if (i < set->n)
+		{
+			batch[nbatch++].ref = set->refs[i];
+			(*scanned)++;
+		}
+		if (nbatch == lengthof(batch) || (i == set->n && nbatch > 0))
+		{
+			g->ops->distances(g, xv, batch, nbatch, NULL, HNSW_NO_BOUND);
+			for (int j = 0; j < nbatch; j++)
+			{
+				int			k;
+
+				if (batch[j].deleted)
+					continue;
+				/* keep the HNSW_RELINK_TRIES nearest, ascending */
+				if (nbest == HNSW_RELINK_TRIES &&
+					batch[j].dist >= best[nbest - 1].dist)
+					continue;
+				if (nbest < HNSW_RELINK_TRIES)
+					nbest++;
+				for (k = nbest - 1; k > 0 && best[k - 1].dist > batch[j].dist; k--)
+					best[k] = best[k - 1];
+				best[k] = batch[j];
+			}
+			nbatch = 0;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	for (int i = 0; i < nbest; i++)
+	{
+		if (link_from(g, best[i].ref, x, layer, NULL, NULL))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Give x (set element xi), which no walk from the entry point reaches on a
+ * layer, a link from an element that one does: the nearest that takes it
+ * among the results of a search for x's vector.  An x with no links of its
+ * own on that layer (added while all near it was deleted) gets them first,
+ * as an insert would, and they link back.  Returns whether x was linked.
+ */
+static bool
+relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
+	   HnswRef entry, int entryLevel, const bool *reached, int64 *scanned)
+{
+	HnswCandidate x = set_candidate(set, xi);
+	HnswRef		cur[2 * HNSW_MAX_M];
+	const float *xv = g->ops->element_vector(g, &x);
+	HnswCandidate *w;
+	int			nw;
+	int			tried = 0;
+
+	if (g->ops->neighbors(g, &x, layer, cur) == 0)
+	{
+		HnswCandidate *out;
+		int			n = HnswRepairNeighbors(g, &x, xv, layer, NULL, 0, NULL, 0,
+											entry, entryLevel, &out);
+		HnswRef		refs[2 * HNSW_MAX_M];
+
+		for (int i = 0; i < n; i++)
+			refs[i] = out[i].ref;
+		if (n > 0 && g->ops->replace_neighbors(g, &x, layer, cur, 0, refs, n))
+		{
+			for (int i = 0; i < n; i++)
+			{
+				int64		at = set_index(set, out[i].ref);
+				HnswCandidate q = x;
+
+				q.dist = out[i].dist;
+				if (g->ops->add_link(g, &out[i], layer, &q, false) &&
+					at >= 0 && reached[at])
+					return true;
+			}
+		}
+	}
+
+	nw = HnswSearchFrom(g, xv, entry, entryLevel, layer, g->efConstruction, &w);
+	for (int i = 0; i < nw && tried < HNSW_RELINK_TRIES; i++)
+	{
+		int64		at = set_index(set, w[i].ref);
+
+		if (w[i].ref == x.ref || at < 0 || !reached[at])
+			continue;
+		tried++;
+		if (link_from(g, w[i].ref, &x, layer, NULL, NULL))
+			return true;
+	}
+
+	/*
+	 * The search found nothing reached: x's part of the graph is where the
+	 * descent leads, and the reached part is elsewhere.  The nearest
+	 * reached elements take it, found by a scan of the reached; this runs
+	 * once per such part, since x brings the rest of it in, within a
+	 * budget of HNSW_CONNECT_SCANS times the live elements per walk.
+	 */
+	if (*scanned >= (int64) HNSW_CONNECT_SCANS * set->n)
+		return false;
+	return link_from_nearest_reached(g, set, &x, xv, layer, reached, scanned);
+}
+
+/*
+ * See that a search for x's vector on a layer (as an insert searches, with
+ * ef_construction) finds x, and if it does not, link x from the nearest
+ * elements it found that take it (link_from).  Returns whether it had to.
+ */
+static bool
+make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
+			  HnswRef entry, int entryLevel)
+{
+	HnswCandidate x = set_candidate(set, xi);
+	HnswCandidate *w;
+	int			nw;
+	int			tried = 0;
+	bool		linked = false;
+
+	if (x.ref == entry)
+		return false;
+	nw = HnswSearchFrom(g, g->ops->element_vector(g, &x), entry, entryLevel,
+						layer, HNSW_SCAN_DESCENT_EF, &w);
+	for (int i = 0; i < nw; i++)
+	{
+		if (w[i].ref == x.ref)
+			return false;
+	}
+	for (int i = 0; i < nw && tried < HNSW_FINDABLE_LINKS; i++)
+	{
+		tried++;
+		if (link_from(g, w[i].ref, &x, layer, NULL, NULL))
+			linked = true;
+	}
+	return linked;
+}
+
+/*
+ * The entry point must be of the highest level of any live element, or
+ * searches cannot enter that element's upper layers.  Vacuum replaces a
+ * deleted entry point with the highest live element it saw, and one of the
+ * elements inserted meanwhile may be higher: make the highest the entry
+ * point (raise_entry), and take the entry point as it is then.
+ */
+static void
+raise_to_top(HnswGraph *g, HnswElementSet *set)
+{
+	int64		top = -1;
+
+	for (int64 i = 0; i < set->n; i++)
+	{
+		if (set->levels[i] > set->entryLevel &&
+			(top < 0 || set->levels[i] > set->levels[top]))
+			top = i;
+	}
+	if (top >= 0)
+		g->ops->raise_entry(g, set->refs[top], set->levels[top], &set->entry,
+							&set->entryLevel);
+}
+
+/*
+ * One walk over a layer from the entry point, and a link for each element
+ * it leaves out (relink), which brings in what that element reaches.
+ * Returns whether the walk reached all.
+ */
+static bool
+connect_layer(HnswGraph *g, const HnswElementSet *set, int layer,
+			  int64 entryAt, bool *reached, int64 *queue, MemoryContext tmp,
+			  int64 *linked, int64 *missed)
+{
+	bool		all = true;
+	int64		scanned = 0;
+
+	memset(reached, 0, set->n);
+	mark_reached(g, set, layer, entryAt, reached, queue);
+	for (int64 i = 0; i < set->n; i++)
+	{
+		MemoryContext old;
+
+		if (reached[i] || set->levels[i] < layer)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		all = false;
+		old = MemoryContextSwitchTo(tmp);
+		if (relink(g, set, i, layer, set->entry, set->entryLevel, reached,
+				   &scanned))
+		{
+			(*linked)++;
+			mark_reached(g, set, layer, i, reached, queue);
+		}
+		else
+			(*missed)++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+	return all;
+}
+
+/*
+ * Make every live element reachable from the entry point on every layer
+ * it is on: a walk over each layer's links from the entry point marks
+ * what it reaches, and each element left out is linked from a reached one
+ * (relink), which brings in whatever it reaches in turn.  Inserts leave
+ * such elements behind now and then (a full list pruned under them, an
+ * outlier nobody kept), and so do deletes (the element that linked to
+ * them went, or a group of elements reached only through the deleted
+ * ones).  Then each upper-layer element that a search for its own vector
+ * misses is linked from where the search ends, and each element that none
+ * of its own layer-0 neighbors links to gets such a link.  For vacuum's
+ * cleanup and for the end of a build that inserted on pages.  Reads every
+ * neighbor list once per layer it is on, and holds per live element its
+ * ref, place and level, a flag and a queue slot (26 bytes).  Elements
+ * added while it runs may be relinked without need, which costs a link, no
+ * more.  Returns how many it linked; *missed counts the element layers it
+ * could not link (inserts kept changing their lists).
+ */
+int64
+HnswConnect(HnswGraph *g, int64 *missed)
+{
+	HnswElementSet set;
+	MemoryContext tmp;
+	MemoryContext old;
+	bool	   *reached;
+	int64	   *queue;
+	int64		entryAt;
+	int64		linked = 0;
+
+	*missed = 0;
+	g->ops->live_elements(g, &set);
+	if (set.entry == HNSW_INVALID_REF)
+		return 0;
+	raise_to_top(g, &set);
+	entryAt = set_index(&set, set.entry);
+	if (entryAt < 0)
+		return 0;				/* the entry point moved meanwhile */
+
+	reached = palloc_extended(Max(set.n, 1), MCXT_ALLOC_HUGE);
+	queue = palloc_extended(sizeof(int64) * Max(set.n, 1), MCXT_ALLOC_HUGE);
+	tmp = AllocSetContextCreate(CurrentMemoryContext, "hnsw connect",
+								ALLOCSET_DEFAULT_SIZES);
+	for (int layer = set.entryLevel; layer >= 0; layer--)
+	{
+		/*
+		 * A link given to x may have replaced the one that reached another
+		 * part (link_from keeps members that another element links to, but
+		 * that element may itself hang on the replaced link): walk again
+		 * until the walk reaches all, a few times at most.
+		 */
+		for (int round = 0; round < HNSW_CONNECT_ROUNDS; round++)
+		{
+			if (connect_layer(g, &set, layer, entryAt, reached, queue, tmp,
+							  &linked, missed))
+				break;
+		}
+	}
+
+	/*
+	 * On the upper layers, which every search descends through, each
+	 * element must also be found by a search for its own vector there:
+	 * a layer that is connected but not navigable sends the descent to
+	 * the wrong region, where layer 0's search stays.  These layers hold
+	 * one element in m or fewer, so this costs a search per m elements.
+	 */
+	for (int64 i = 0; i < set.n; i++)
+	{
+		for (int layer = Min(set.levels[i], set.entryLevel); layer >= 1; layer--)
+		{
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(tmp);
+			if (make_findable(g, &set, i, layer, set.entry, set.entryLevel))
+				linked++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(tmp);
+		}
+	}
+
+	/*
+	 * Reachable is not yet findable: a search for x's vector looks around
+	 * x, so on layer 0 one of x's own neighbors must link back to it.
+	 * Deletes take such links (the neighbor went, or its repaired list
+	 * left x out), and x may then be reached only from afar.
+	 */
+	for (int64 i = 0; i < set.n; i++)
+	{
+		HnswCandidate x = set_candidate(&set, i);
+
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(tmp);
+		if (!has_other_parent(g, x.ref, 0, HNSW_INVALID_REF) &&
+			link_from_own(g, &x, NULL, NULL))
+			linked++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+	MemoryContextDelete(tmp);
+	pfree(reached);
+	pfree(queue);
+	pfree(set.refs);
+	pfree(set.neighborsAt);
+	pfree(set.levels);
+	return linked;
+}
+
+/*
+ * An element that no list names on layer 0 can never be found.  Pruning a
+ * full list can take an element's last incoming link away long after it
+ * was inserted (a few in tens of thousands of clustered vectors).  The
+ * in-memory build, which does not guard last links as it goes, links each
+ * such element from one of its own neighbors (link_from_own) before the
+ * graph is written, counting every list's links first.  Runs alone, after
+ * every participant is done.  Returns how many it linked, of *orphans.
+ */
+int64
+HnswLinkOrphans(HnswGraph *g, int64 *orphans)
+{
+	HnswElementSet set;
+	uint32	   *indeg;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int64		linked = 0;
+
+	*orphans = 0;
+	g->ops->live_elements(g, &set);
+	if (set.n < 2)
+		return 0;
+	indeg = palloc_extended(sizeof(uint32) * set.n,
+							MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int64 i = 0; i < set.n; i++)
+	{
+		HnswCandidate c = set_candidate(&set, i);
+		int			nn = g->ops->neighbors(g, &c, 0, nbrs);
+
+		for (int j = 0; j < nn; j++)
+		{
+			int64		at = set_index(&set, nbrs[j]);
+
+			if (at >= 0)
+				indeg[at]++;
+		}
+	}
+	for (int64 i = 0; i < set.n; i++)
+	{
+		HnswCandidate x = set_candidate(&set, i);
+
+		if (indeg[i] > 0 || x.ref == set.entry)
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		(*orphans)++;
+		if (link_from_own(g, &x, &set, indeg))
+			linked++;
+	}
+	pfree(indeg);
+	pfree(set.refs);
+	pfree(set.neighborsAt);
+	pfree(set.levels);
+	return linked;
+}
