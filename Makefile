@@ -18,6 +18,8 @@ OBJS = \
 	src/hnswmem.o \
 	src/hnswpage.o \
 	src/hnswpagebuild.o \
+	src/hnswpagegraph.o \
+	src/hnswpageinsert.o \
 	src/hnswpagescan.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \

@@ -241,8 +241,12 @@ struct HnswPageGraph
 	HnswMetaPageData insertMeta;	/* the metapage as the insert read it */
 };
 
-/* hnswpage.c: pages and tuples */
+/* hnswpage.c: pages, tuples, the walks, the metapage */
 extern void HnswInitPage(Page page);
+extern void HnswCheckPage(Relation index, Page page, BlockNumber blkno);
+extern void HnswTupleCorrupted(Relation index, BlockNumber blkno,
+							   OffsetNumber offno, const char *what)
+			pg_attribute_noreturn();
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern HnswElementTuple HnswGetElement(Relation index, Page page,
 									   BlockNumber blkno, OffsetNumber offno,
@@ -273,12 +277,29 @@ extern int	HnswCollectHeapTids(Relation index, BlockNumber blkno,
 								ItemPointer *tids, int *maxtids);
 extern void HnswCopyPage(Relation index, BlockNumber blkno,
 						 BufferAccessStrategy strategy, Page copy);
+extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);
+extern void HnswRaiseEntryPoint(Relation index, HnswRef entry, int level);
+extern void HnswAdvanceInsertPage(Relation index, BlockNumber blkno);
+extern void HnswNoteFreeSlot(Relation index, BlockNumber blkno, int level);
+extern void HnswAdvanceFreeHint(Relation index, int level, BlockNumber from,
+								BlockNumber to);
+extern void HnswSetDuplicatePage(Relation index, BlockNumber blkno);
 
-/* the page graph's changes that vacuum makes */
+/* hnswpagegraph.c: HnswGraphOps over pages */
+extern void HnswSetLayer(HnswNeighborTuple ntup, int m, int layer,
+						 const HnswRef *refs, int n);
 extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
 								 int layer, const HnswRef *expect, int nexpect,
 								 const HnswRef *refs, int n);
-extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);
-extern void HnswNoteFreeSlot(Relation index, BlockNumber blkno, int level);
+
+/* hnswpageinsert.c: the insert's operations */
+extern bool HnswPageBeginInsert(HnswGraph *g, int level, HnswRef *entry,
+								int *entryLevel);
+extern bool HnswPageAddHeapTid(HnswGraph *g, const HnswCandidate *e,
+							   const float *vec, ItemPointer heaptid);
+extern bool HnswPageAddElement(HnswGraph *g, const float *vec, int level,
+							   ItemPointer heaptid, const HnswNeighborhood *nb,
+							   HnswCandidate *self);
+extern void HnswPageEndInsert(HnswGraph *g);
 
 #endif							/* TINYHNSW_HNSWPAGE_H */
