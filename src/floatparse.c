@@ -5,9 +5,9 @@
  *	  used by vector_in for every element of a text literal.
  *
  * glibc's strtof() is correct for every input but slow for the common one:
- * it converts through multi-precision arithmetic, and with 1536-element
- * vectors passed as text it was a fifth of a query's CPU time.  Most
- * elements are short decimals ("0.0251839329", "-1.23456791e-05", as
+ * it converts through multi-precision arithmetic, which made parsing a
+ * long query literal a large part of a query's CPU time (README, Design).
+ * Most elements are short decimals ("0.0251839329", "-1.23456791e-05", as
  * printed by "%.9g"), and for those Clinger's fast path gives the correctly
  * rounded result with a single floating-point operation.
  *

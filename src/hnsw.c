@@ -159,7 +159,7 @@ neg_inner_product(const float *a, const float *b, int dim)
  * Inner product is searched by its own order but linked by L2: under
  * negative inner product most elements are nobody's nearest neighbor, so
  * the heuristic prunes away every link into them and they become
- * unreachable (a quarter of 300 rows in three dimensions).  An L2 graph
+ * unreachable (README, Design, for how many).  An L2 graph
  * links every element to its surroundings, and a search by inner product
  * walks it well.
  *
@@ -433,7 +433,7 @@ hnswcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index_close(rel, NoLock);
 
 	tuples = Max(index->tuples, 1.0);
-	/* measured: a search computes about ef_search * m distances */
+	/* a search computes about ef_search * m distances (README, Design) */
 	visited = Min(tuples, (double) hnsw_ef_search * m + m * log(tuples));
 	pages = Max(1.0, ceil(index->pages * visited / tuples));
 	get_tablespace_page_costs(index->reltablespace, NULL, &spc_seq_page_cost);

@@ -11,11 +11,15 @@
  *					amcostestimate, the per-index cache (HnswGetIndexInfo)
  *	 hnswbuild.c, hnswinsert.c, hnswscan.c, hnswvacuum.c
  *					the callbacks: they decide what to do and call the rooms
- *	 hnswgraph.h/.c	the algorithm, over HnswGraphOps, blind to storage (its
+ *	 hnswgraph.h, hnswgraph.c (search, heuristic, insert),
+ *	 hnswgraphstream.c (the scan's k-NN stream), hnswgraphrepair.c (repairs)
+ *					the algorithm, over HnswGraphOps, blind to storage (its
  *					design note is in hnswgraph.h)
  *	 hnswmem.c		HnswGraphOps in memory, for CREATE INDEX; hands the
  *					finished graph to the page room's bulk writer
- *	 hnswpage.h, hnswpage*.c
+ *	 hnswpage.h, hnswpage.c (pages, tuples, walks, metapage),
+ *	 hnswpagegraph.c (HnswGraphOps over pages), hnswpageinsert.c,
+ *	 hnswpagebuild.c (the bulk writer), hnswpagescan.c
  *					the only room that knows pages: formats, buffers, locks
  *					and WAL (its design note and lock rules are in hnswpage.h)
  *	 hnswverify.c	hnsw_verify(), reading pages through hnswpage.h

@@ -28,12 +28,35 @@
  * until vacuum repairs it, but they are never returned, merged into, or
  * linked to.
  *
+ * Every element must stay findable, and the algorithm, not the storage,
+ * sees to it (hnswgraphrepair.c).  An insert that prunes a full layer-0
+ * list never takes the last incoming link of the member it drops (asked of
+ * that member's own neighbors): it drops another that is linked from
+ * elsewhere; and if every new neighbor of an element prunes it on layer 0,
+ * the nearest keeps it.  Vacuum gives every live element that links to a
+ * deleted one new neighbors, chosen from the live elements the deleted
+ * ones linked to and, for a list that lost most of its members or was
+ * empty, from a search (HnswRepairNeighbors).  Vacuum's cleanup then
+ * (HnswConnect) makes the highest live element the entry point if it is
+ * not; walks each layer from the entry point and links every live element
+ * the walk does not reach from the nearest reached element that takes it
+ * (walking again until all are reached, four times at most); links each
+ * upper-layer element that a search for its own vector misses from where
+ * the search ends; and has one of each element's own layer-0 neighbors
+ * link back to it.  The in-memory build, which guards no last links as it
+ * goes, links the elements no list names once, at the end
+ * (HnswLinkOrphans).  Both link an element from a member's list into a
+ * free slot, or in place of the farthest member that another element
+ * links to as well, so that nothing cascades.
+ *
  * What a storage promises: distances, neighbor lists and vectors are read
  * consistently element by element (not as a snapshot of the whole graph);
  * a damaged element is an error, never garbage; add_link decides with the
  * heuristic whether a full list takes a new member, holding the list still
  * in its own way (the in-memory build under the element's lock, the pages
- * optimistically: hnswpage.h, rule 3).
+ * optimistically: hnswpage.h, rule 3), which is why the heuristic's merge
+ * (HnswMergeLink, HnswMergeLinkKnown, HnswKeepLastLinks) is the one part
+ * of the algorithm a storage calls; everything else calls the storage.
  *
  *-------------------------------------------------------------------------
  */
@@ -61,8 +84,8 @@
  * links only into that cluster, where no search for its own neighborhood
  * ever looks, and a scan from there finds only that cluster, its whole
  * first round at any usual ef_search (and under strict order the rows it
- * finds later are lost).  Two for scans costs a few percent more distances
- * and makes such a stop rare (README, Design).
+ * finds later are lost).  Keeping two makes such a stop much rarer for a
+ * few percent more distances (README, Design, for the figures).
  */
 #define HNSW_INSERT_DESCENT_EF		4
 #define HNSW_SCAN_DESCENT_EF		2

@@ -744,7 +744,7 @@ HnswConnect(HnswGraph *g, int64 *missed)
 /*
  * An element that no list names on layer 0 can never be found.  Pruning a
  * full list can take an element's last incoming link away long after it
- * was inserted (a few in tens of thousands of clustered vectors).  The
+ * was inserted, now and then on clustered data (README, Design).  The
  * in-memory build, which does not guard last links as it goes, links each
  * such element from one of its own neighbors (link_from_own) before the
  * graph is written, counting every list's links first.  Runs alone, after

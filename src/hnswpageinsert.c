@@ -199,10 +199,9 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	 * The insert page, if the element fits there.  The metapage is read
 	 * again: the copy the caller read before searching is old by now, and
 	 * concurrent inserts that each found that page full each added a page
-	 * of their own, most of which then stayed nearly empty (CREATE INDEX
-	 * CONCURRENTLY beside four writers made 40% more pages than a fresh
-	 * build).  A page found full is retried as long as the metapage has
-	 * moved on to another.
+	 * of their own, most of which then stayed nearly empty (README,
+	 * Design, for what that cost).  A page found full is retried as long
+	 * as the metapage has moved on to another.
 	 */
 	for (;;)
 	{

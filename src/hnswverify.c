@@ -4,10 +4,14 @@
  *	  hnsw_verify(): walks an hnsw index and checks its invariants.
  *
  * This file owns the SQL function hnsw_verify(index, heapallindexed) and
- * everything it needs: its own reading and checking of pages and tuples
- * (stricter than the checks on the search path in hnswpage.c, and
- * reporting a damaged index as an error that names the block and offset),
- * the in-memory map of the graph, and the optional heap cross-check.
+ * everything it needs: its own checking of pages and tuples (stricter than
+ * the checks on the search path in hnswpage.c, and reporting a damaged
+ * index as an error that names the block and offset), the in-memory map of
+ * the graph, and the optional heap cross-check.  It reads pages through
+ * the page room (hnswpage.h: HnswCopyPage, the formats, HnswPageMaxLevel)
+ * but walks them itself rather than through HnswScanElements, because it
+ * must see every tuple of every kind and judge a damaged page before any
+ * of it is used.
  *
  * How it works.  The pages are read one at a time, each copied out under a
  * share content lock, and checked on the copy: page header, special space,
