@@ -848,6 +848,70 @@ sub hnsw_server_errors
 
 push @EXPORT, qw(hnsw_topk_dist hnsw_ids hnsw_out_of_order hnsw_server_errors);
 
+=pod
+
+=item hnsw_serial_ids($node, $table, $start, %opts)
+
+Gives the id column of $table a sequence of its own, C<${table}_id>,
+starting at $start, so that rows inserted without an id (by pgbench)
+get new ones.  Options: dbname ('postgres').
+
+=item hnsw_insert_script(%opts)
+
+The text of a pgbench script that inserts one row into C<table> ('c'),
+drawn with C<hnsw_point(x, 0.3)> around the centre of a random one of
+C<clusters> (30) clusters, from a seed that pgbench draws, so that a
+seeded run inserts the same rows.
+
+=item hnsw_recall_at($node, $table, $queries, $op, %opts)
+
+Recall@k (hnsw_recall) of a search through C<index> at C<ef_search>
+against the exact answers, both computed now (by hnsw_topk, whose plan
+checks are tests named after C<name>).  Returns the recall, and in list
+context the exact answers after it.  Options: those of hnsw_topk.
+
+=cut
+
+sub hnsw_serial_ids
+{
+	my ($node, $table, $start, %o) = @_;
+	$node->safe_psql(
+		$o{dbname} // 'postgres', qq{
+CREATE SEQUENCE ${table}_id START $start;
+ALTER TABLE $table ALTER id SET DEFAULT nextval('${table}_id');
+});
+	return;
+}
+
+sub hnsw_insert_script
+{
+	my (%o) = @_;
+	my $table = $o{table} // 'c';
+	my $clusters = $o{clusters} // 30;
+	return qq{
+\\set seed random(0, 999999999)
+\\set c random(1, $clusters)
+BEGIN;
+SELECT setseed(:seed / 1000000000.0);
+INSERT INTO $table (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
+COMMIT;
+};
+}
+
+sub hnsw_recall_at
+{
+	my ($node, $table, $queries, $op, %o) = @_;
+	my %exact_opts = %o;
+	delete @exact_opts{qw(index ef_search)};
+	my $exact = hnsw_topk($node, $table, $queries, $op, %exact_opts,
+		exact => 1);
+	my $recall =
+	  hnsw_recall(hnsw_topk($node, $table, $queries, $op, %o), $exact);
+	return wantarray ? ($recall, $exact) : $recall;
+}
+
+push @EXPORT, qw(hnsw_serial_ids hnsw_insert_script hnsw_recall_at);
+
 1;
 
 =pod

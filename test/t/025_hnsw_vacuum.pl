@@ -103,12 +103,9 @@ hnsw_invariant($node, 'r', 'r_v_idx', after_vacuum => 1,
 # 3. VACUUM among concurrent inserts, deletes and searches.
 #------------------------------------------------------------------------
 hnsw_load($node, 'c', n => 5000, seed => 0.7);
-$node->safe_psql(
-	'postgres', q{
-CREATE SEQUENCE c_id START 5001;
-ALTER TABLE c ALTER id SET DEFAULT nextval('c_id');
-CREATE INDEX c_v_idx ON c USING hnsw (v vector_l2_ops);
-});
+hnsw_serial_ids($node, 'c', 5001);
+$node->safe_psql('postgres',
+	'CREATE INDEX c_v_idx ON c USING hnsw (v vector_l2_ops)');
 
 $node->pgbench(
 	'--no-vacuum --client=6 --jobs=2 --transactions=300 --random-seed=4711',
@@ -120,14 +117,7 @@ $node->pgbench(
 	[qr{\A(?:pgbench: setting random seed to 4711\n)?\z}],
 	'inserts, deletes, searches and VACUUM at once, without an error',
 	{
-		'025_insert@120' => q{
-\set seed random(0, 999999999)
-\set c random(1, 30)
-BEGIN;
-SELECT setseed(:seed / 1000000000.0);
-INSERT INTO c (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
-COMMIT;
-},
+		'025_insert@120' => hnsw_insert_script(),
 		'025_delete@50' => q{
 \set id random(1, 6500)
 DELETE FROM c WHERE id = :id;
@@ -151,12 +141,8 @@ hnsw_invariant($node, 'c', 'c_v_idx', after_vacuum => 1, tolerance => 0.002,
 	name => 'concurrent, after VACUUM');
 
 hnsw_load($node, 'cq', n => 100, seed => 0.75, stride => 7);
-$exact = hnsw_topk($node, 'c', 'cq', '<->', k => $K, exact => 1);
-$recall = hnsw_recall(
-	hnsw_topk(
-		$node, 'c', 'cq', '<->', k => $K, ef_search => 100,
-		index => 'c_v_idx', name => 'concurrent'),
-	$exact);
+$recall = hnsw_recall_at($node, 'c', 'cq', '<->', k => $K, ef_search => 100,
+	index => 'c_v_idx', name => 'concurrent');
 note(sprintf('concurrent: recall@%d at ef_search 100 = %.4f', $K, $recall));
 cmp_ok($recall, '>=', 0.99, "concurrent: recall\@$K at ef_search 100 >= 0.99");
 

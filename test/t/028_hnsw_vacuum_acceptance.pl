@@ -78,13 +78,9 @@ hnsw_load($node, 'a', n => $N, seed => 0.5, dbname => 'sparse');
 $node->safe_psql('sparse',
 	'CREATE INDEX a_v_idx ON a USING hnsw (v vector_l2_ops) WITH (m = 4, ef_construction = 8)');
 
-my $exact = hnsw_topk($node, 'a', 'q', '<->', k => $K, exact => 1,
-	name => 'sparse, before the delete', dbname => 'sparse');
-my $recall_before = hnsw_recall(
-	hnsw_topk(
-		$node, 'a', 'q', '<->', k => $K, ef_search => 100,
-		index => 'a_v_idx', name => 'sparse, before the delete', dbname => 'sparse'),
-	$exact);
+my ($recall_before) = hnsw_recall_at($node, 'a', 'q', '<->', k => $K,
+	ef_search => 100, index => 'a_v_idx', name => 'sparse, before the delete',
+	dbname => 'sparse');
 note(sprintf('sparse graph (m 4, ef_construction 8), %d rows: recall@%d at ef_search 100 = %.4f before the delete',
 		$N, $K, $recall_before));
 
@@ -93,13 +89,9 @@ $node->safe_psql('sparse', 'VACUUM a');
 my $live = $node->safe_psql('sparse', 'SELECT count(*) FROM a');
 is($live, $N / 4, "sparse: $live of $N rows left after deleting id % 4 <> 0");
 
-$exact = hnsw_topk($node, 'a', 'q', '<->', k => $K, exact => 1,
-	name => 'sparse, after VACUUM', dbname => 'sparse');
-my $recall_after = hnsw_recall(
-	hnsw_topk(
-		$node, 'a', 'q', '<->', k => $K, ef_search => 100,
-		index => 'a_v_idx', name => 'sparse, after VACUUM', dbname => 'sparse'),
-	$exact);
+my ($recall_after, $exact) = hnsw_recall_at($node, 'a', 'q', '<->', k => $K,
+	ef_search => 100, index => 'a_v_idx', name => 'sparse, after VACUUM',
+	dbname => 'sparse');
 note(sprintf('sparse graph: recall@%d over the %d live rows at ef_search 100 = %.4f after the delete and VACUUM',
 		$K, $live, $recall_after));
 cmp_ok($recall_after, '>=', $MIN_RECALL,
@@ -179,13 +171,8 @@ cmp_ok($u5, '<=', $u0 * 1.5,
   or diag('ratios per round: ' . join(' ', map { sprintf('%.4f', $_) } @ratios));
 hnsw_invariant($node, 'u', 'u_v_idx', after_vacuum => 1, tolerance => 0.002,
 	name => 'after five update rounds');
-$exact = hnsw_topk($node, 'u', 'q', '<->', k => $K, exact => 1,
-	name => 'after five update rounds');
-my $recall_u = hnsw_recall(
-	hnsw_topk(
-		$node, 'u', 'q', '<->', k => $K, ef_search => 100,
-		index => 'u_v_idx', name => 'after five update rounds'),
-	$exact);
+my $recall_u = hnsw_recall_at($node, 'u', 'q', '<->', k => $K,
+	ef_search => 100, index => 'u_v_idx', name => 'after five update rounds');
 note(sprintf('after five update rounds: recall@%d at ef_search 100 = %.4f (not tested)',
 		$K, $recall_u));
 
@@ -195,10 +182,9 @@ note(sprintf('after five update rounds: recall@%d at ef_search 100 = %.4f (not t
 my $SECONDS = 30;
 my $CLIENTS = 4;
 hnsw_load($node, 'c', n => $N, seed => 0.8);
+hnsw_serial_ids($node, 'c', $N + 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE SEQUENCE c_id START @{[ $N + 1 ]};
-ALTER TABLE c ALTER id SET DEFAULT nextval('c_id');
 CREATE INDEX c_v_idx ON c USING hnsw (v vector_l2_ops);
 CREATE TABLE short_searches (found int);
 ANALYZE c;
@@ -220,14 +206,7 @@ EXPLAIN (COSTS OFF) SELECT id FROM c
 # (and noted below), not made an error.
 my $pick = q{(SELECT min(id) FROM c WHERE id >= :id)};
 my %scripts = (
-	'028_insert@3' => q{
-\set seed random(0, 999999999)
-\set c random(1, 30)
-BEGIN;
-SELECT setseed(:seed / 1000000000.0);
-INSERT INTO c (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
-COMMIT;
-},
+	'028_insert@3' => hnsw_insert_script(),
 	'028_delete@2' => qq{
 \\set id random(1, @{[ $N + 3000 ]})
 DELETE FROM c WHERE id = $pick;
@@ -298,13 +277,8 @@ my ($live_c, $short) = split /\|/,
 	'SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM short_searches)');
 note("pgbench: $live_c live rows at the end; $short searches returned fewer than 10 rows (not tested)");
 
-$exact = hnsw_topk($node, 'c', 'q', '<->', k => $K, exact => 1,
-	name => 'after pgbench');
-my $recall_c = hnsw_recall(
-	hnsw_topk(
-		$node, 'c', 'q', '<->', k => $K, ef_search => 100,
-		index => 'c_v_idx', name => 'after pgbench'),
-	$exact);
+my $recall_c = hnsw_recall_at($node, 'c', 'q', '<->', k => $K,
+	ef_search => 100, index => 'c_v_idx', name => 'after pgbench');
 note(sprintf('after pgbench: recall@%d over the %d live rows at ef_search 100 = %.4f',
 		$K, $live_c, $recall_c));
 cmp_ok($recall_c, '>=', $MIN_RECALL,

@@ -50,10 +50,9 @@ $node->start;
 hnsw_setup_data($node, dim => 16, clusters => 30, seed => 0.25);
 hnsw_load($node, 's', n => $N0, seed => 0.5);
 hnsw_load($node, 'q', n => 100, seed => 0.75, stride => 7);
+hnsw_serial_ids($node, 's', $N0 + 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE SEQUENCE s_id START @{[ $N0 + 1 ]};
-ALTER TABLE s ALTER id SET DEFAULT nextval('s_id');
 CREATE INDEX s_v_idx ON s USING hnsw (v vector_l2_ops);
 ANALYZE s;
 });
@@ -64,14 +63,7 @@ ANALYZE s;
 # possible between clients, so a deadlock could only come from the index.
 my $pick = q{(SELECT min(id) FROM s WHERE id >= :id)};
 my %scripts = (
-	'052_insert@3' => q{
-\set seed random(0, 999999999)
-\set c random(1, 30)
-BEGIN;
-SELECT setseed(:seed / 1000000000.0);
-INSERT INTO s (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
-COMMIT;
-},
+	'052_insert@3' => hnsw_insert_script(table => 's'),
 	'052_update@2' => qq{
 \\set seed random(0, 999999999)
 \\set c random(1, 30)

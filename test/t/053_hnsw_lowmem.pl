@@ -120,23 +120,12 @@ CREATE INDEX $index ON t USING hnsw (v vector_l2_ops) $with;
 #------------------------------------------------------------------------
 # CREATE INDEX CONCURRENTLY in 1MB while rows are inserted.
 #------------------------------------------------------------------------
-$node->safe_psql(
-	'postgres', qq{
-CREATE SEQUENCE t_id START @{[ $N + 1 ]};
-ALTER TABLE t ALTER id SET DEFAULT nextval('t_id');
-});
+hnsw_serial_ids($node, 't', $N + 1);
 my $writers = hnsw_pgbench_start(
 	$node,
 	'--no-vacuum --client=4 --jobs=2 --time=8 --random-seed=7',
 	{
-		'053_insert' => q{
-\set seed random(0, 999999999)
-\set c random(1, 30)
-BEGIN;
-SELECT setseed(:seed / 1000000000.0);
-INSERT INTO t (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
-COMMIT;
-}
+		'053_insert' => hnsw_insert_script(table => 't')
 	});
 my ($ret, $out, $err) = $node->psql(
 	'postgres', q{

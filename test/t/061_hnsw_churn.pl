@@ -61,10 +61,9 @@ $node->start;
 
 hnsw_setup_data($node, dim => $DIM, clusters => $CLUSTERS, seed => 0.25);
 hnsw_load($node, 'c', n => $N0, seed => 0.5);
+hnsw_serial_ids($node, 'c', $N0 + 1);
 $node->safe_psql(
 	'postgres', qq{
-CREATE SEQUENCE c_id START @{[ $N0 + 1 ]};
-ALTER TABLE c ALTER id SET DEFAULT nextval('c_id');
 -- autovacuum as often as it can be had
 ALTER TABLE c SET (autovacuum_vacuum_threshold = 50,
                    autovacuum_vacuum_scale_factor = 0.01,
@@ -89,14 +88,7 @@ my $pick = q{(SELECT min(id) FROM c WHERE id >= :id)};
 my $top = q{SELECT last_value AS top FROM c_id \gset
 \set id random(1, :top)};
 my %scripts = (
-	'061_insert@3' => qq{
-\\set seed random(0, 999999999)
-\\set c random(1, $CLUSTERS)
-BEGIN;
-SELECT setseed(:seed / 1000000000.0);
-INSERT INTO c (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
-COMMIT;
-},
+	'061_insert@3' => hnsw_insert_script(clusters => $CLUSTERS),
 	'061_insert_dup@2' => qq{
 \\set h random(1, $HOT)
 INSERT INTO c (v) SELECT v FROM hot WHERE h = :h;
