@@ -384,6 +384,7 @@ def main():
 
     qparams = tb.query_params(ds.queries, True)
     literal = tb.vector_literal(ds.queries[0])
+    load_before = os.getloadavg()
     sessions = []
     try:
         for shape in args.shape_list:
@@ -407,6 +408,7 @@ def main():
     finally:
         for ses in sessions:
             ses.close()
+    load_after = os.getloadavg()
 
     # ---- report
     print()
@@ -419,7 +421,8 @@ def main():
           + " rows (built in " + " / ".join(f"{s:.1f}" for s in fig["shard_build_seconds"]) + " s, "
           + " + ".join(f"{b / 2**20:.0f}" for b in fig["shard_index_bytes"]) + " MB)")
     print(f"PostgreSQL {env['server_version']}; {env['cores']} cores, {env['cpu']}; "
-          f"all four servers on this machine, over TCP on 127.0.0.1")
+          f"all four servers on this machine, over TCP on 127.0.0.1; load average "
+          f"{load_before[0]:.2f} before the queries, {load_after[0]:.2f} after")
     print()
     hdr = ("shape", "QPS", "p50 ms", "p99 ms", f"recall@{args.k}", "client B/q",
            "to shards B/q", "from shards B/q", "plan")
@@ -454,7 +457,8 @@ def main():
               "dataset": {"name": ds.name, "metric": ds.metric, "n": ds.n, "dim": ds.dim,
                           "queries": len(ds.queries), "params": ds.params},
               "ground_truth": "cached" if cached else f"computed in {gt_s:.1f} s",
-              "setup": fig, "shapes": rows}
+              "setup": fig, "load_average": {"before": load_before, "after": load_after},
+              "shapes": rows}
     path = os.path.join(args.out, f"fanout-{stamp}.json")
     with open(path, "w") as f:
         json.dump(report, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
