@@ -30,7 +30,7 @@ REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_c
 # the index's suites (kept on their own line so the type's list above and
 # this one can be edited independently)
 REGRESS += $(HNSW_REGRESS)
-HNSW_REGRESS = hnsw_ddl hnsw_options hnsw_scan hnsw_dml hnsw_planner hnsw_validate hnsw_defects hnsw_verify hnsw_null_query hnsw_stats hnsw_alter
+HNSW_REGRESS = hnsw_ddl hnsw_options hnsw_scan hnsw_dml hnsw_planner hnsw_validate hnsw_defects hnsw_verify hnsw_null_query hnsw_stats hnsw_alter hnsw_fanout
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
@@ -44,8 +44,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# The install script is assembled from the SQL of each part, kept beside its C.
-tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql
+# The install script is assembled from the SQL of each part, kept beside its C
+# (src/hnswfanout.sql, plain SQL, has none).
+tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql src/hnswfanout.sql
 	cat $^ > $@
 
 # PGXS tracks no header dependencies: every object depends on our headers,

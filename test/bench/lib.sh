@@ -10,9 +10,16 @@
 #                                   postgres, in a mktemp directory, unix socket
 #                                   only, a free port) with the given settings,
 #                                   and export PGHOST/PGPORT/PGUSER/PGDATABASE
+#   bench_work_dir NAME             make the mktemp directory (once) that holds
+#                                   every throw-away cluster and the sockets
+#   bench_add_cluster DIR LISTEN K=V...
+#                                   initdb + start one more cluster there, in
+#                                   DIR, on a free port (set in BENCH_PORT),
+#                                   listening on LISTEN ('' for the unix socket
+#                                   only, or e.g. 127.0.0.1), log in DIR.log
 #   bench_run CMD...                run CMD so that INT/TERM reach it at once
-#   bench_cleanup                   stop the program bench_run started, stop the
-#                                   cluster and remove its directory
+#   bench_cleanup                   stop the program bench_run started, stop
+#                                   every cluster of the directory, remove it
 #   bench_traps                     EXIT/INT/TERM traps that call bench_cleanup
 #                                   (bench_start_cluster installs them too)
 
@@ -26,6 +33,7 @@ BENCH_WORK=""        # the throw-away cluster's temporary directory
 BENCH_DATA=""        # its data directory
 BENCH_CHILD=""       # pid of the program bench_run started
 BENCH_EXTERNAL=0     # 1: use the server named by PG* variables
+BENCH_PORT=""        # the port of the cluster bench_add_cluster started last
 
 bench_say() { echo "--- $*" >&2; }
 bench_die() { echo "error: $*" >&2; exit 1; }
@@ -79,6 +87,11 @@ bench_free_port() {
         if [ -e "/tmp/.s.PGSQL.$port" ] || [ -e "/var/run/postgresql/.s.PGSQL.$port" ]; then
             continue
         fi
+        # our own clusters' sockets (a unix-socket-only cluster has no
+        # TCP listener for the checks above to see)
+        if [ -n "$BENCH_WORK" ] && [ -e "$BENCH_WORK/sock/.s.PGSQL.$port" ]; then
+            continue
+        fi
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             continue
         fi
@@ -98,9 +111,10 @@ bench_cleanup() {
     fi
     if [ -n "$BENCH_WORK" ] && [ -d "$BENCH_WORK" ]; then
         cd /
-        if [ -f "$BENCH_DATA/postmaster.pid" ]; then
-            bench_as_pg "$PG_BINDIR/pg_ctl" stop -D "$BENCH_DATA" -m immediate -w >/dev/null 2>&1 || true
-        fi
+        local pidfile
+        while IFS= read -r pidfile; do
+            bench_as_pg "$PG_BINDIR/pg_ctl" stop -D "$(dirname "$pidfile")" -m immediate -w >/dev/null 2>&1 || true
+        done < <(find "$BENCH_WORK" -maxdepth 2 -name postmaster.pid 2>/dev/null)
         rm -rf "$BENCH_WORK"
         BENCH_WORK=""
     fi
@@ -113,35 +127,52 @@ bench_traps() {
     trap 'echo "terminated" >&2; exit 143' TERM
 }
 
-# $1: a name for the directory; then name=value settings for postgresql.conf.
-bench_start_cluster() {
-    local name=$1 port setting
-    shift
+# $1: a name for the directory. Makes it (once: later calls keep the first),
+# owned by postgres, with the socket directory sock/, and installs the traps.
+bench_work_dir() {
+    [ -n "$BENCH_WORK" ] && return 0
     bench_traps
-    BENCH_WORK=$(mktemp -d "/tmp/$name.XXXXXX")
+    BENCH_WORK=$(mktemp -d "/tmp/$1.XXXXXX")
     chown postgres:postgres "$BENCH_WORK"
-    BENCH_DATA=$BENCH_WORK/data
     # PostgreSQL's programs fail if their working directory is not theirs to see.
     cd "$BENCH_WORK"
-    bench_as_pg mkdir -m 700 "$BENCH_DATA" "$BENCH_WORK/sock"
+    bench_as_pg mkdir -m 700 "$BENCH_WORK/sock"
+}
+
+# $1: the data directory's name in $BENCH_WORK; $2: listen_addresses; then
+# name=value settings for postgresql.conf. Sets BENCH_PORT.
+bench_add_cluster() {
+    local data=$BENCH_WORK/$1 listen=$2 port setting
+    shift 2
+    bench_as_pg mkdir -m 700 "$data"
     port=$(bench_free_port) || bench_die "no free port in 54500-54599"
-    bench_say "starting a throw-away cluster in $BENCH_WORK (port $port, unix socket only)"
-    bench_as_pg "$PG_BINDIR/initdb" -D "$BENCH_DATA" -U postgres -A trust -E UTF8 \
-        --no-locale --no-sync >"$BENCH_WORK/initdb.log" 2>&1 \
-        || { cat "$BENCH_WORK/initdb.log" >&2; bench_die "initdb failed"; }
+    bench_say "starting a throw-away cluster in $data (port $port, ${listen:-unix socket only})"
+    bench_as_pg "$PG_BINDIR/initdb" -D "$data" -U postgres -A trust -E UTF8 \
+        --no-locale --no-sync >"$data.initdb.log" 2>&1 \
+        || { cat "$data.initdb.log" >&2; bench_die "initdb failed"; }
     {
-        echo "listen_addresses = ''"
+        echo "listen_addresses = '$listen'"
         echo "port = $port"
         echo "unix_socket_directories = '$BENCH_WORK/sock'"
         for setting in "$@"; do
             echo "${setting%%=*} = '${setting#*=}'"
         done
-    } >>"$BENCH_DATA/postgresql.conf"
-    bench_as_pg "$PG_BINDIR/pg_ctl" start -D "$BENCH_DATA" -l "$BENCH_WORK/server.log" -w >/dev/null \
-        || { tail -n 30 "$BENCH_WORK/server.log" >&2; bench_die "cluster start failed"; }
-    export PGHOST=$BENCH_WORK/sock PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+    } >>"$data/postgresql.conf"
+    bench_as_pg "$PG_BINDIR/pg_ctl" start -D "$data" -l "$data.log" -w >/dev/null \
+        || { tail -n 30 "$data.log" >&2; bench_die "cluster start failed"; }
+    BENCH_PORT=$port
+}
+
+# $1: a name for the directory; then name=value settings for postgresql.conf.
+bench_start_cluster() {
+    local name=$1
+    shift
+    bench_work_dir "$name"
+    BENCH_DATA=$BENCH_WORK/data
+    bench_add_cluster data '' "$@"
+    export PGHOST=$BENCH_WORK/sock PGPORT=$BENCH_PORT PGUSER=postgres PGDATABASE=postgres
     # The server log, for the program to point at if something goes wrong.
-    export BENCH_SERVER_LOG=$BENCH_WORK/server.log
+    export BENCH_SERVER_LOG=$BENCH_WORK/data.log
 }
 
 # Run a command in the background and wait for it, so that a TERM sent to

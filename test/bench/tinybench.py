@@ -581,14 +581,21 @@ def create_table(conn, table, dim, with_labels):
     conn.execute(f"CREATE TABLE {table} (id int4, {label}emb vector({dim}))")
 
 
-class _Poller:
-    """Polls a query from a second connection in a thread, calling
-    on_row(row) with each result, until stopped."""
+def connect_like(conn, **kwargs):
+    """A second connection to the server and database conn is connected to
+    (its connection string, without the password: libpq's environment and
+    password file still apply)."""
+    return connect(conninfo=conn.info.dsn, **kwargs)
 
-    def __init__(self, sql, params, on_row, interval=0.2):
+
+class _Poller:
+    """Polls a query from a second connection to conn's server in a thread,
+    calling on_row(row) with each result, until stopped."""
+
+    def __init__(self, conn, sql, params, on_row, interval=0.2):
         self.sql, self.params, self.on_row, self.interval = sql, params, on_row, interval
         self.stop_event = threading.Event()
-        self.conn = connect(application_name="tinyhnsw-bench progress")
+        self.conn = connect_like(conn, application_name="tinyhnsw-bench progress")
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
@@ -607,13 +614,16 @@ class _Poller:
         self.conn.close()
 
 
-def load_table(conn, table, ds, chunk=4096):
-    """COPY ds.data (ids 0..n-1, labels if any) into table (binary COPY),
-    then ANALYZE it. The progress bar follows the server's side
-    (pg_stat_progress_copy). Returns the seconds COPY took."""
+def load_table(conn, table, ds, chunk=4096, ids=None, label="load (COPY)"):
+    """COPY ds.data (ids 0..n-1, or the array ids, one per row; labels if
+    any) into table (binary COPY), then ANALYZE it. The progress bar follows
+    the server's side (pg_stat_progress_copy). Returns the seconds COPY
+    took."""
     cols = "id, label, emb" if ds.labels is not None else "id, emb"
-    bar = Progress("load (COPY)", ds.n, " rows")
-    poller = _Poller("SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s",
+    if ids is None:
+        ids = np.arange(ds.n)
+    bar = Progress(label, ds.n, " rows")
+    poller = _Poller(conn, "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s",
                      (conn.info.backend_pid,), lambda row: bar.update(row[0]))
     try:
         t0 = time.perf_counter()
@@ -623,7 +633,7 @@ def load_table(conn, table, ds, chunk=4096):
                 for lo in range(0, ds.n, chunk):
                     hi = min(ds.n, lo + chunk)
                     labels = ds.labels[lo:hi] if ds.labels is not None else None
-                    cp.write(_copy_block(np.arange(lo, hi), labels, ds.data[lo:hi]))
+                    cp.write(_copy_block(ids[lo:hi], labels, ds.data[lo:hi]))
                 cp.write(_COPY_TRAILER)
         seconds = time.perf_counter() - t0
     finally:
@@ -660,7 +670,7 @@ def build_index(conn, table, index, metric, m=16, ef_construction=64, expected_r
     notices = []
     conn.add_notice_handler(lambda d: notices.append(d.message_primary))
     thread = threading.Thread(target=worker, daemon=True)
-    with connect(application_name="tinyhnsw-bench progress") as mon:
+    with connect_like(conn, application_name="tinyhnsw-bench progress") as mon:
         thread.start()
         try:
             while thread.is_alive():
