@@ -21,6 +21,7 @@ OBJS = \
 	src/hnswpagegraph.o \
 	src/hnswpageinsert.o \
 	src/hnswpagescan.o \
+	src/hnswpagevacuum.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \

@@ -19,7 +19,8 @@
  *					finished graph to the page room's bulk writer
  *	 hnswpage.h, hnswpage.c (pages, tuples, walks, metapage),
  *	 hnswpagegraph.c (HnswGraphOps over pages), hnswpageinsert.c,
- *	 hnswpagebuild.c (the bulk writer), hnswpagescan.c
+ *	 hnswpagebuild.c (the bulk writer), hnswpagescan.c,
+ *	 hnswpagevacuum.c (vacuum's passes)
  *					the only room that knows pages: formats, buffers, locks
  *					and WAL (its design note and lock rules are in hnswpage.h)
  *	 hnswverify.c	hnsw_verify(), reading pages through hnswpage.h
@@ -167,6 +168,42 @@ extern void HnswBulkChain(HnswBulkWriter *w, int64 elem,
 						  const ItemPointerData *tids, int n);
 extern BlockNumber HnswBulkFinish(HnswBulkWriter *w, int64 entry,
 								  int entryLevel);
+
+/*
+ * hnswpagevacuum.c: the page work of vacuum's passes (hnswvacuum.c), which
+ * go over the data pages, blocks HNSW_FIRST_DATA_BLKNO up (the metapage is
+ * block 0)
+ */
+#define HNSW_FIRST_DATA_BLKNO		1
+typedef enum HnswRemoved
+{
+	HNSW_REMOVED_LIVE,			/* keeps heap TIDs */
+	HNSW_REMOVED_DELETED,		/* lost its last ones: flagged DELETED now */
+	HNSW_REMOVED_WAS_DELETED	/* by a vacuum that did not finish */
+} HnswRemoved;
+typedef void (*HnswRemovedFn) (HnswRef ref, int level, int64 kept,
+							   HnswRemoved what, void *arg);
+extern void HnswPageRemoveHeapTids(Relation index, BlockNumber blkno,
+								   BufferAccessStrategy strategy,
+								   IndexBulkDeleteCallback dead,
+								   void *deadState, double *removed,
+								   HnswRemovedFn fn, void *arg);
+extern int	HnswPageLiveElements(Relation index, BlockNumber blkno,
+								 BufferAccessStrategy strategy,
+								 HnswCandidate *elems, int *levels);
+extern HnswRef HnswPageTopLiveElement(Relation index, BlockNumber nblocks,
+									  BufferAccessStrategy strategy,
+									  bool pause, int *level);
+extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);
+extern void HnswPageBeginBarrier(Relation index);
+extern void HnswPageEndBarrier(Relation index);
+extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
+								 int layer, const HnswRef *expect, int nexpect,
+								 const HnswRef *refs, int n);
+extern int64 HnswPageFreeElements(Relation index, const HnswRef *refs,
+								  int64 n, BufferAccessStrategy strategy);
+extern double HnswPageCountHeapTids(Relation index,
+									BufferAccessStrategy strategy);
 
 /* AM callbacks */
 extern IndexBuildResult *hnswbuild(Relation heap, Relation index,

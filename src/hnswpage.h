@@ -4,8 +4,7 @@
  *	  The page room's private header: the disk format, the locking
  *	  protocol and WAL, and the helpers the hnswpage*.c files share.  Only
  *	  they and the verifier (hnswverify.c) include it; everyone else uses
- *	  the page room's entry points in hnsw.h.  (Until VACUUM's page work
- *	  moves here too, hnswvacuum.c includes it as well.)
+ *	  the page room's entry points in hnsw.h.
  *
  * DESIGN NOTE: PAGES
  * ------------------
@@ -126,7 +125,7 @@
 #define HNSW_MAGIC_NUMBER			0x484E5357	/* "HNSW" */
 #define HNSW_FORMAT_VERSION			1
 #define HNSW_PAGE_ID				0xFF91
-#define HNSW_METAPAGE_BLKNO			0
+#define HNSW_METAPAGE_BLKNO			0	/* data pages follow: HNSW_FIRST_DATA_BLKNO */
 
 /* Tuple type bytes */
 #define HNSW_ELEMENT_TUPLE			1
@@ -277,7 +276,6 @@ extern int	HnswCollectHeapTids(Relation index, BlockNumber blkno,
 								ItemPointer *tids, int *maxtids);
 extern void HnswCopyPage(Relation index, BlockNumber blkno,
 						 BufferAccessStrategy strategy, Page copy);
-extern void HnswSetEntryPoint(Relation index, HnswRef entry, int level);
 extern void HnswRaiseEntryPoint(Relation index, HnswRef entry, int level);
 extern void HnswAdvanceInsertPage(Relation index, BlockNumber blkno);
 extern void HnswNoteFreeSlot(Relation index, BlockNumber blkno, int level);
@@ -288,9 +286,6 @@ extern void HnswSetDuplicatePage(Relation index, BlockNumber blkno);
 /* hnswpagegraph.c: HnswGraphOps over pages */
 extern void HnswSetLayer(HnswNeighborTuple ntup, int m, int layer,
 						 const HnswRef *refs, int n);
-extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
-								 int layer, const HnswRef *expect, int nexpect,
-								 const HnswRef *refs, int n);
 
 /* hnswpageinsert.c: the insert's operations */
 extern bool HnswPageBeginInsert(HnswGraph *g, int level, HnswRef *entry,

@@ -21,7 +21,8 @@
  *		their slots offered to inserts through the metapage's hints.
  *
  * amvacuumcleanup then links every live element that a walk from the entry
- * point does not reach, on any layer (HnswConnectIndex).
+ * point does not reach, on any layer (HnswConnectIndex), and counts the
+ * heap TIDs when ambulkdelete did not run.
  *
  * Searches pass through deleted and free elements but never return them;
  * hnswscan.c rechecks distances so that a slot reused under a running scan
@@ -31,15 +32,13 @@
  */
 #include "postgres.h"
 
-#include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
-#include "storage/lmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "hnswpage.h"
+#include "hnsw.h"
 
 /* How often a repair is recomputed when inserts keep changing the list */
 #define HNSW_REPAIR_RETRIES		3
@@ -81,173 +80,41 @@ add_deleted(HnswVacuumState *vs, HnswRef ref)
 	vs->deleted[vs->ndeleted++] = ref;
 }
 
-/* Is this item an element tuple?  (Checked fully by HnswGetElement.) */
-static bool
-is_element(Page page, OffsetNumber off)
+/* Pass 1's report on each element of a page */
+static void
+note_element(HnswRef ref, int level, int64 kept, HnswRemoved what, void *arg)
 {
-	ItemId		itemid = PageGetItemId(page, off);
+	HnswVacuumState *vs = arg;
 
-	return ItemIdIsNormal(itemid) && ItemIdGetLength(itemid) > 0 &&
-		*(uint8 *) PageGetItem(page, itemid) == HNSW_ELEMENT_TUPLE;
+	if (what != HNSW_REMOVED_LIVE)
+	{
+		add_deleted(vs, ref);
+		vs->newlyDeleted += (what == HNSW_REMOVED_DELETED);
+		return;
+	}
+	vs->stats->num_index_tuples += kept;
+	if (level > vs->bestLevel)
+	{
+		vs->best = ref;
+		vs->bestLevel = level;
+	}
 }
 
 /*
- * Drop the heap TIDs vacuum's callback names dead from the first ntids of
- * tids, keeping the rest packed at the front and clearing the slots freed;
- * sets *changed if any went.  Returns how many are left.
+ * Pass 1 over every data page: drop the dead heap TIDs, flag emptied
+ * elements DELETED, collect the deleted (ascending) and the live element of
+ * the highest level
  */
-static int
-drop_dead_tids(HnswVacuumState *vs, ItemPointerData *tids, int ntids,
-			   bool *changed)
-{
-	int			kept = 0;
-
-	for (int t = 0; t < ntids; t++)
-	{
-		if (vs->callback(&tids[t], vs->callback_state))
-		{
-			vs->stats->tuples_removed++;
-			*changed = true;
-		}
-		else
-			tids[kept++] = tids[t];
-	}
-	for (int t = kept; t < ntids; t++)
-		ItemPointerSetInvalid(&tids[t]);
-	return kept;
-}
-
-/* Pass 1 on one tuple of a duplicate chain: drop its dead heap TIDs */
-typedef struct ChainClean
-{
-	HnswVacuumState *vs;
-	int64		left;			/* heap TIDs kept in the chain */
-} ChainClean;
-
-static bool
-clean_chain_tuple(Relation index, Buffer buf, OffsetNumber offno,
-				  HnswDuplicateTuple dtup, void *arg)
-{
-	ChainClean *cc = arg;
-	GenericXLogState *state = GenericXLogStart(index);
-	bool		changed = false;
-
-	dtup = HnswGetDuplicate(index, GenericXLogRegisterBuffer(state, buf, 0),
-							BufferGetBlockNumber(buf), offno);
-	dtup->ntids = drop_dead_tids(cc->vs, dtup->heaptids, dtup->ntids, &changed);
-	cc->left += dtup->ntids;
-	if (changed)
-		GenericXLogFinish(state);
-	else
-		GenericXLogAbort(state);
-	return false;
-}
-
-/* Pass 1 on one exclusively locked page */
-static void
-remove_heap_tids(HnswVacuumState *vs, Buffer buf)
-{
-	Relation	index = vs->index;
-	BlockNumber blkno = BufferGetBlockNumber(buf);
-	GenericXLogState *state = GenericXLogStart(index);
-	Page		page = GenericXLogRegisterBuffer(state, buf, 0);
-	OffsetNumber maxoff = PageGetMaxOffsetNumber(page);
-	bool		changed = false;
-
-	for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-	{
-		HnswElementTuple etup;
-		int64		kept = 0;
-
-		if (!is_element(page, off))
-			continue;
-		etup = HnswGetElement(index, page, blkno, off, vs->dim);
-		if (etup->flags & HNSW_ELEMENT_FREE)
-			continue;
-		if (etup->flags & HNSW_ELEMENT_DELETED)
-		{
-			/* left by a vacuum that did not finish */
-			add_deleted(vs, HnswRefFromTid(blkno, off));
-			continue;
-		}
-		kept = drop_dead_tids(vs, etup->heaptids, etup->ntids, &changed);
-		etup->ntids = kept;
-		/* the chain's heap TIDs count as the element's (rule 6 order) */
-		if (ItemPointerIsValid(&etup->duptid))
-		{
-			ChainClean	cc = {vs, 0};
-
-			HnswWalkChain(index, blkno, off, etup->duptid,
-						  BUFFER_LOCK_EXCLUSIVE, vs->info->strategy,
-						  clean_chain_tuple, &cc);
-			kept += cc.left;
-		}
-		if (kept == 0)
-		{
-			/*
-			 * The flag must reach the page even when none of the element's
-			 * own heap TIDs went (its chain emptied): an insert of the same
-			 * vector that found it unflagged would add its row to an element
-			 * that pass 4 then frees.
-			 */
-			etup->flags |= HNSW_ELEMENT_DELETED;
-			changed = true;
-			add_deleted(vs, HnswRefFromTid(blkno, off));
-			vs->newlyDeleted++;
-		}
-		else
-		{
-			vs->stats->num_index_tuples += kept;
-			if (etup->level > vs->bestLevel)
-			{
-				vs->best = HnswRefFromTid(blkno, off);
-				vs->bestLevel = etup->level;
-			}
-		}
-	}
-	if (changed)
-		GenericXLogFinish(state);
-	else
-		GenericXLogAbort(state);
-}
-
-/* Pass 1 over every data page */
 static void
 pass_remove(HnswVacuumState *vs, BlockNumber nblocks)
 {
-	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	for (BlockNumber blkno = HNSW_FIRST_DATA_BLKNO; blkno < nblocks; blkno++)
 	{
-		Buffer		buf;
-
 		vacuum_delay_point();
-		buf = ReadBufferExtended(vs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-								 vs->info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		remove_heap_tids(vs, buf);
-		UnlockReleaseBuffer(buf);
+		HnswPageRemoveHeapTids(vs->index, blkno, vs->info->strategy,
+							   vs->callback, vs->callback_state,
+							   &vs->stats->tuples_removed, note_element, vs);
 	}
-}
-
-/* The live element of the highest level, among those HnswScanElements shows */
-typedef struct LiveTop
-{
-	HnswRef		ref;
-	int			level;
-} LiveTop;
-
-static bool
-note_live_top(Relation index, Buffer buf, OffsetNumber offno,
-			  HnswElementTuple etup, void *arg)
-{
-	LiveTop    *top = arg;
-
-	if (!(etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) &&
-		(int) etup->level > top->level)
-	{
-		top->ref = HnswRefFromTid(BufferGetBlockNumber(buf), offno);
-		top->level = etup->level;
-	}
-	return false;
 }
 
 /*
@@ -265,29 +132,28 @@ note_live_top(Relation index, Buffer buf, OffsetNumber offno,
 static BlockNumber
 pass_barrier(HnswVacuumState *vs)
 {
-	HnswMetaPageData meta;
 	BlockNumber nblocks;
-	LiveTop		top = {vs->best, vs->bestLevel};
+	HnswRef		top = vs->best;
+	int			topLevel = vs->bestLevel;
 	HnswRef		entry;
+	int			entryLevel;
 
-	if (top.ref == HNSW_INVALID_REF)
-		HnswScanElements(vs->index, HNSW_METAPAGE_BLKNO + 1,
-						 RelationGetNumberOfBlocks(vs->index),
-						 vs->info->strategy, HNSW_SCAN_PAUSE, note_live_top, &top);
-	LockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	if (top == HNSW_INVALID_REF)
+		top = HnswPageTopLiveElement(vs->index,
+									 RelationGetNumberOfBlocks(vs->index),
+									 vs->info->strategy, true, &topLevel);
+	HnswPageBeginBarrier(vs->index);
 	nblocks = RelationGetNumberOfBlocks(vs->index);
-	HnswReadMeta(vs->index, &meta);
-	entry = meta.entryLevel >= 0 ?
-		HnswRefFromTid(meta.entryBlkno, meta.entryOffno) : HNSW_INVALID_REF;
+	entry = HnswPageEntryPoint(vs->index, &entryLevel);
 	if (entry == HNSW_INVALID_REF || is_deleted(vs, entry))
 	{
-		if (top.ref == HNSW_INVALID_REF)
-			HnswScanElements(vs->index, HNSW_METAPAGE_BLKNO + 1, nblocks,
-							 vs->info->strategy, 0, note_live_top, &top);
-		if (top.ref != entry)
-			HnswSetEntryPoint(vs->index, top.ref, top.level);
+		if (top == HNSW_INVALID_REF)
+			top = HnswPageTopLiveElement(vs->index, nblocks,
+										 vs->info->strategy, false, &topLevel);
+		if (top != entry)
+			HnswSetEntryPoint(vs->index, top, topLevel);
 	}
-	UnlockPage(vs->index, HNSW_UPDATE_LOCK, ExclusiveLock);
+	HnswPageEndBarrier(vs->index);
 	return nblocks;
 }
 
@@ -300,7 +166,7 @@ pass_barrier(HnswVacuumState *vs)
  */
 static void
 repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
-			 const float *evec, int layer, const HnswMetaPageData *meta)
+			 const float *evec, int layer, HnswRef entry, int entryLevel)
 {
 	HnswGraph  *g = HnswPageGraphBase(pg);
 	HnswRef		cur[2 * HNSW_MAX_M];
@@ -333,8 +199,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 		{
 			n = HnswRepairNeighbors(g, e, evec, layer, keep, nkeep,
 									 lost, nlost,
-									 HnswRefFromTid(meta->entryBlkno, meta->entryOffno),
-									 meta->entryLevel, &out);
+									 entry, entryLevel, &out);
 			for (int i = 0; i < n; i++)
 				refs[i] = out[i].ref;
 			done = HnswPageReplaceLayer(pg, e->neighborsAt, layer, cur, ncur, refs, n);
@@ -390,57 +255,34 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 	Relation	index = vs->index;
 	HnswPageGraph *pg;
 	HnswGraph  *g;
-	HnswMetaPageData meta;
 	HnswRef		entry;
+	int			entryLevel;
 	MemoryContext old;
 
 	if (vs->ndeleted == 0)
 		return;
 	pg = HnswPageGraphCreate(index, false);
 	g = HnswPageGraphBase(pg);
-	HnswReadMeta(index, &meta);
-	if (meta.entryLevel < 0)
+	entry = HnswPageEntryPoint(index, &entryLevel);
+	if (entry == HNSW_INVALID_REF)
 		return;					/* nothing live is left to repair */
-	entry = HnswRefFromTid(meta.entryBlkno, meta.entryOffno);
 
-	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	for (BlockNumber blkno = HNSW_FIRST_DATA_BLKNO; blkno < nblocks; blkno++)
 	{
 		HnswCandidate elems[MaxOffsetNumber];
 		int			levels[MaxOffsetNumber];
-		int			nelems = 0;
-		Buffer		buf;
-		Page		page;
+		int			nelems;
 
 		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-								 vs->info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		for (OffsetNumber off = FirstOffsetNumber;
-			 off <= PageGetMaxOffsetNumber(page); off++)
-		{
-			HnswElementTuple etup;
-
-			if (!is_element(page, off))
-				continue;
-			etup = HnswGetElement(index, page, blkno, off, vs->dim);
-			if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
-				continue;
-			elems[nelems].ref = HnswRefFromTid(blkno, off);
-			elems[nelems].neighborsAt = HnswRefFromItemPointer(&etup->neighbortid);
-			elems[nelems].dist = 0;
-			elems[nelems].deleted = false;
-			levels[nelems++] = etup->level;
-		}
-		UnlockReleaseBuffer(buf);
-
+		nelems = HnswPageLiveElements(index, blkno, vs->info->strategy,
+									  elems, levels);
 		for (int i = 0; i < nelems; i++)
 		{
 			const float *evec = NULL;
 
 			old = MemoryContextSwitchTo(vs->tmpCtx);
 			/* layers above the entry point's wait for the cleanup (rule 4) */
-			for (int lc = Min(levels[i], meta.entryLevel); lc >= 0; lc--)
+			for (int lc = Min(levels[i], entryLevel); lc >= 0; lc--)
 			{
 				HnswRef		cur[2 * HNSW_MAX_M];
 				int			ncur = g->ops->neighbors(g, &elems[i], lc, cur);
@@ -453,14 +295,14 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 				 * an element the entry point).
 				 */
 				affected = (ncur == 0 &&
-							(elems[i].ref != entry || lc < meta.entryLevel));
+							(elems[i].ref != entry || lc < entryLevel));
 				for (int j = 0; j < ncur && !affected; j++)
 					affected = is_deleted(vs, cur[j]);
 				if (!affected)
 					continue;
 				if (evec == NULL)
 					evec = g->ops->element_vector(g, &elems[i]);
-				repair_layer(vs, pg, &elems[i], evec, lc, &meta);
+				repair_layer(vs, pg, &elems[i], evec, lc, entry, entryLevel);
 			}
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(vs->tmpCtx);
@@ -468,91 +310,17 @@ pass_repair(HnswVacuumState *vs, BlockNumber nblocks)
 	}
 }
 
-/* Pages pass 4 pins before it takes the update lock for them */
-#define HNSW_FREE_BATCH		32
-
 /*
- * Pass 4: flag the deleted elements FREE and offer their slots.  Inserts
- * are excluded while elements are flagged, a batch of pages at a time: the
- * pages are read (and pinned) first, and vacuum's cost pauses come between
- * batches, so that inserts never wait out a read or a sleep of vacuum's
- * (hnswpage.h, rule 2).
+ * Pass 4: flag the deleted elements FREE and offer their slots, with
+ * inserts excluded a batch of pages at a time (HnswPageFreeElements)
  */
 static int64
 pass_free(HnswVacuumState *vs)
 {
-	Relation	index = vs->index;
-	int64		nfreed = 0;
-	int64		i = 0;
-	BlockNumber lowest[HNSW_MAX_LEVEL + 1];
-
 	if (vs->ndeleted == 0)
 		return 0;
-	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
-		lowest[l] = InvalidBlockNumber;
-
-	while (i < vs->ndeleted)
-	{
-		Buffer		bufs[HNSW_FREE_BATCH];
-		int			nbufs = 0;
-		int64		j = i;
-
-		vacuum_delay_point();
-		HnswWaitPoint("vacuum_free_batch");
-		while (j < vs->ndeleted && nbufs < HNSW_FREE_BATCH)
-		{
-			BlockNumber blkno = HnswRefBlock(vs->deleted[j]);
-
-			bufs[nbufs++] = ReadBufferExtended(index, MAIN_FORKNUM, blkno,
-											   RBM_NORMAL, vs->info->strategy);
-			while (j < vs->ndeleted && HnswRefBlock(vs->deleted[j]) == blkno)
-				j++;
-		}
-
-		LockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-		for (int b = 0; b < nbufs; b++)
-		{
-			BlockNumber blkno = BufferGetBlockNumber(bufs[b]);
-			GenericXLogState *state;
-			Page		page;
-
-			LockBuffer(bufs[b], BUFFER_LOCK_EXCLUSIVE);
-			state = GenericXLogStart(index);
-			page = GenericXLogRegisterBuffer(state, bufs[b], 0);
-			for (; i < j && HnswRefBlock(vs->deleted[i]) == blkno; i++)
-			{
-				HnswElementTuple etup = HnswGetElement(index, page, blkno,
-													   HnswRefOffset(vs->deleted[i]),
-													   vs->dim);
-
-				/*
-				 * Pass 1 flagged it on the page, and inserts add rows only
-				 * to unflagged elements, so it is still empty; a slot that
-				 * is not so is never handed out.
-				 */
-				if (!(etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids > 0)
-				{
-					elog(WARNING, "hnsw: element at block %u offset %u of index \"%s\" is not empty: not freed",
-						 blkno, HnswRefOffset(vs->deleted[i]),
-						 RelationGetRelationName(index));
-					continue;
-				}
-				etup->flags = HNSW_ELEMENT_FREE;
-				if (lowest[etup->level] == InvalidBlockNumber)
-					lowest[etup->level] = blkno;
-				nfreed++;
-			}
-			GenericXLogFinish(state);
-			UnlockReleaseBuffer(bufs[b]);
-		}
-		UnlockPage(index, HNSW_UPDATE_LOCK, ExclusiveLock);
-	}
-	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
-	{
-		if (lowest[l] != InvalidBlockNumber)
-			HnswNoteFreeSlot(index, lowest[l], l);
-	}
-	return nfreed;
+	return HnswPageFreeElements(vs->index, vs->deleted, vs->ndeleted,
+								vs->info->strategy);
 }
 
 /* ambulkdelete */
@@ -605,25 +373,6 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	return stats;
 }
 
-static bool
-count_chain_tids(Relation index, Buffer buf, OffsetNumber offno,
-				 HnswDuplicateTuple dtup, void *arg)
-{
-	*(double *) arg += dtup->ntids;
-	return false;
-}
-
-/* Count an element's heap TIDs, its chain's included, into *(double *) arg */
-static bool
-count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
-				HnswElementTuple etup, void *arg)
-{
-	*(double *) arg += etup->ntids;
-	HnswWalkChain(index, BufferGetBlockNumber(buf), offno, etup->duptid,
-				  BUFFER_LOCK_SHARE, NULL, count_chain_tids, arg);
-	return false;
-}
-
 /*
  * Pass 5, connect: link every live element that no walk from the entry
  * point reaches on some layer from one that is reached (HnswConnect).  Also
@@ -671,10 +420,8 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	if (stats == NULL)
 	{
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
-		HnswScanElements(info->index, HNSW_METAPAGE_BLKNO + 1,
-						 RelationGetNumberOfBlocks(info->index),
-						 info->strategy, HNSW_SCAN_PAUSE, count_heap_tids,
-						 &stats->num_index_tuples);
+		stats->num_index_tuples = HnswPageCountHeapTids(info->index,
+														info->strategy);
 		stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	}
 	return stats;
