@@ -18,7 +18,8 @@ OBJS = \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \
-	src/vector.o
+	src/vector.o \
+	src/vecutil.o
 
 REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast
 # the index's suites (kept on their own line so the type's list above and
@@ -45,4 +46,4 @@ tinyhnsw--0.1.0.sql: src/vector.sql src/hnsw.sql src/hnswverify.sql src/hnswfano
 
 # PGXS tracks no header dependencies: every object depends on our headers,
 # so a changed struct never meets a stale object.
-$(OBJS): src/hnsw.h src/vector.h src/distance.h src/floatparse.h
+$(OBJS): src/hnsw.h src/vector.h src/distance.h src/floatparse.h src/vecutil.h
