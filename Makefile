@@ -7,6 +7,7 @@ EXTENSION = tinyhnsw
 DATA_built = tinyhnsw--0.1.0.sql tinyhnsw--0.2.0.sql tinyhnsw--0.1.0--0.2.0.sql
 
 OBJS = \
+	src/bitvec.o \
 	src/distance.o \
 	src/floatparse.o \
 	src/halfdistance.o \
@@ -23,7 +24,7 @@ OBJS = \
 	src/vector.o \
 	src/vecutil.o
 
-REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast halfvec_io halfvec_binary halfvec_ops halfvec_cast
+REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast halfvec_io halfvec_binary halfvec_ops halfvec_cast bit_ops
 # the index's suites (kept on their own line so the type's list above and
 # this one can be edited independently)
 REGRESS += $(HNSW_REGRESS)
@@ -48,7 +49,7 @@ include $(PGXS)
 # both, so it has the same objects as an updated 0.1.0 (test/t/080_upgrade.pl
 # checks that).
 SQL_0_1_0 = src/vector.sql src/hnsw.sql src/hnswverify.sql src/hnswfanout.sql
-SQL_0_2_0 = src/halfvec.sql
+SQL_0_2_0 = src/halfvec.sql src/bitvec.sql
 
 tinyhnsw--0.1.0.sql: $(SQL_0_1_0)
 	cat $^ > $@
