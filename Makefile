@@ -21,10 +21,11 @@ OBJS = \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \
+	src/sparsevec.o \
 	src/vector.o \
 	src/vecutil.o
 
-REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast halfvec_io halfvec_binary halfvec_ops halfvec_cast bit_ops
+REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_cast halfvec_io halfvec_binary halfvec_ops halfvec_cast bit_ops sparsevec_io sparsevec_ops
 # the index's suites (kept on their own line so the type's list above and
 # this one can be edited independently)
 REGRESS += $(HNSW_REGRESS)
@@ -49,7 +50,7 @@ include $(PGXS)
 # both, so it has the same objects as an updated 0.1.0 (test/t/080_upgrade.pl
 # checks that).
 SQL_0_1_0 = src/vector.sql src/hnsw.sql src/hnswverify.sql src/hnswfanout.sql
-SQL_0_2_0 = src/halfvec.sql src/bitvec.sql
+SQL_0_2_0 = src/halfvec.sql src/bitvec.sql src/sparsevec.sql
 
 tinyhnsw--0.1.0.sql: $(SQL_0_1_0)
 	cat $^ > $@
@@ -63,4 +64,4 @@ tinyhnsw--0.2.0.sql: $(SQL_0_1_0) $(SQL_0_2_0)
 # PGXS tracks no header dependencies: every object depends on our headers,
 # so a changed struct never meets a stale object.
 $(OBJS): src/hnsw.h src/vector.h src/distance.h src/floatparse.h src/vecutil.h \
-	src/float16.h src/halfdistance.h src/halfvec.h
+	src/float16.h src/halfdistance.h src/halfvec.h src/sparsevec.h
