@@ -593,55 +593,8 @@ halfvec_cmp_args(FunctionCallInfo fcinfo)
 	return result;
 }
 
-/* btree support function 1 */
-VECTOR_FUNCTION_INFO(halfvec_cmp);
-Datum
-halfvec_cmp(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(halfvec_cmp_args(fcinfo));
-}
-
-VECTOR_FUNCTION_INFO(halfvec_lt);
-Datum
-halfvec_lt(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(halfvec_cmp_args(fcinfo) < 0);
-}
-
-VECTOR_FUNCTION_INFO(halfvec_le);
-Datum
-halfvec_le(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(halfvec_cmp_args(fcinfo) <= 0);
-}
-
-VECTOR_FUNCTION_INFO(halfvec_eq);
-Datum
-halfvec_eq(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(halfvec_cmp_args(fcinfo) == 0);
-}
-
-VECTOR_FUNCTION_INFO(halfvec_ne);
-Datum
-halfvec_ne(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(halfvec_cmp_args(fcinfo) != 0);
-}
-
-VECTOR_FUNCTION_INFO(halfvec_ge);
-Datum
-halfvec_ge(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(halfvec_cmp_args(fcinfo) >= 0);
-}
-
-VECTOR_FUNCTION_INFO(halfvec_gt);
-Datum
-halfvec_gt(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(halfvec_cmp_args(fcinfo) > 0);
-}
+/* btree support function 1 and the comparison operators */
+VECTOR_CMP_FUNCTIONS(halfvec, halfvec_cmp_args)
 
 /*
  * Aggregate transition for avg and sum: vector's state, the halves added

@@ -718,52 +718,5 @@ sparsevec_cmp_args(FunctionCallInfo fcinfo)
 	return result;
 }
 
-/* btree support function 1 */
-VECTOR_FUNCTION_INFO(sparsevec_cmp);
-Datum
-sparsevec_cmp(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(sparsevec_cmp_args(fcinfo));
-}
-
-VECTOR_FUNCTION_INFO(sparsevec_lt);
-Datum
-sparsevec_lt(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(sparsevec_cmp_args(fcinfo) < 0);
-}
-
-VECTOR_FUNCTION_INFO(sparsevec_le);
-Datum
-sparsevec_le(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(sparsevec_cmp_args(fcinfo) <= 0);
-}
-
-VECTOR_FUNCTION_INFO(sparsevec_eq);
-Datum
-sparsevec_eq(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(sparsevec_cmp_args(fcinfo) == 0);
-}
-
-VECTOR_FUNCTION_INFO(sparsevec_ne);
-Datum
-sparsevec_ne(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(sparsevec_cmp_args(fcinfo) != 0);
-}
-
-VECTOR_FUNCTION_INFO(sparsevec_ge);
-Datum
-sparsevec_ge(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(sparsevec_cmp_args(fcinfo) >= 0);
-}
-
-VECTOR_FUNCTION_INFO(sparsevec_gt);
-Datum
-sparsevec_gt(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(sparsevec_cmp_args(fcinfo) > 0);
-}
+/* btree support function 1 and the comparison operators */
+VECTOR_CMP_FUNCTIONS(sparsevec, sparsevec_cmp_args)

@@ -26,6 +26,27 @@
 	extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
 	PG_FUNCTION_INFO_V1(funcname)
 
+/*
+ * The btree support function type_cmp and the comparison operators'
+ * functions type_lt .. type_gt, from a static int cmp_args(fcinfo) that
+ * compares the two arguments.
+ */
+#define VECTOR_CMP_FUNCTIONS(type, cmp_args) \
+	VECTOR_FUNCTION_INFO(type##_cmp); \
+	Datum type##_cmp(PG_FUNCTION_ARGS) { PG_RETURN_INT32(cmp_args(fcinfo)); } \
+	VECTOR_FUNCTION_INFO(type##_lt); \
+	Datum type##_lt(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(cmp_args(fcinfo) < 0); } \
+	VECTOR_FUNCTION_INFO(type##_le); \
+	Datum type##_le(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(cmp_args(fcinfo) <= 0); } \
+	VECTOR_FUNCTION_INFO(type##_eq); \
+	Datum type##_eq(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(cmp_args(fcinfo) == 0); } \
+	VECTOR_FUNCTION_INFO(type##_ne); \
+	Datum type##_ne(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(cmp_args(fcinfo) != 0); } \
+	VECTOR_FUNCTION_INFO(type##_ge); \
+	Datum type##_ge(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(cmp_args(fcinfo) >= 0); } \
+	VECTOR_FUNCTION_INFO(type##_gt); \
+	Datum type##_gt(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(cmp_args(fcinfo) > 0); }
+
 /* Is c white space the text forms allow around elements and brackets? */
 static inline bool
 VecIsSpace(char c)
