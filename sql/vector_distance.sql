@@ -6,21 +6,21 @@ RESET client_min_messages;
 \set SHOW_CONTEXT never
 
 -- exact values
-SELECT l2_distance('[0,0]', '[3,4]'), '[0,0]'::vector <-> '[3,4]',
+SELECT l2_distance('[0,0]'::vector, '[3,4]'), '[0,0]'::vector <-> '[3,4]',
 	vector_l2_squared_distance('[0,0]', '[3,4]');
-SELECT inner_product('[1,2]', '[3,4]'), '[1,2]'::vector <#> '[3,4]',
+SELECT inner_product('[1,2]'::vector, '[3,4]'), '[1,2]'::vector <#> '[3,4]',
 	vector_negative_inner_product('[1,2]', '[3,4]');
-SELECT cosine_distance('[1,2]', '[2,4]'), '[1,0]'::vector <=> '[0,1]',
+SELECT cosine_distance('[1,2]'::vector, '[2,4]'), '[1,0]'::vector <=> '[0,1]',
 	'[1,1]'::vector <=> '[-1,-1]', '[1,2,3]'::vector <=> '[1,2,3]';
-SELECT l1_distance('[0,0]', '[3,-4]'), '[1,2,3]'::vector <+> '[-1,2,5]';
+SELECT l1_distance('[0,0]'::vector, '[3,-4]'), '[1,2,3]'::vector <+> '[-1,2,5]';
 SELECT vector_spherical_distance('[1,0]', '[0,1]'), vector_spherical_distance('[1,1]', '[-1,-1]'),
 	vector_spherical_distance('[2,0]', '[3,0]');
 -- a zero vector has no direction: cosine distance is NaN
-SELECT cosine_distance('[0,0]', '[1,2]'), '[1,2]'::vector <=> '[0,0]',
+SELECT cosine_distance('[0,0]'::vector, '[1,2]'), '[1,2]'::vector <=> '[0,0]',
 	vector_spherical_distance('[0,0]', '[0,0]');
 -- float4 accumulation can overflow to infinity; the result says so
-SELECT l2_distance('[3e38]', '[-3e38]'), inner_product('[3e38]', '[3e38]'),
-	l1_distance('[3e38,3e38]', '[-3e38,-3e38]');
+SELECT l2_distance('[3e38]'::vector, '[-3e38]'), inner_product('[3e38]'::vector, '[3e38]'),
+	l1_distance('[3e38,3e38]'::vector, '[-3e38,-3e38]');
 -- commutative, and the same on both sides of the operator
 SELECT '[1,2,3]'::vector <-> '[4,6,8]' = '[4,6,8]'::vector <-> '[1,2,3]' AS l2,
 	'[1,2,3]'::vector <#> '[4,6,8]' = '[4,6,8]'::vector <#> '[1,2,3]' AS ip,
@@ -35,13 +35,13 @@ SELECT array_fill(1, ARRAY[16000])::vector <-> array_fill(2, ARRAY[16000])::vect
 	array_fill(1, ARRAY[16000])::vector <+> array_fill(2, ARRAY[16000])::vector AS l1;
 
 -- different dimensions are an error everywhere
-SELECT l2_distance('[1,2]', '[1,2,3]');
+SELECT l2_distance('[1,2]'::vector, '[1,2,3]');
 SELECT '[1,2]'::vector <-> '[1,2,3]';
-SELECT inner_product('[1,2,3]', '[1,2]');
+SELECT inner_product('[1,2,3]'::vector, '[1,2]');
 SELECT '[1,2]'::vector <#> '[1,2,3]';
-SELECT cosine_distance('[1,2]', '[1]');
+SELECT cosine_distance('[1,2]'::vector, '[1]');
 SELECT '[1,2]'::vector <=> '[1,2,3]';
-SELECT l1_distance('[1,2]', '[1,2,3]');
+SELECT l1_distance('[1,2]'::vector, '[1,2,3]');
 SELECT '[1,2]'::vector <+> '[1,2,3]';
 SELECT vector_l2_squared_distance('[1,2]', '[1,2,3]');
 SELECT vector_negative_inner_product('[1,2]', '[1,2,3]');

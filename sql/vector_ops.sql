@@ -5,24 +5,24 @@ RESET client_min_messages;
 \set SHOW_CONTEXT never
 
 -- vector_dims, vector_norm, l2_normalize
-SELECT vector_dims('[1,2,3]'), vector_dims('[0]');
+SELECT vector_dims('[1,2,3]'::vector), vector_dims('[0]'::vector);
 SELECT vector_norm('[3,4]'), vector_norm('[0,0]'), vector_norm('[1,1,1,1]');
 SELECT vector_norm('[3e38,3e38]');
-SELECT l2_normalize('[3,4]'), l2_normalize('[0,0,0]'), l2_normalize('[-2]');
-SELECT l2_normalize('[3e38,3e38]'), l2_normalize('[1e-45,1e-45]'), l2_normalize('[1e-45,-1]');
-SELECT vector_norm(l2_normalize('[1,2,3,4,5]')) BETWEEN 0.9999999 AND 1.0000001 AS unit;
+SELECT l2_normalize('[3,4]'::vector), l2_normalize('[0,0,0]'::vector), l2_normalize('[-2]'::vector);
+SELECT l2_normalize('[3e38,3e38]'::vector), l2_normalize('[1e-45,1e-45]'::vector), l2_normalize('[1e-45,-1]'::vector);
+SELECT vector_norm(l2_normalize('[1,2,3,4,5]'::vector)) BETWEEN 0.9999999 AND 1.0000001 AS unit;
 
 -- subvector(v, start, count) is 1-based and clipped like substring()
-SELECT subvector('[1,2,3,4,5]', 1, 3), subvector('[1,2,3,4,5]', 3, 2),
-	subvector('[1,2,3,4,5]', 5, 1), subvector('[1,2,3,4,5]', 4, 10);
-SELECT subvector('[1,2,3,4,5]', 0, 2), subvector('[1,2,3,4,5]', -1, 3),
-	subvector('[1,2,3,4,5]', -3, 10), subvector('[1,2,3,4,5]', 2, 2147483647);
-SELECT subvector('[1,2,3,4,5]', 6, 1);
-SELECT subvector('[1,2,3,4,5]', 3, 0);
-SELECT subvector('[1,2,3,4,5]', 1, -1);
-SELECT subvector('[1,2,3,4,5]', -1, 2);
-SELECT subvector('[1,2,3,4,5]', 2147483647, 2147483647);
-SELECT subvector('[1,2,3,4,5]', -2147483648, 2147483647);
+SELECT subvector('[1,2,3,4,5]'::vector, 1, 3), subvector('[1,2,3,4,5]'::vector, 3, 2),
+	subvector('[1,2,3,4,5]'::vector, 5, 1), subvector('[1,2,3,4,5]'::vector, 4, 10);
+SELECT subvector('[1,2,3,4,5]'::vector, 0, 2), subvector('[1,2,3,4,5]'::vector, -1, 3),
+	subvector('[1,2,3,4,5]'::vector, -3, 10), subvector('[1,2,3,4,5]'::vector, 2, 2147483647);
+SELECT subvector('[1,2,3,4,5]'::vector, 6, 1);
+SELECT subvector('[1,2,3,4,5]'::vector, 3, 0);
+SELECT subvector('[1,2,3,4,5]'::vector, 1, -1);
+SELECT subvector('[1,2,3,4,5]'::vector, -1, 2);
+SELECT subvector('[1,2,3,4,5]'::vector, 2147483647, 2147483647);
+SELECT subvector('[1,2,3,4,5]'::vector, -2147483648, 2147483647);
 
 -- element-wise arithmetic
 SELECT '[1,2,3]'::vector + '[4,5,6]', '[1,2,3]'::vector - '[4,5,6]',

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "distance.h"
+#include "halfdistance.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -42,8 +43,8 @@ BoundedKernel DistL1Bounded = DistL1BoundedScalar;
 #define BOUND_STRIDE	256
 
 /* Turn a.b, |a|^2 and |b|^2 into a cosine distance clamped to [0, 2] */
-static double
-cosine_from_sums(float ab, float aa, float bb)
+double
+DistCosineFromSums(float ab, float aa, float bb)
 {
 	double		similarity;
 
@@ -127,7 +128,7 @@ DistCosineScalar(const float *a, const float *b, int dim)
 		aa += a[i] * a[i];
 		bb += b[i] * b[i];
 	}
-	return cosine_from_sums(ab, aa, bb);
+	return DistCosineFromSums(ab, aa, bb);
 }
 
 #ifdef DISTANCE_HAVE_AVX2
@@ -275,7 +276,7 @@ DistCosineAvx2(const float *a, const float *b, int dim)
 		aa += a[i] * a[i];
 		bb += b[i] * b[i];
 	}
-	return cosine_from_sums(ab, aa, bb);
+	return DistCosineFromSums(ab, aa, bb);
 }
 
 #endif							/* DISTANCE_HAVE_AVX2 */
@@ -291,10 +292,15 @@ DistBoundedKernel(DistanceKernel kernel)
 	return NULL;
 }
 
-/* Point the dispatched kernels at the best versions this CPU can run */
+/*
+ * Point the dispatched kernels at the best versions this CPU can run (the
+ * halfvec and bit kernels of halfdistance.c too)
+ */
 const char *
 DistanceInit(void)
 {
+	HalfDistanceInit();
+
 #ifdef DISTANCE_HAVE_AVX2
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))

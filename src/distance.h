@@ -32,6 +32,9 @@ extern DistanceKernel DistL1;	/* sum |a[i] - b[i]| */
 typedef double (*CosineKernel) (const float *a, const float *b, int dim);
 extern CosineKernel DistCosine;
 
+/* The cosine distance from a.b, |a|^2 and |b|^2, as DistCosine computes it */
+extern double DistCosineFromSums(float ab, float aa, float bb);
+
 /*
  * Bounded kernels, for sums of terms that are never negative (squared L2,
  * L1): the plain kernel's result, bit for bit, whenever that is at most

@@ -6,8 +6,8 @@
  *	  btree comparison support and the avg/sum aggregate support functions.
  *
  * The text and binary formats are those of pgvector, so existing clients
- * read and write vectors unchanged.  Elements are read by FloatParse()
- * (floatparse.c), strtof() made fast for short decimals.  Distances go
+ * read and write vectors unchanged.  The text form is read and written by
+ * vecutil.c, which halfvec and sparsevec share.  Distances go
  * through the dispatched kernels of distance.c; nothing here knows about
  * the index.
  *
@@ -18,109 +18,22 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
-#include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
 #include "utils/float.h"
-#include "utils/lsyscache.h"
 
 #include "distance.h"
-#include "floatparse.h"
+#include "vecutil.h"
 #include "vector.h"
 
-/*
- * PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info record, not the
- * function itself (16 marks both PGDLLEXPORT).  The library is built with
- * -fvisibility=hidden, so declare each SQL-callable function exported first.
- */
-#define VECTOR_FUNCTION_INFO(funcname) \
-	extern PGDLLEXPORT Datum funcname(PG_FUNCTION_ARGS); \
-	PG_FUNCTION_INFO_V1(funcname)
-
-/* Is c white space the text form allows around elements and brackets? */
-static inline bool
-vector_isspace(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-		c == '\v' || c == '\f';
-}
-
-/* Error out unless dim is a dimension count a vector can have */
-static void
-check_dim(int64 dim)
-{
-	if (dim < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector must have at least 1 dimension")));
-	if (dim > VECTOR_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("vector cannot have more than %d dimensions",
-						VECTOR_MAX_DIM)));
-}
-
-/* Error out unless dim matches the typmod (when there is one) */
-static void
-check_expected_dim(int32 typmod, int dim)
-{
-	if (typmod != -1 && typmod != dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("expected %d dimensions, not %d", typmod, dim)));
-}
-
-/* Error out unless a and b have the same number of dimensions */
-static void
-check_same_dims(int adim, int bdim)
-{
-	if (adim != bdim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d", adim, bdim)));
-}
-
-/* Error out on the element values a vector may not hold */
-static void
-check_element(double value)
-{
-	if (isnan(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("NaN not allowed in vector")));
-	if (isinf(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("infinite value not allowed in vector")));
-}
-
-/* Convert a float8 to an element, rejecting non-finite values and overflow */
-static float
-float8_to_element(double value)
-{
-	float		result;
-
-	check_element(value);
-	result = (float) value;
-	if (unlikely(isinf(result)))
-		float_overflow_error();
-	return result;
-}
-
-static void syntax_error(const char *literal, const char *detail) pg_attribute_noreturn();
-
-/* Report a malformed text literal */
-static void
-syntax_error(const char *literal, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid input syntax for type vector: \"%s\"", literal),
-			 detail ? errdetail("%s", detail) : 0));
-}
+/* The shared checks of vecutil.c, for this type */
+#define check_dim(dim)			VecCheckDim("vector", (dim), VECTOR_MAX_DIM)
+#define check_expected_dim(typmod, dim) VecCheckExpectedDim((typmod), (dim))
+#define check_same_dims(a, b)	VecCheckSameDims("vector", (a), (b))
+#define check_element(value)	VecCheckElement("vector", (value))
+#define float8_to_element(value) VecFloat8ToElement("vector", (value))
 
 /* Allocate a zeroed vector of dim elements */
 Vector *
@@ -162,72 +75,9 @@ vector_in(PG_FUNCTION_ARGS)
 {
 	char	   *literal = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	char	   *p = literal;
-	int			capacity = 16;
-	int			dim = 0;
-	float	   *x;
+	int			dim;
+	float	   *x = VecParseList("vector", literal, VECTOR_MAX_DIM, INFINITY, &dim);
 	Vector	   *result;
-
-	while (vector_isspace(*p))
-		p++;
-	if (*p != '[')
-		syntax_error(literal, "Vector contents must start with \"[\".");
-	p++;
-	while (vector_isspace(*p))
-		p++;
-	if (*p == ']')
-		check_dim(0);
-
-	x = (float *) palloc(sizeof(float) * capacity);
-	for (;;)
-	{
-		char	   *end;
-		float		value;
-
-		while (vector_isspace(*p))
-			p++;
-		if (dim == VECTOR_MAX_DIM)
-			check_dim(dim + 1);
-
-		/* strtof(), faster for the usual short decimals */
-		errno = 0;
-		value = FloatParse(p, &end);
-		if (end == p)
-			syntax_error(literal, NULL);
-		if (errno == ERANGE && isinf(value))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("\"%s\" is out of range for type vector",
-							pnstrdup(p, end - p))));
-		check_element(value);
-
-		if (dim == capacity)
-		{
-			capacity *= 2;
-			x = (float *) repalloc(x, sizeof(float) * capacity);
-		}
-		x[dim++] = value;
-
-		p = end;
-		while (vector_isspace(*p))
-			p++;
-		if (*p == ',')
-		{
-			p++;
-			continue;
-		}
-		if (*p == ']')
-		{
-			p++;
-			break;
-		}
-		syntax_error(literal, NULL);
-	}
-
-	while (vector_isspace(*p))
-		p++;
-	if (*p != '\0')
-		syntax_error(literal, "Junk after closing right bracket.");
 
 	check_expected_dim(typmod, dim);
 
@@ -246,21 +96,7 @@ Datum
 vector_out(PG_FUNCTION_ARGS)
 {
 	Vector	   *v = PG_GETARG_VECTOR_P(0);
-	char	   *buf;
-	char	   *p;
-
-	/* each element takes at most FLOAT_SHORTEST_DECIMAL_LEN - 1 plus a comma */
-	buf = (char *) palloc(FLOAT_SHORTEST_DECIMAL_LEN * v->dim + 3);
-	p = buf;
-	*p++ = '[';
-	for (int i = 0; i < v->dim; i++)
-	{
-		if (i > 0)
-			*p++ = ',';
-		p += float_to_shortest_decimal_bufn(v->x[i], p);
-	}
-	*p++ = ']';
-	*p = '\0';
+	char	   *buf = VecFormatList(v->x, v->dim);
 
 	PG_FREE_IF_COPY(v, 0);
 	PG_RETURN_CSTRING(buf);
@@ -273,25 +109,8 @@ VECTOR_FUNCTION_INFO(vector_typmod_in);
 Datum
 vector_typmod_in(PG_FUNCTION_ARGS)
 {
-	ArrayType  *ta = PG_GETARG_ARRAYTYPE_P(0);
-	int32	   *tl;
-	int			n;
-
-	tl = ArrayGetIntegerTypmods(ta, &n);
-	if (n != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid type modifier")));
-	if (tl[0] < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type vector must be at least 1")));
-	if (tl[0] > VECTOR_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dimensions for type vector cannot exceed %d",
-						VECTOR_MAX_DIM)));
-	PG_RETURN_INT32(tl[0]);
+	PG_RETURN_INT32(VecTypmodIn("vector", PG_GETARG_ARRAYTYPE_P(0),
+								VECTOR_MAX_DIM));
 }
 
 /*
@@ -404,61 +223,11 @@ array_to_vector(PG_FUNCTION_ARGS)
 {
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
 	int32		typmod = PG_GETARG_INT32(1);
-	Oid			elemtype = ARR_ELEMTYPE(array);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	Datum	   *elems;
-	bool	   *nulls;
 	int			n;
-	Vector	   *result;
+	float	   *x = VecArrayToFloats("vector", array, VECTOR_MAX_DIM, &n);
+	Vector	   *result = VectorInit(n);
 
-	if (ARR_NDIM(array) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("array must be 1-D")));
-	if (array_contains_nulls(array))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("array must not contain nulls")));
-	check_dim(ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)));
-
-	if (elemtype != INT4OID && elemtype != FLOAT4OID &&
-		elemtype != FLOAT8OID && elemtype != NUMERICOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot cast an array of %s to vector",
-						format_type_be(elemtype))));
-
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(array, elemtype, typlen, typbyval, typalign,
-					  &elems, &nulls, &n);
-
-	result = VectorInit(n);
-	for (int i = 0; i < n; i++)
-	{
-		switch (elemtype)
-		{
-			case INT4OID:
-				result->x[i] = (float) DatumGetInt32(elems[i]);
-				break;
-			case FLOAT4OID:
-				result->x[i] = DatumGetFloat4(elems[i]);
-				check_element(result->x[i]);
-				break;
-			case FLOAT8OID:
-				result->x[i] = float8_to_element(DatumGetFloat8(elems[i]));
-				break;
-			default:			/* NUMERICOID */
-				{
-					Datum		d = DirectFunctionCall1(numeric_float8, elems[i]);
-
-					result->x[i] = float8_to_element(DatumGetFloat8(d));
-				}
-				break;
-		}
-	}
-
+	memcpy(result->x, x, sizeof(float) * n);
 	check_expected_dim(typmod, n);
 	PG_RETURN_VECTOR_P(result);
 }
@@ -471,15 +240,8 @@ Datum
 vector_to_float4(PG_FUNCTION_ARGS)
 {
 	Vector	   *v = PG_GETARG_VECTOR_P(0);
-	Datum	   *datums = (Datum *) palloc(sizeof(Datum) * v->dim);
-	ArrayType  *result;
+	ArrayType  *result = VecFloatsToArray(v->x, v->dim);
 
-	for (int i = 0; i < v->dim; i++)
-		datums[i] = Float4GetDatum(v->x[i]);
-	result = construct_array(datums, v->dim, FLOAT4OID, sizeof(float4),
-							 true, TYPALIGN_INT);
-
-	pfree(datums);
 	PG_FREE_IF_COPY(v, 0);
 	PG_RETURN_ARRAYTYPE_P(result);
 }
@@ -879,63 +641,6 @@ vector_gt(PG_FUNCTION_ARGS)
 }
 
 /*
- * Check an aggregate state: a 1-D float8[] without nulls holding the row
- * count followed by the running sums.  Returns the number of dimensions
- * (0 for the initial state '{0}').  The functions are callable directly,
- * so a state may be anything: one that no aggregation can produce is an
- * error rather than a NULL or a made-up vector.
- */
-static int
-check_agg_state(ArrayType *state)
-{
-	int			n;
-	double		count;
-
-	if (ARR_NDIM(state) != 1 || ARR_HASNULL(state) ||
-		ARR_ELEMTYPE(state) != FLOAT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("invalid vector aggregate state"),
-				 errdetail("The state must be a 1-D double precision array without nulls.")));
-	n = ARR_DIMS(state)[0];
-	if (n < 1 || n - 1 > VECTOR_MAX_DIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("invalid vector aggregate state"),
-				 errdetail("The state has %d elements.", n)));
-	/* sums exist once a row was counted: '{0}', or a count of 1 or more */
-	count = ((double *) ARR_DATA_PTR(state))[0];
-	if (n == 1 && count != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("invalid vector aggregate state"),
-				 errdetail("The state has a row count of %g but no sums.", count)));
-	if (n > 1 && !(isfinite(count) && count >= 1 && count == floor(count)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("invalid vector aggregate state"),
-				 errdetail("The state's row count %g is not a positive whole number.",
-						   count)));
-	return n - 1;
-}
-
-/* Build a new aggregate state from a count and dim sums */
-static ArrayType *
-make_agg_state(double count, const double *sums, int dim)
-{
-	Datum	   *datums = (Datum *) palloc(sizeof(Datum) * (dim + 1));
-	ArrayType  *result;
-
-	datums[0] = Float8GetDatum(count);
-	for (int i = 0; i < dim; i++)
-		datums[i + 1] = Float8GetDatum(sums[i]);
-	result = construct_array(datums, dim + 1, FLOAT8OID, sizeof(float8),
-							 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	pfree(datums);
-	return result;
-}
-
-/*
  * Aggregate transition for avg and sum: add one vector to the state
  * {count, sum_1, ..., sum_dim}.  Inside an aggregate the state is updated
  * in place.
@@ -944,30 +649,9 @@ VECTOR_FUNCTION_INFO(vector_accum);
 Datum
 vector_accum(PG_FUNCTION_ARGS)
 {
-	ArrayType  *state = PG_GETARG_ARRAYTYPE_P(0);
 	Vector	   *v = PG_GETARG_VECTOR_P(1);
-	int			dim = check_agg_state(state);
-	double	   *sums;
 
-	if (dim == 0)
-	{
-		/* first vector: the state takes its dimension count */
-		sums = (double *) palloc(sizeof(double) * v->dim);
-		for (int i = 0; i < v->dim; i++)
-			sums[i] = v->x[i];
-		PG_RETURN_ARRAYTYPE_P(make_agg_state(1.0, sums, v->dim));
-	}
-
-	check_same_dims(dim, v->dim);
-	if (!AggCheckCallContext(fcinfo, NULL))
-		state = PG_GETARG_ARRAYTYPE_P_COPY(0);
-
-	sums = (double *) ARR_DATA_PTR(state);
-	sums[0] += 1.0;
-	for (int i = 0; i < dim; i++)
-		sums[i + 1] += v->x[i];
-
-	PG_RETURN_ARRAYTYPE_P(state);
+	PG_RETURN_ARRAYTYPE_P(VecAggAccum(fcinfo, "vector", v->x, v->dim));
 }
 
 /*
@@ -980,8 +664,8 @@ vector_combine(PG_FUNCTION_ARGS)
 {
 	ArrayType  *state1 = PG_GETARG_ARRAYTYPE_P(0);
 	ArrayType  *state2 = PG_GETARG_ARRAYTYPE_P(1);
-	int			dim1 = check_agg_state(state1);
-	int			dim2 = check_agg_state(state2);
+	int			dim1 = VecAggStateDim(state1);
+	int			dim2 = VecAggStateDim(state2);
 	double	   *sums1;
 	double	   *sums2;
 
@@ -1009,21 +693,15 @@ vector_combine(PG_FUNCTION_ARGS)
 static Vector *
 agg_final(ArrayType *state, bool average)
 {
-	int			dim = check_agg_state(state);
-	double	   *sums = (double *) ARR_DATA_PTR(state);
-	double		count = sums[0];
+	int			dim;
+	double	   *values = VecAggFinal(state, average, &dim);
 	Vector	   *result;
 
-	if (dim == 0)
+	if (values == NULL)
 		return NULL;
 	result = VectorInit(dim);
-
 	for (int i = 0; i < dim; i++)
-	{
-		double		value = average ? sums[i + 1] / count : sums[i + 1];
-
-		result->x[i] = float8_to_element(value);
-	}
+		result->x[i] = float8_to_element(values[i]);
 	return result;
 }
 

@@ -53,6 +53,8 @@
 #undef fprintf
 #undef snprintf
 #undef vsnprintf
+#undef vsprintf
+#undef qsort
 
 /* ---------------------------------------------------------------- memory */
 
@@ -535,3 +537,36 @@ DistanceKernel DistL2Squared = stub_kernel;
 DistanceKernel DistInnerProduct = stub_kernel;
 DistanceKernel DistL1 = stub_kernel;
 CosineKernel DistCosine = stub_cosine;
+
+/* The cosine kernels' last step: only distance functions call it */
+double
+DistCosineFromSums(float ab, float aa, float bb)
+{
+	NOT_CALLED("DistCosineFromSums");
+}
+
+/* port.h's replacements of the C library, as the C library's own */
+void
+pg_qsort(void *base, size_t nel, size_t elsize,
+		 int (*cmp) (const void *, const void *))
+{
+	qsort(base, nel, elsize, cmp);
+}
+
+int
+pg_sprintf(char *str, const char *fmt,...)
+{
+	va_list		ap;
+	int			len;
+
+	va_start(ap, fmt);
+	len = vsprintf(str, fmt, ap);
+	va_end(ap);
+	return len;
+}
+
+int
+pg_vsnprintf(char *str, size_t count, const char *fmt, va_list args)
+{
+	return vsnprintf(str, count, fmt, args);
+}

@@ -1,6 +1,7 @@
-# Fuzzed input for the vector type's input functions in a real server:
-# vector_in (text) and vector_recv (binary) must accept an input or reject it
-# with a clean ERROR, never crash the server.
+# Fuzzed input for the input functions of vector, halfvec and sparsevec in
+# a real server: text and binary input must accept an input or reject it
+# with a clean ERROR, never crash the server.  (halfvec and sparsevec: see
+# their section below.)
 #
 # Inputs (fixed seed) are valid vectors and the edge cases (16000 and 16001
 # dimensions, NaN, infinities, overflow, denormals, hex floats, white space,
@@ -498,6 +499,233 @@ is(scalar @disagree, 0, 'accepted and rejected agree with the reference reading'
   or diag(show_some(@disagree));
 is(scalar @bad_round_trip, 0, 'accepted vectors round-trip through text and binary')
   or diag(show_some(@bad_round_trip));
+
+# ------------------------------------------------------------------ halfvec, sparsevec
+
+# The same treatment for the types new in 0.2.0, with a quarter of the
+# inputs each: text literals (vector literals for halfvec, whose elements
+# may be out of float16's range; sparse literals for sparsevec) and binary
+# fields, valid and then mutated as above.  Checks: clean errors only,
+# binary acceptance agrees with a reference reading (halfvec: int16 dim in
+# 1..16000, int16 0, dim finite float16; sparsevec: int32 dim in
+# 1..1000000000, int32 nnz in 0..16000 and at most dim, int32 0, nnz
+# increasing 0-based indices below dim, nnz finite non-zero float4), and
+# accepted values round-trip through text and give back their binary input.
+my $N_TYPE = int($INPUTS / 4) || 1;
+my $SPARSE_MAX_DIM = 1000000000;
+
+sub gen_sparse_text
+{
+	my $dim = pick(1, 2, 3, 10, 100, 30522, 16000, $SPARSE_MAX_DIM, 1 + rint(100000));
+	my $nnz = rint($dim < 20 ? $dim + 1 : 20);
+	my %seen;
+	my @elems;
+	for (1 .. $nnz)
+	{
+		my $i = 1 + rint($dim);
+		next if $seen{$i}++ && rand() < 0.9;
+		push @elems, gen_ws() . $i . gen_ws() . ':' . gen_ws()
+		  . (rand() < 0.1 ? '0' : gen_number(0)) . gen_ws();
+	}
+	my $s = gen_ws() . '{' . join(',', @elems) . '}' . gen_ws() . '/' . gen_ws()
+	  . (rand() < 0.05 ? pick(0, -1, $SPARSE_MAX_DIM + 1, '99999999999', '') : $dim) . gen_ws();
+	my $n = rand() < 0.4 ? 0 : 1 + rint(3);
+	$s = mutate_text($s) for 1 .. $n;
+	return $s;
+}
+
+my @HALF_SPECIAL = (0x7c00, 0xfc00, 0x7e00, 0x7c01, 0x7bff, 0xfbff, 0x0001, 0x8000, 0x0000);
+
+sub gen_half_binary
+{
+	my $dim = gen_dim();
+	my $b = pack('n n', $dim, 0)
+	  . join('', map { pack('n', rand() < 0.95 ? rint(0x7c00) | (rint(2) << 15) : pick(@HALF_SPECIAL)) } 1 .. $dim);
+	return mutate_binary($b, 2, 4);
+}
+
+sub gen_sparse_binary
+{
+	my $dim = pick(1, 3, 100, 16000, $SPARSE_MAX_DIM, 1 + rint(100000));
+	my $nnz = rint($dim < 50 ? $dim + 1 : 50);
+	my %idx;
+	$idx{ rint($dim) } = 1 for 1 .. $nnz;
+	my @idx = sort { $a <=> $b } keys %idx;
+	my $b = pack('N N N', $dim, scalar @idx, 0) . pack('N*', @idx)
+	  . join('', map { rand() < 0.95 ? pack('f>', (rand() - 0.5) * 100) : pack('N', pick(@SPECIAL_BITS)) } @idx);
+	return mutate_binary($b, 4, 12);
+}
+
+# Header fields replaced, truncation, bytes appended, a bit flipped, an
+# element replaced by a special one, random bytes.
+sub mutate_binary
+{
+	my ($b, $width, $header) = @_;
+	my $n = rand() < 0.4 ? 0 : 1 + rint(3);
+	for (1 .. $n)
+	{
+		my $len = length($b);
+		my $k = rint(6);
+		if ($k == 0 && $len >= $header)
+		{
+			my $field = rint($header / $width);
+			substr($b, $field * $width, $width) =
+			  $width == 2
+			  ? pack('n', pick(0, 1, 0xffff, 0x8000, $MAX_DIM, $MAX_DIM + 1, rint(0x10000)))
+			  : pack('N', pick(0, 1, 0xffffffff, 0x80000000, 16001, $SPARSE_MAX_DIM + 1, rint(2**32)));
+		}
+		elsif ($k == 1) { $b = substr($b, 0, rint($len + 1)); }
+		elsif ($k == 2) { $b .= join('', map { chr(rint(256)) } 1 .. 1 + rint(8)); }
+		elsif ($k == 3 && $len)
+		{
+			my $pos = rint($len);
+			substr($b, $pos, 1) = chr(ord(substr($b, $pos, 1)) ^ (1 << rint(8)));
+		}
+		elsif ($k == 4 && $len > $header + 4)
+		{
+			substr($b, $header + rint($len - $header - 4), 4) = pack('N', pick(@SPECIAL_BITS, 0, 0xffffffff));
+		}
+		else { $b = join('', map { chr(rint(256)) } 1 .. rint(65)); }
+	}
+	return $b;
+}
+
+sub ref_half_binary
+{
+	my ($b) = @_;
+	return 0 if length($b) < 4;
+	my ($dim, $unused) = unpack('n n', $b);
+	$dim -= 0x10000 if $dim >= 0x8000;
+	return 0 if $dim < 1 || $dim > $MAX_DIM || $unused != 0 || length($b) != 4 + 2 * $dim;
+	for my $h (unpack('n*', substr($b, 4)))
+	{
+		return 0 if ($h & 0x7c00) == 0x7c00;
+	}
+	return 1;
+}
+
+sub ref_sparse_binary
+{
+	my ($b) = @_;
+	return 0 if length($b) < 12;
+	my ($dim, $nnz, $unused) = unpack('l> l> l>', $b);
+	return 0 if $dim < 1 || $dim > $SPARSE_MAX_DIM || $nnz < 0 || $nnz > 16000 || $nnz > $dim;
+	return 0 if $unused != 0 || length($b) != 12 + 8 * $nnz;
+	my @idx = unpack("l>$nnz", substr($b, 12));
+	my @val = unpack("N$nnz", substr($b, 12 + 4 * $nnz));
+	for my $i (0 .. $nnz - 1)
+	{
+		return 0 if $idx[$i] < 0 || $idx[$i] >= $dim || ($i > 0 && $idx[$i] <= $idx[ $i - 1 ]);
+		return 0 if ($val[$i] & 0x7f800000) == 0x7f800000 || ($val[$i] & 0x7fffffff) == 0;
+	}
+	return 1;
+}
+
+my $t3 = time();
+my (%tinput, %tstates, @tunclean, @tdisagree, @tbad);
+my %tfigures;
+open(my $tt, '>', "$dir/types_text.tsv") or die "types_text.tsv: $!";
+open(my $tb, '>', "$dir/types_binary.tsv") or die "types_binary.tsv: $!";
+for my $type ('halfvec', 'sparsevec')
+{
+	for my $i (0 .. $N_TYPE - 1)
+	{
+		my $s = $type eq 'halfvec' ? gen_text() : gen_sparse_text();
+		$tinput{"$type text $i"} = $s;
+		my $utf8 = $s;
+		utf8::encode($utf8);
+		print $tt join("\t", $type, $i, unpack('H*', $utf8)), "\n";
+
+		my $b = $type eq 'halfvec' ? gen_half_binary() : gen_sparse_binary();
+		$tinput{"$type binary $i"} = $b;
+		open(my $bf, '>:raw', "$dir/${type}_$i.copy") or die "${type}_$i.copy: $!";
+		print $bf $COPY_HEADER, pack('n N', 1, length($b)), $b, pack('n', 0xffff);
+		close($bf);
+		print $tb "$type\t$i\n";
+	}
+}
+close($tt);
+close($tb);
+
+$node->safe_psql(
+	'postgres', qq{
+CREATE TABLE types_text (type text, id int, hex text);
+COPY types_text FROM '$dir/types_text.tsv';
+CREATE TABLE types_binary (type text, id int);
+COPY types_binary FROM '$dir/types_binary.tsv';
+CREATE TABLE tresult (type text, kind text, id int, sqlstate text, round_trip bool, sent text);
+CREATE TABLE sink_halfvec (v halfvec);
+CREATE TABLE sink_sparsevec (v sparsevec);
+DO \$\$
+DECLARE
+	r record;
+	rt bool;
+	sent text;
+BEGIN
+	FOR r IN SELECT * FROM types_text ORDER BY type, id LOOP
+		BEGIN
+			EXECUTE format('SELECT %1\$s_send(x::text::%1\$s) = %1\$s_send(x) FROM (SELECT %2\$L::%1\$s AS x) s',
+						   r.type, convert_from(decode(r.hex, 'hex'), 'UTF8')) INTO rt;
+			INSERT INTO tresult VALUES (r.type, 'text', r.id, NULL, rt);
+		EXCEPTION WHEN OTHERS THEN
+			INSERT INTO tresult VALUES (r.type, 'text', r.id, SQLSTATE);
+		END;
+	END LOOP;
+	FOR r IN SELECT * FROM types_binary ORDER BY type, id LOOP
+		BEGIN
+			EXECUTE format('COPY sink_%s FROM %L (FORMAT binary)', r.type,
+						   '$dir/' || r.type || '_' || r.id || '.copy');
+			EXECUTE format('SELECT %1\$s_send(v::text::%1\$s) = %1\$s_send(v), encode(%1\$s_send(v), ''hex'') FROM sink_%1\$s',
+						   r.type) INTO rt, sent;
+			EXECUTE format('DELETE FROM sink_%s', r.type);
+			INSERT INTO tresult VALUES (r.type, 'binary', r.id, NULL, rt, sent);
+		EXCEPTION WHEN OTHERS THEN
+			INSERT INTO tresult VALUES (r.type, 'binary', r.id, SQLSTATE);
+		END;
+	END LOOP;
+END
+\$\$;
+});
+
+for my $line (split /\n/,
+	$node->safe_psql('postgres',
+		q{SELECT type, kind, id, coalesce(sqlstate, '-'), coalesce(round_trip::text, '-'), coalesce(sent, '-') FROM tresult}))
+{
+	my ($type, $kind, $id, $state, $rt, $sent) = split /\|/, $line;
+	my $key = "$type $kind $id";
+	my $input = $tinput{$key};
+	my $accepted = $state eq '-';
+	$tfigures{"$key" =~ s/ \d+$//r . ($accepted ? ' accepted' : ' rejected')}++;
+	if ($accepted)
+	{
+		push @tbad, "$key: does not read back its text output" unless $rt eq 'true';
+		push @tbad, "$key: send does not give back the input"
+		  if $kind eq 'binary' && $sent ne unpack('H*', $input);
+	}
+	else
+	{
+		$tstates{$state}++;
+		push @tunclean, "$key: SQLSTATE $state" unless $state =~ /\A(22|54)/;
+	}
+	if ($kind eq 'binary')
+	{
+		my $ref = $type eq 'halfvec' ? ref_half_binary($input) : ref_sparse_binary($input);
+		push @tdisagree, "$key: " . ($accepted ? 'accepted' : "rejected ($state)")
+		  . ', the reference ' . ($ref ? 'accepts' : 'rejects') . ': ' . unpack('H*', substr($input, 0, 40))
+		  if $ref != $accepted;
+	}
+}
+my $tcount = $node->safe_psql('postgres', 'SELECT count(*) FROM tresult');
+is($tcount, 4 * $N_TYPE, 'every halfvec and sparsevec input has a result');
+is(scalar @tunclean, 0, 'halfvec and sparsevec: every rejection is a data exception or a limit')
+  or diag(join("\n", @tunclean[ 0 .. ($#tunclean < 9 ? $#tunclean : 9) ]));
+is(scalar @tdisagree, 0, 'halfvec and sparsevec binary: accepted and rejected agree with the reference')
+  or diag(join("\n", @tdisagree[ 0 .. ($#tdisagree < 9 ? $#tdisagree : 9) ]));
+is(scalar @tbad, 0, 'halfvec and sparsevec: accepted values round-trip')
+  or diag(join("\n", @tbad[ 0 .. ($#tbad < 9 ? $#tbad : 9) ]));
+note('halfvec and sparsevec: ' . join(', ', map { "$_ $tfigures{$_}" } sort keys %tfigures));
+note('halfvec and sparsevec rejections by SQLSTATE: ' . join(' ', map { "$_=$tstates{$_}" } sort keys %tstates));
+note(sprintf('halfvec and sparsevec time: %.1f s', time() - $t3));
 
 # The server: still up, and no backend died on the way.
 is($node->safe_psql('postgres', 'SELECT 1'), '1', 'server still answers');
