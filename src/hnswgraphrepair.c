@@ -638,15 +638,17 @@ connect_layer(HnswGraph *g, const HnswElementSet *set, int layer,
 
 /*
  * Make every live element reachable from the entry point on every layer
- * it is on: a walk over each layer's links from the entry point marks
+ * it is on, and findable.  First each upper-layer element that a search
+ * for its own vector misses is linked from where the search ends, and each
+ * element that none of its own layer-0 neighbors links to gets such a
+ * link.  Then a walk over each layer's links from the entry point marks
  * what it reaches, and each element left out is linked from a reached one
- * (relink), which brings in whatever it reaches in turn.  Inserts leave
- * such elements behind now and then (a full list pruned under them, an
- * outlier nobody kept), and so do deletes (the element that linked to
- * them went, or a group of elements reached only through the deleted
- * ones).  Then each upper-layer element that a search for its own vector
- * misses is linked from where the search ends, and each element that none
- * of its own layer-0 neighbors links to gets such a link.  For vacuum's
+ * (relink), which brings in whatever it reaches in turn; the walks come
+ * last because any new link may cost another element its way in.  Inserts
+ * leave unreached elements behind now and then (a full list pruned under
+ * them, an outlier nobody kept), and so do deletes (the element that
+ * linked to them went, or a group of elements reached only through the
+ * deleted ones).  For vacuum's
  * cleanup and for the end of a build that inserted on pages.  Reads every
  * neighbor list once per layer it is on, and holds per live element its
  * ref, place and level, a flag and a queue slot (26 bytes).  Elements
@@ -678,21 +680,6 @@ HnswConnect(HnswGraph *g, int64 *missed)
 	queue = palloc_extended(sizeof(int64) * Max(set.n, 1), MCXT_ALLOC_HUGE);
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "hnsw connect",
 								ALLOCSET_DEFAULT_SIZES);
-	for (int layer = set.entryLevel; layer >= 0; layer--)
-	{
-		/*
-		 * A link given to x may have replaced the one that reached another
-		 * part (link_from keeps members that another element links to, but
-		 * that element may itself hang on the replaced link): walk again
-		 * until the walk reaches all, a few times at most.
-		 */
-		for (int round = 0; round < HNSW_CONNECT_ROUNDS; round++)
-		{
-			if (connect_layer(g, &set, layer, entryAt, reached, queue, tmp,
-							  &linked, missed))
-				break;
-		}
-	}
 
 	/*
 	 * On the upper layers, which every search descends through, each
@@ -731,6 +718,28 @@ HnswConnect(HnswGraph *g, int64 *missed)
 			linked++;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
+	}
+
+	/*
+	 * Last, reachability, which the links above may have cost: each takes
+	 * the place of a member that another element links to, and that element
+	 * may hang on the very list that changed.  The walks below repair what
+	 * they find cut off and walk again, so they have the last word.
+	 */
+	for (int layer = set.entryLevel; layer >= 0; layer--)
+	{
+		/*
+		 * A link given to x may have replaced the one that reached another
+		 * part (link_from keeps members that another element links to, but
+		 * that element may itself hang on the replaced link): walk again
+		 * until the walk reaches all, a few times at most.
+		 */
+		for (int round = 0; round < HNSW_CONNECT_ROUNDS; round++)
+		{
+			if (connect_layer(g, &set, layer, entryAt, reached, queue, tmp,
+							  &linked, missed))
+				break;
+		}
 	}
 	MemoryContextDelete(tmp);
 	pfree(reached);
