@@ -85,10 +85,19 @@
  * ever looks, and a scan from there finds only that cluster, its whole
  * first round at any usual ef_search (and under strict order the rows it
  * finds later are lost).  Keeping two makes such a stop much rarer for a
- * few percent more distances (README, Design, for the figures).
+ * few percent more distances (README, Design, for the figures).  A graph
+ * that churned (many deletes repaired, many inserts since) has upper
+ * layers that lead astray more often, and two then leave rows that a
+ * search for their own vector misses: a scan keeps a quarter of its
+ * ef_search, from two to sixteen, so that who asks for more accuracy gets
+ * a wider descent too.  Vacuum links an upper-layer element that a
+ * descent keeping the fewest misses (HNSW_SCAN_DESCENT_MIN).
  */
 #define HNSW_INSERT_DESCENT_EF		4
-#define HNSW_SCAN_DESCENT_EF		2
+#define HNSW_SCAN_DESCENT_MIN		2
+#define HNSW_SCAN_DESCENT_MAX		16
+#define HNSW_SCAN_DESCENT_EF(ef) \
+	Min(HNSW_SCAN_DESCENT_MAX, Max(HNSW_SCAN_DESCENT_MIN, (ef) / 4))
 
 /*
  * Vacuum's repair of a list that lost members pools the live elements

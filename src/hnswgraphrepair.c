@@ -423,22 +423,21 @@ mark_reached(HnswGraph *g, const HnswElementSet *set, int layer, int64 start,
 }
 
 /*
- * Link x from the nearest that take it of the reached elements of a layer
- * (by a scan of them all), nearest first.
+ * The HNSW_RELINK_TRIES elements nearest to xv among the marked ones of a
+ * layer (by a scan of them all), ascending, into best; returns how many.
  */
-static bool
-link_from_nearest_reached(HnswGraph *g, const HnswElementSet *set,
-						  const HnswCandidate *x, const float *xv, int layer,
-						  const bool *reached, int64 *scanned)
+static int
+nearest_marked(HnswGraph *g, const HnswElementSet *set, const float *xv,
+			   int layer, const bool *marked, int64 *scanned,
+			   HnswCandidate *best)
 {
-	HnswCandidate best[HNSW_RELINK_TRIES];
 	HnswCandidate batch[64];
 	int			nbest = 0;
 	int			nbatch = 0;
 
 	for (int64 i = 0; i <= set->n; i++)
 	{
-		if (i < set->n && (!reached[i] || set->levels[i] < layer))
+		if (i < set->n && (!marked[i] || set->levels[i] < layer))
 			continue;
 		if (i < set->n)
 		{
@@ -454,7 +453,6 @@ link_from_nearest_reached(HnswGraph *g, const HnswElementSet *set,
 
 				if (batch[j].deleted)
 					continue;
-				/* keep the HNSW_RELINK_TRIES nearest, ascending */
 				if (nbest == HNSW_RELINK_TRIES &&
 					batch[j].dist >= best[nbest - 1].dist)
 					continue;
@@ -468,6 +466,22 @@ link_from_nearest_reached(HnswGraph *g, const HnswElementSet *set,
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
+	return nbest;
+}
+
+/*
+ * Link x from the nearest that take it of the reached elements of a layer
+ * (by a scan of them all), nearest first.
+ */
+static bool
+link_from_nearest_reached(HnswGraph *g, const HnswElementSet *set,
+						  const HnswCandidate *x, const float *xv, int layer,
+						  const bool *reached, int64 *scanned)
+{
+	HnswCandidate best[HNSW_RELINK_TRIES];
+	int			nbest = nearest_marked(g, set, xv, layer, reached, scanned,
+									   best);
+
 	for (int i = 0; i < nbest; i++)
 	{
 		if (link_from(g, best[i].ref, x, layer, NULL, NULL))
@@ -560,7 +574,7 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 	if (x.ref == entry)
 		return false;
 	nw = HnswSearchFrom(g, g->ops->element_vector(g, &x), entry, entryLevel,
-						layer, HNSW_SCAN_DESCENT_EF, &w);
+						layer, HNSW_SCAN_DESCENT_MIN, &w);
 	for (int i = 0; i < nw; i++)
 	{
 		if (w[i].ref == x.ref)
@@ -633,6 +647,215 @@ connect_layer(HnswGraph *g, const HnswElementSet *set, int layer,
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
 	}
+	return all;
+}
+
+/*
+ * Layer 0's strongly connected components (Tarjan's algorithm, without
+ * recursion): comp[i] for each set element.  Components are numbered as
+ * they close, so links lead out of a component only into ones numbered
+ * before it.  A list is read again each time the walk comes back to its
+ * element, so the walk keeps 5 words per element, never the lists.
+ * Returns how many components.
+ */
+static int32
+layer0_components(HnswGraph *g, const HnswElementSet *set, int32 *comp)
+{
+	int64		n = set->n;
+	int32	   *num = palloc_extended(sizeof(int32) * n,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	int32	   *low = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	int32	   *pos = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+	int64	   *stack = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	int64	   *frames = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int32		counter = 0;
+	int32		ncomp = 0;
+	int64		nstack = 0;
+
+	for (int64 i = 0; i < n; i++)
+		comp[i] = -1;			/* -1 with num[i] set: on the stack */
+	for (int64 root = 0; root < n; root++)
+	{
+		int64		nframes = 0;
+
+		if (num[root] != 0)
+			continue;
+		num[root] = low[root] = ++counter;
+		pos[root] = 0;
+		stack[nstack++] = root;
+		frames[nframes++] = root;
+		while (nframes > 0)
+		{
+			int64		v = frames[nframes - 1];
+			HnswCandidate c = set_candidate(set, v);
+			int			nn = g->ops->neighbors(g, &c, 0, nbrs);
+			bool		descended = false;
+
+			CHECK_FOR_INTERRUPTS();
+			while (pos[v] < nn)
+			{
+				int64		w = set_index(set, nbrs[pos[v]++]);
+
+				if (w < 0)
+					continue;
+				if (num[w] == 0)
+				{
+					num[w] = low[w] = ++counter;
+					pos[w] = 0;
+					stack[nstack++] = w;
+					frames[nframes++] = w;
+					descended = true;
+					break;
+				}
+				if (comp[w] < 0)
+					low[v] = Min(low[v], num[w]);
+			}
+			if (descended)
+				continue;
+			nframes--;
+			if (low[v] == num[v])
+			{
+				int64		w;
+
+				do
+				{
+					w = stack[--nstack];
+					comp[w] = ncomp;
+				} while (w != v);
+				ncomp++;
+			}
+			if (nframes > 0)
+				low[frames[nframes - 1]] = Min(low[frames[nframes - 1]], low[v]);
+		}
+	}
+	pfree(num);
+	pfree(low);
+	pfree(pos);
+	pfree(stack);
+	pfree(frames);
+	return ncomp;
+}
+
+/*
+ * Have x (set element xi) link to an element of the entry point's
+ * component (marked in inroot) on layer 0: the nearest that x's list takes
+ * (link_from) of those a search for x's vector finds, or failing that of
+ * them all (by a scan, within the walk's budget).
+ */
+static bool
+link_to_root(HnswGraph *g, const HnswElementSet *set, int64 xi,
+			 const bool *inroot, int64 *scanned)
+{
+	HnswCandidate x = set_candidate(set, xi);
+	const float *xv = g->ops->element_vector(g, &x);
+	HnswCandidate best[HNSW_RELINK_TRIES];
+	HnswCandidate *w;
+	int			nw;
+	int			nbest = 0;
+
+	nw = HnswSearchFrom(g, xv, set->entry, set->entryLevel, 0,
+						g->efConstruction, &w);
+	for (int i = 0; i < nw && nbest < HNSW_RELINK_TRIES; i++)
+	{
+		int64		at = set_index(set, w[i].ref);
+
+		if (at >= 0 && inroot[at] && !w[i].deleted)
+			best[nbest++] = w[i];
+	}
+	if (nbest == 0 && *scanned < (int64) HNSW_CONNECT_SCANS * set->n)
+		nbest = nearest_marked(g, set, xv, 0, inroot, scanned, best);
+	for (int i = 0; i < nbest; i++)
+	{
+		if (link_from(g, x.ref, &best[i], 0, NULL, NULL))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Reached from the entry point is not enough: a scan enters layer 0 where
+ * the descent ends, and must be able to walk on from there to every
+ * element.  Churn leaves closed parts behind (a group whose links all stay
+ * inside it, left so by the repairs and inserts of a cluster), and a scan
+ * that enters one finds nothing else, at any ef_search, iterative or not.
+ * So layer 0 must be strongly connected: every component that no link
+ * leaves (but the entry point's) gets a link from one of its elements into
+ * the entry point's component, which every element then reaches.  Returns
+ * whether layer 0 was strongly connected already.
+ */
+static bool
+connect_back(HnswGraph *g, const HnswElementSet *set, int64 entryAt,
+			 MemoryContext tmp, int64 *linked, int64 *missed)
+{
+	int32	   *comp;
+	int32		ncomp;
+	int32		root;
+	bool	   *sink;
+	int		   *tries;
+	bool	   *inroot;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
+	int64		scanned = 0;
+	bool		all = true;
+
+	if (set->n > PG_INT32_MAX)
+		return true;			/* numbered in int32 */
+	comp = palloc_extended(sizeof(int32) * Max(set->n, 1), MCXT_ALLOC_HUGE);
+	ncomp = layer0_components(g, set, comp);
+	if (ncomp <= 1)
+	{
+		pfree(comp);
+		return true;
+	}
+	root = comp[entryAt];
+	sink = palloc_extended(sizeof(bool) * ncomp, MCXT_ALLOC_HUGE);
+	memset(sink, true, sizeof(bool) * ncomp);
+	tries = palloc_extended(sizeof(int) * ncomp, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	inroot = palloc_extended(set->n, MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < set->n; i++)
+	{
+		HnswCandidate c = set_candidate(set, i);
+		int			nn = g->ops->neighbors(g, &c, 0, nbrs);
+
+		CHECK_FOR_INTERRUPTS();
+		inroot[i] = (comp[i] == root);
+		for (int j = 0; j < nn && sink[comp[i]]; j++)
+		{
+			int64		at = set_index(set, nbrs[j]);
+
+			if (at >= 0 && comp[at] != comp[i])
+				sink[comp[i]] = false;
+		}
+	}
+
+	/* each closed part: from the first of its elements that takes a link */
+	for (int64 i = 0; i < set->n; i++)
+	{
+		int32		c = comp[i];
+		MemoryContext old;
+
+		if (c == root || !sink[c] || tries[c] >= HNSW_RELINK_TRIES)
+			continue;
+		all = false;
+		tries[c]++;
+		old = MemoryContextSwitchTo(tmp);
+		if (link_to_root(g, set, i, inroot, &scanned))
+		{
+			(*linked)++;
+			sink[c] = false;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+	for (int32 c = 0; c < ncomp; c++)
+	{
+		if (c != root && sink[c])
+			(*missed)++;
+	}
+	pfree(comp);
+	pfree(sink);
+	pfree(tries);
+	pfree(inroot);
 	return all;
 }
 
@@ -732,12 +955,20 @@ HnswConnect(HnswGraph *g, int64 *missed)
 		 * A link given to x may have replaced the one that reached another
 		 * part (link_from keeps members that another element links to, but
 		 * that element may itself hang on the replaced link): walk again
-		 * until the walk reaches all, a few times at most.
+		 * until the walk reaches all, a few times at most.  On layer 0,
+		 * where scans end, every element must also lead back to the entry
+		 * point's part (connect_back), and the walks check that its links
+		 * cut nobody off.
 		 */
 		for (int round = 0; round < HNSW_CONNECT_ROUNDS; round++)
 		{
-			if (connect_layer(g, &set, layer, entryAt, reached, queue, tmp,
-							  &linked, missed))
+			bool		done = connect_layer(g, &set, layer, entryAt, reached,
+											 queue, tmp, &linked, missed);
+
+			if (layer == 0)
+				done = connect_back(g, &set, entryAt, tmp, &linked, missed) &&
+					done;
+			if (done)
 				break;
 		}
 	}

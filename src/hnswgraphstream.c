@@ -391,7 +391,8 @@ HnswStreamBegin(HnswGraph *g, const float *q, HnswRef entry, int entryLevel,
 	HnswCandidate *eps;
 	int			neps;
 
-	neps = HnswDescend(g, q, entry, entryLevel, 0, HNSW_SCAN_DESCENT_EF, &eps);
+	neps = HnswDescend(g, q, entry, entryLevel, 0, HNSW_SCAN_DESCENT_EF(ef),
+					   &eps);
 
 	s->g = g;
 	s->q = q;
