@@ -873,8 +873,10 @@ connect_back(HnswGraph *g, const HnswElementSet *set, int64 entryAt,
  * linked to them went, or a group of elements reached only through the
  * deleted ones).  For vacuum's
  * cleanup and for the end of a build that inserted on pages.  Reads every
- * neighbor list once per layer it is on, and holds per live element its
- * ref, place and level, a flag and a queue slot (26 bytes).  Elements
+ * neighbor list once per layer it is on, and layer 0's lists about three
+ * times more to make it strongly connected (connect_back); holds per live
+ * element its ref, place and level, a flag and a queue slot (26 bytes), and
+ * for connect_back 37 more.  Elements
  * added while it runs may be relinked without need, which costs a link, no
  * more.  Returns how many it linked; *missed counts the element layers it
  * could not link (inserts kept changing their lists).
