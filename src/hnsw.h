@@ -219,7 +219,8 @@ extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
 											 void *callback_state);
 extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
 												IndexBulkDeleteResult *stats);
-extern int64 HnswConnectIndex(Relation index, BufferAccessStrategy strategy);
+extern int64 HnswConnectIndex(Relation index, BufferAccessStrategy strategy,
+							   bool afterDeletes);
 extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
 extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 					   ScanKey orderbys, int norderbys);

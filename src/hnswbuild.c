@@ -466,7 +466,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 		bs->indtuples = bs->nskip;
 		*reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											build_callback, bs, NULL);
-		HnswConnectIndex(index, NULL);
+		HnswConnectIndex(index, NULL, false);
 	}
 	else
 	{
@@ -541,7 +541,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			HnswMemFree(bs.mg);
 		}
 		else
-			HnswConnectIndex(index, NULL);
+			HnswConnectIndex(index, NULL, false);
 	}
 
 	MemoryContextDelete(bs.tmpCtx);

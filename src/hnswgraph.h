@@ -122,6 +122,8 @@
 #define HNSW_CONNECT_SCANS			16
 /* How many of the nearest found link to an element a search missed */
 #define HNSW_FINDABLE_LINKS			3
+/* What vacuum's search for an element's own vector on layer 0 keeps */
+#define HNSW_FINDABLE_EF			10
 
 /* An element: in memory an element number, on pages its element tuple's TID */
 typedef uint64 HnswRef;
@@ -366,7 +368,7 @@ extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
 extern void HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e,
 							  const HnswRef *cur, int ncur,
 							  const HnswCandidate *q, HnswRef *out, int nout);
-extern int64 HnswConnect(HnswGraph *g, int64 *missed);
+extern int64 HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed);
 extern int64 HnswLinkOrphans(HnswGraph *g, int64 *orphans);
 
 /*

@@ -557,13 +557,13 @@ relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 }
 
 /*
- * See that a search for x's vector on a layer (as an insert searches, with
- * ef_construction) finds x, and if it does not, link x from the nearest
- * elements it found that take it (link_from).  Returns whether it had to.
+ * See that a search for x's vector on a layer, keeping ef, finds x, and if
+ * it does not, link x from the nearest elements it found that take it
+ * (link_from).  Returns whether it had to.
  */
 static bool
 make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
-			  HnswRef entry, int entryLevel)
+			  HnswRef entry, int entryLevel, int ef)
 {
 	HnswCandidate x = set_candidate(set, xi);
 	HnswCandidate *w;
@@ -574,7 +574,7 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 	if (x.ref == entry)
 		return false;
 	nw = HnswSearchFrom(g, g->ops->element_vector(g, &x), entry, entryLevel,
-						layer, HNSW_SCAN_DESCENT_MIN, &w);
+						layer, ef, &w);
 	for (int i = 0; i < nw; i++)
 	{
 		if (w[i].ref == x.ref)
@@ -864,7 +864,8 @@ connect_back(HnswGraph *g, const HnswElementSet *set, int64 entryAt,
  * it is on, and findable.  First each upper-layer element that a search
  * for its own vector misses is linked from where the search ends, and each
  * element that none of its own layer-0 neighbors links to gets such a
- * link.  Then a walk over each layer's links from the entry point marks
+ * link; after deletes (afterDeletes), so does each element that a layer-0
+ * search for its own vector misses.  Then a walk over each layer's links from the entry point marks
  * what it reaches, and each element left out is linked from a reached one
  * (relink), which brings in whatever it reaches in turn; the walks come
  * last because any new link may cost another element its way in.  Inserts
@@ -882,7 +883,7 @@ connect_back(HnswGraph *g, const HnswElementSet *set, int64 entryAt,
  * could not link (inserts kept changing their lists).
  */
 int64
-HnswConnect(HnswGraph *g, int64 *missed)
+HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 {
 	HnswElementSet set;
 	MemoryContext tmp;
@@ -919,7 +920,8 @@ HnswConnect(HnswGraph *g, int64 *missed)
 		{
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(tmp);
-			if (make_findable(g, &set, i, layer, set.entry, set.entryLevel))
+			if (make_findable(g, &set, i, layer, set.entry, set.entryLevel,
+							  HNSW_SCAN_DESCENT_MIN))
 				linked++;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(tmp);
@@ -940,6 +942,26 @@ HnswConnect(HnswGraph *g, int64 *missed)
 		old = MemoryContextSwitchTo(tmp);
 		if (!has_other_parent(g, x.ref, 0, HNSW_INVALID_REF) &&
 			link_from_own(g, &x, NULL, NULL))
+			linked++;
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+	}
+
+	/*
+	 * A link back from one of x's own neighbors is not enough either when
+	 * x's list went stale: churn deletes x's surroundings, new elements
+	 * fill them that never learned of x, and x is then linked only from
+	 * afar, where a search for its vector never looks.  So a search for
+	 * each element's own vector, keeping HNSW_FINDABLE_EF, must find it, or
+	 * the nearest it found link to it.  A search per element: only after
+	 * deletes, since inserts alone leave no stale list behind.
+	 */
+	for (int64 i = 0; afterDeletes && i < set.n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(tmp);
+		if (make_findable(g, &set, i, 0, set.entry, set.entryLevel,
+						  HNSW_FINDABLE_EF))
 			linked++;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);

@@ -375,18 +375,21 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 /*
  * Pass 5, connect: link every live element that no walk from the entry
- * point reaches on some layer from one that is reached (HnswConnect).  Also
- * the end of a build that went on on pages.  Returns how many it linked.
+ * point reaches on some layer from one that is reached (HnswConnect), and
+ * after deletes every element that a search for its own vector misses.
+ * Also the end of a build that went on on pages.  Returns how many it
+ * linked.
  */
 int64
-HnswConnectIndex(Relation index, BufferAccessStrategy strategy)
+HnswConnectIndex(Relation index, BufferAccessStrategy strategy,
+				 bool afterDeletes)
 {
 	HnswPageGraph *pg = HnswPageGraphCreate(index, false);
 	int64		linked;
 	int64		missed;
 
 	HnswPageGraphSetStrategy(pg, strategy);
-	linked = HnswConnect(HnswPageGraphBase(pg), &missed);
+	linked = HnswConnect(HnswPageGraphBase(pg), afterDeletes, &missed);
 	if (missed > 0)
 		elog(DEBUG1, "hnsw: " INT64_FORMAT " unreachable element layers of \"%s\" could not be linked (inserts changed their lists)",
 			 missed, RelationGetRelationName(index));
@@ -412,7 +415,8 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * wait for the whole walk, and only vacuum's own passes, which never
 	 * run beside this, take it exclusively.
 	 */
-	linked = HnswConnectIndex(info->index, info->strategy);
+	linked = HnswConnectIndex(info->index, info->strategy,
+							  stats != NULL && stats->tuples_removed > 0);
 	ereport(info->message_level,
 			(errmsg("index \"%s\": linked %lld unreachable elements",
 					RelationGetRelationName(info->index), (long long) linked)));
