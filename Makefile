@@ -21,6 +21,7 @@ OBJS = \
 	src/hnswmem.o \
 	src/hnswpage.o \
 	src/hnswpagebuild.o \
+	src/hnswpagecompact.o \
 	src/hnswpagegraph.o \
 	src/hnswpageinsert.o \
 	src/hnswpagescan.o \

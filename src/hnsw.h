@@ -202,8 +202,10 @@ extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
 								 const HnswRef *refs, int n);
 extern int64 HnswPageFreeElements(Relation index, const HnswRef *refs,
 								  int64 n, BufferAccessStrategy strategy);
-extern double HnswPageCountHeapTids(Relation index,
-									BufferAccessStrategy strategy);
+
+/* hnswpagecompact.c: vacuum's last step, giving pages back */
+extern BlockNumber HnswPageCompact(Relation index,
+								   BufferAccessStrategy strategy);
 
 /* AM callbacks */
 extern IndexBuildResult *hnswbuild(Relation heap, Relation index,

@@ -467,6 +467,14 @@ modify_meta(Relation index, bool (*fn) (HnswMetaPage meta, void *arg),
 	UnlockReleaseBuffer(buf);
 }
 
+/* modify_meta, for the rest of the page room (hnswpagecompact.c) */
+void
+HnswModifyMeta(Relation index, bool (*fn) (HnswMetaPage meta, void *arg),
+			   void *arg)
+{
+	modify_meta(index, fn, arg);
+}
+
 static bool
 set_entry(HnswMetaPage meta, void *arg)
 {

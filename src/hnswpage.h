@@ -32,8 +32,8 @@
  * An element is named by the TID of its element tuple (HnswRef packs block
  * and offset).  Its neighbor tuple is written on the same page when both
  * fit, which holds for all but the largest dimensions; a neighbor tuple is
- * never moved, and both tuples keep their size for life, so all later
- * changes are in-place overwrites.  An element's level is capped so that
+ * never moved, and both tuples keep their size for life (but for
+ * compaction, below), so all later changes are in-place overwrites.  An element's level is capped so that
  * its neighbor tuple fits a page (HnswPageMaxLevel).
  *
  * Inserts first look for a free slot: an element (and its neighbor tuple)
@@ -50,6 +50,23 @@
  * names a deleted element, it flags the deleted elements FREE, with inserts
  * excluded a batch of pages at a time.  Deleted elements stay readable
  * until every repair is done: the repair walks through them.
+ *
+ * Vacuum's last step (hnswpagecompact.c) gives pages back when free slots
+ * would let it give back enough: holding the index in AccessExclusiveLock,
+ * taken without waiting, it moves the live elements of the last pages into
+ * free slots of earlier ones (resizing a free slot's neighbor tuple, or
+ * rebuilding a page of free slots only, for the highest levels, which
+ * seldom find a slot of their own level), moves live duplicate tuples
+ * likewise, gives a free slot whose neighbor tuple lies past the new end an
+ * empty one before it, renames the moved elements in every list and
+ * truncates the relation.  A moved element's old slot stays, until the
+ * renaming, a router flagged DELETED | MOVED whose lists lead to the new
+ * slot first.  A compaction that stopped before the renaming (a crash, or
+ * someone waiting for the index) leaves routers that the next vacuum's
+ * passes treat as any deleted element: they repair the lists that name
+ * them and free them, before that vacuum compacts again.  So a free slot's
+ * neighbor tuple can change size or place, and a page of free slots can be
+ * rebuilt; nothing else moves.
  *
  * Every walk over the elements goes through HnswScanElements, and every
  * walk along a duplicate chain through HnswWalkChain, bounded by the room
@@ -138,6 +155,8 @@
 /* Element flags */
 #define HNSW_ELEMENT_DELETED		0x01	/* no heap TIDs left, still linked */
 #define HNSW_ELEMENT_FREE			0x02	/* unlinked by vacuum: reusable */
+#define HNSW_ELEMENT_MOVED			0x04	/* with DELETED: compaction moved it
+											 * to its first layer-0 neighbor */
 
 typedef struct HnswMetaPageData
 {
@@ -243,6 +262,9 @@ struct HnswPageGraph
 /* hnswpage.c: pages, tuples, the walks, the metapage */
 extern void HnswInitPage(Page page);
 extern void HnswCheckPage(Relation index, Page page, BlockNumber blkno);
+extern void HnswModifyMeta(Relation index,
+						   bool (*fn) (HnswMetaPage meta, void *arg),
+						   void *arg);
 extern void HnswTupleCorrupted(Relation index, BlockNumber blkno,
 							   OffsetNumber offno, const char *what)
 			pg_attribute_noreturn();

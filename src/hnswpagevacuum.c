@@ -337,35 +337,3 @@ HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
 	}
 	return nfreed;
 }
-
-/* One duplicate tuple's heap TIDs, into *(double *) arg */
-static bool
-count_chain_tids(Relation index, Buffer buf, OffsetNumber offno,
-				 HnswDuplicateTuple dtup, void *arg)
-{
-	*(double *) arg += dtup->ntids;
-	return false;
-}
-
-/* An element's heap TIDs, its chain's included, into *(double *) arg */
-static bool
-count_heap_tids(Relation index, Buffer buf, OffsetNumber offno,
-				HnswElementTuple etup, void *arg)
-{
-	*(double *) arg += etup->ntids;
-	HnswWalkChain(index, BufferGetBlockNumber(buf), offno, etup->duptid,
-				  BUFFER_LOCK_SHARE, NULL, count_chain_tids, arg);
-	return false;
-}
-
-/* The heap TIDs the index holds, for a vacuum that removed none */
-double
-HnswPageCountHeapTids(Relation index, BufferAccessStrategy strategy)
-{
-	double		n = 0;
-
-	HnswScanElements(index, HNSW_METAPAGE_BLKNO + 1,
-					 RelationGetNumberOfBlocks(index), strategy,
-					 HNSW_SCAN_PAUSE, count_heap_tids, &n);
-	return n;
-}

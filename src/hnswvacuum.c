@@ -20,9 +20,12 @@
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
  *
- * amvacuumcleanup then links every live element that a walk from the entry
- * point does not reach, on any layer (HnswConnectIndex), and counts the
- * heap TIDs when ambulkdelete did not run.
+ * amvacuumcleanup runs these passes itself when ambulkdelete did not (no
+ * row was dead), to count and to free what an interrupted vacuum or
+ * compaction left DELETED; then links every live element that a walk from
+ * the entry point does not reach, on any layer (HnswConnectIndex); then, if
+ * nobody uses the index, gives back the pages that free slots leave at its
+ * end (HnswPageCompact, hnswpagecompact.c).
  *
  * Searches pass through deleted and free elements but never return them;
  * hnswscan.c rechecks distances so that a slot reused under a running scan
@@ -396,9 +399,16 @@ HnswConnectIndex(Relation index, BufferAccessStrategy strategy,
 	return linked;
 }
 
+/* The bulk delete callback of a cleanup-only vacuum */
+static bool
+nothing_dead(ItemPointer itemptr, void *state)
+{
+	return false;
+}
+
 /*
- * amvacuumcleanup: connect (pass 5), and count what is left when
- * bulkdelete did not run.  Inserts and deletes can leave live elements that
+ * amvacuumcleanup: the bulk delete's passes if they did not run, connect
+ * (pass 5), and compact.  Inserts and deletes can leave live elements that
  * no walk from the entry point reaches on some layer; each VACUUM links
  * them from elements that are reached, as the end of a build does.
  */
@@ -406,9 +416,20 @@ IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
 	int64		linked;
+	BlockNumber given;
 
 	if (info->analyze_only)
 		return stats;
+
+	/*
+	 * Without a bulk delete (no dead rows), its passes still run, deleting
+	 * nothing: they count what is left, and they finish what a vacuum or a
+	 * compaction that stopped half-way (a crash, a cancel, an insert that
+	 * waited for the compaction) left flagged DELETED, which only they can
+	 * free.  Then the compaction can move what they freed.
+	 */
+	if (stats == NULL)
+		stats = hnswbulkdelete(info, NULL, nothing_dead, NULL);
 
 	/*
 	 * No update lock: it would make an insert that raises the entry point
@@ -421,12 +442,13 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			(errmsg("index \"%s\": linked %lld unreachable elements",
 					RelationGetRelationName(info->index), (long long) linked)));
 
-	if (stats == NULL)
-	{
-		stats = palloc0(sizeof(IndexBulkDeleteResult));
-		stats->num_index_tuples = HnswPageCountHeapTids(info->index,
-														info->strategy);
-		stats->num_pages = RelationGetNumberOfBlocks(info->index);
-	}
+	/* give back the pages that free slots leave at the end, if we can */
+	given = HnswPageCompact(info->index, info->strategy);
+	if (given > 0)
+		ereport(info->message_level,
+				(errmsg("index \"%s\": compacted, %u pages given back",
+						RelationGetRelationName(info->index), given)));
+
+	stats->num_pages = RelationGetNumberOfBlocks(info->index);
 	return stats;
 }

@@ -95,7 +95,7 @@
 #include "hnswpage.h"
 
 /* Every element flag hnswpage.h defines: each means "no heap TIDs" */
-#define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)
+#define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE | HNSW_ELEMENT_MOVED)
 
 /* How far a stored cosine vector's squared norm may stray from 1 */
 #define HNSW_VERIFY_NORM_SLACK		1e-3
@@ -508,6 +508,10 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 				  "The element's neighbor tuple TID (%u,%u) is not a valid index TID.",
 				  ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
 				  ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
+	else if (ItemPointerGetBlockNumber(&etup->neighbortid) < blkno)
+		corrupted(vs, blkno, off,
+				  "The element's neighbor tuple is on block %u, before the element's (lock order rule 7).",
+				  ItemPointerGetBlockNumber(&etup->neighbortid));
 	if (!tid_is_unused(&etup->duptid) && !index_tid_ok(vs, &etup->duptid))
 		corrupted(vs, blkno, off,
 				  "The element's duplicate tuple TID (%u,%u) is not a valid index TID.",

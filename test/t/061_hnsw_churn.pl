@@ -192,15 +192,8 @@ is($copy_rc, 0, 'a fresh build of the same rows succeeds') or diag($copy_err);
 my $fresh = $copy_rc == 0
   ? $node->safe_psql('postgres', q{SELECT pg_relation_size('c_fresh_idx')}) : 0;
 my $ratio = $fresh > 0 ? $size / $fresh : 9**9**9;
-TODO:
-{
-	# Open (issue 12, item 9): the slots VACUUM frees are reused by later
-	# inserts, but the last VACUUM cycles' are still free at the end, and
-	# VACUUM takes seconds here under 8 writers: seen 1.62 to 1.86.
-	local $TODO = 'the slots freed by the last VACUUM cycles stay unused';
-	cmp_ok($ratio, '<=', $MAX_SIZE_RATIO,
-		"after the final VACUUM the index is at most $MAX_SIZE_RATIO times a fresh build of the same rows");
-}
+cmp_ok($ratio, '<=', $MAX_SIZE_RATIO,
+	"after the final VACUUM the index is at most $MAX_SIZE_RATIO times a fresh build of the same rows");
 
 my $v = $invv->{verify} // {};
 diag(

@@ -1,0 +1,1434 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnswpagecompact.c
+ *	  Giving pages back: VACUUM's last step moves the live elements and
+ *	  duplicate tuples of the last pages into free room on the first ones,
+ *	  then truncates the relation.  Part of the page room: it reads and
+ *	  writes tuples itself.
+ *
+ * Inserts reuse the slots vacuum frees, but under churn the slots freed by
+ * the last vacuum cycles stay free once the writes stop, and a relation
+ * never shrinks by itself: after a mass delete, or a churn that outran
+ * vacuum, the index kept its largest size for good.
+ *
+ * Compaction runs only while vacuum holds the index in AccessExclusiveLock,
+ * which it takes without waiting (ConditionalLockRelation, as the heap's
+ * truncation does): no scan or insert can run beside it.  It stops between
+ * any two steps once someone waits for the lock, and every step (one WAL
+ * record) leaves an index whose scans return every row, so neither that
+ * nor a crash loses anything:
+ *	 1. free slots give up their emptied duplicate chains (that room is
+ *		where step 4 moves live duplicate tuples);
+ *	 2. an element moves from slot T, on a late page, into a free slot F of
+ *		its level on an earlier one, in one record over the pages of both:
+ *		F gets its vector, heap TIDs, chain and lists; T keeps the vector
+ *		but no heap TIDs, is flagged DELETED (never returned, still
+ *		traversed), and each of its lists leads to F first.  Whoever
+ *		reaches T through a list not yet rewritten walks on to F, at
+ *		distance 0 from T;
+ *	 3. every neighbor list naming a moved element is rewritten to name its
+ *		new slot, a page per record, and the entry point likewise; only then
+ *		are the old slots, named by no list any more, flagged FREE (a
+ *		FREE slot may be reused at once);
+ *	 3b. a free slot that stays, but whose neighbor tuple lies past the new
+ *		end, gets a new, empty one in room before it (on the slot's page or
+ *		a later one, as rule 7 asks), in one record with the slot;
+ *	 4. each duplicate tuple of a live chain that lies past the new end
+ *		moves into an unreferenced duplicate tuple or free room on an
+ *		earlier duplicate page, in one record with the tuple that names it;
+ *	 5. the metapage forgets the pages past the new end (insert page, free
+ *		slot hints, duplicate page), and RelationTruncate cuts them off,
+ *		WAL-logged; a standby replays it under the same lock, which cancels
+ *		conflicting standby queries as a heap truncation does.
+ * Stopped after step 2, the DELETED slots T are what an unfinished vacuum
+ * leaves: the next vacuum repairs the lists that name them and frees them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "catalog/storage.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "hnswpage.h"
+
+/* An element as the inventory saw it */
+typedef struct CElem
+{
+	HnswRef		ref;			/* element tuple */
+	HnswRef		nref;			/* its neighbor tuple */
+	HnswRef		dup;			/* first duplicate tuple, or invalid */
+	uint8		level;
+	bool		free;			/* flagged FREE (or about to be) */
+	bool		filled;			/* a planned move's destination */
+	bool		router;			/* MOVED (or planned to be): renamed, then FREE */
+	bool		gone;			/* its page is rebuilt for another element */
+	bool		newntup;		/* a free slot given a new neighbor tuple */
+} CElem;
+
+/* A duplicate tuple as the inventory saw it */
+typedef struct CDup
+{
+	HnswRef		ref;
+	HnswRef		next;
+	bool		used;			/* on the chain of an element not FREE */
+} CDup;
+
+/* A planned move: an element's or a duplicate tuple's */
+typedef struct CMove
+{
+	HnswRef		from;
+	HnswRef		to;
+	uint8		level;			/* the free slot's level before */
+	bool		rebuild;		/* into a rebuilt page: to is (page, 1) */
+} CMove;
+
+typedef struct Compactor
+{
+	Relation	index;
+	BufferAccessStrategy strategy;
+	int			dim;
+	int			m;
+	BlockNumber nblocks;
+	HnswMetaPageData meta;
+	bool	   *isdup;			/* per block: a duplicate page */
+	Size	   *room;			/* per block: free space */
+	int		   *nitems;			/* per block: tuples */
+	bool	   *rebuilt;		/* per block: rebuilt for one moved element */
+	bool	   *dupconv;		/* per block: rebuilt as a duplicate page */
+	BlockNumber rebuildPage;	/* where rebuild_page_for looks next */
+	CElem	   *elems;			/* ascending by ref */
+	int64		nelems;
+	CDup	   *dups;			/* ascending by ref */
+	int64		ndups;
+	CMove	   *moves;			/* element moves, then sorted by from */
+	int64		nmoves;
+	HnswRef    *drops;			/* free slots whose chains step 1 drops */
+	int64		ndrops;
+	bool		stopped;		/* someone waits for the lock */
+	int64		nrouters;		/* left by a compaction that stopped */
+} Compactor;
+
+/* Take the chance only when it gives back this much */
+#define HNSW_COMPACT_MIN_PAGES		8
+#define HNSW_COMPACT_MIN_FRACTION	0.1
+
+static HnswRef
+ref_of(ItemPointerData tid)
+{
+	if (!ItemPointerIsValid(&tid))
+		return HNSW_INVALID_REF;
+	return HnswRefFromTid(ItemPointerGetBlockNumber(&tid),
+						  ItemPointerGetOffsetNumber(&tid));
+}
+
+static void
+set_tid(ItemPointer tid, HnswRef ref)
+{
+	if (ref == HNSW_INVALID_REF)
+		ItemPointerSetInvalid(tid);
+	else
+		ItemPointerSet(tid, HnswRefBlock(ref), HnswRefOffset(ref));
+}
+
+static int
+cmove_cmp(const void *a, const void *b)
+{
+	return HnswRefCmp(&((const CMove *) a)->from, &((const CMove *) b)->from);
+}
+
+static int
+cdup_cmp(const void *a, const void *b)
+{
+	return HnswRefCmp(&((const CDup *) a)->ref, &((const CDup *) b)->ref);
+}
+
+static CDup *
+find_dup(Compactor *c, HnswRef ref)
+{
+	CDup		key = {ref, HNSW_INVALID_REF, false};
+
+	return bsearch(&key, c->dups, c->ndups, sizeof(CDup), cdup_cmp);
+}
+
+/* Where an element moved, or ref itself */
+static HnswRef
+moved_to(Compactor *c, HnswRef ref)
+{
+	CMove		key = {ref, HNSW_INVALID_REF, 0, false};
+	CMove	   *mv;
+
+	if (c->nmoves == 0)
+		return ref;
+	mv = bsearch(&key, c->moves, c->nmoves, sizeof(CMove), cmove_cmp);
+	return mv ? mv->to : ref;
+}
+
+/* Someone waits for the index: give it up at the next step */
+static bool
+must_stop(Compactor *c)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (!c->stopped && LockHasWaitersRelation(c->index, AccessExclusiveLock))
+		c->stopped = true;
+	return c->stopped;
+}
+
+static Buffer
+read_locked(Compactor *c, BlockNumber blkno, int mode)
+{
+	Buffer		buf = ReadBufferExtended(c->index, MAIN_FORKNUM, blkno,
+										 RBM_NORMAL, c->strategy);
+
+	LockBuffer(buf, mode);
+	return buf;
+}
+
+/*
+ * Every element and duplicate tuple, with where each points, and the room
+ * on each duplicate page.
+ */
+static void
+take_inventory(Compactor *c)
+{
+	int64		maxelems = 1024;
+	int64		maxdups = 64;
+
+	c->elems = palloc(sizeof(CElem) * maxelems);
+	c->dups = palloc(sizeof(CDup) * maxdups);
+	c->isdup = palloc0(sizeof(bool) * c->nblocks);
+	c->room = palloc0(sizeof(Size) * c->nblocks);
+	c->nitems = palloc0(sizeof(int) * c->nblocks);
+	c->rebuilt = palloc0(sizeof(bool) * c->nblocks);
+	c->dupconv = palloc0(sizeof(bool) * c->nblocks);
+	c->rebuildPage = HNSW_METAPAGE_BLKNO + 1;
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < c->nblocks; blkno++)
+	{
+		Buffer		buf = read_locked(c, blkno, BUFFER_LOCK_SHARE);
+		Page		page = BufferGetPage(buf);
+		OffsetNumber maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		/* a page added just before a crash may never have been written */
+		if (PageIsNew(page))
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		HnswCheckPage(c->index, page, blkno);
+		c->isdup[blkno] = (HnswPageGetOpaque(page)->flags & HNSW_PAGE_DUPLICATES) != 0;
+		c->room[blkno] = PageGetExactFreeSpace(page);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemId		itemid = PageGetItemId(page, off);
+			uint8		type;
+
+			if (!ItemIdIsNormal(itemid) || ItemIdGetLength(itemid) < 1)
+				continue;
+			c->nitems[blkno]++;
+			type = *(uint8 *) PageGetItem(page, itemid);
+			if (type == HNSW_ELEMENT_TUPLE)
+			{
+				HnswElementTuple etup = HnswGetElement(c->index, page, blkno,
+													   off, c->dim);
+				CElem	   *e;
+
+				if (c->nelems == maxelems)
+				{
+					maxelems *= 2;
+					c->elems = repalloc_huge(c->elems, sizeof(CElem) * maxelems);
+				}
+				e = &c->elems[c->nelems++];
+				memset(e, 0, sizeof(CElem));
+				e->ref = HnswRefFromTid(blkno, off);
+				e->nref = ref_of(etup->neighbortid);
+				e->dup = ref_of(etup->duptid);
+				e->level = etup->level;
+				e->free = (etup->flags & HNSW_ELEMENT_FREE) != 0;
+				if ((etup->flags & HNSW_ELEMENT_MOVED) && !e->free)
+					c->nrouters++;
+			}
+			else if (type == HNSW_DUPLICATE_TUPLE)
+			{
+				HnswDuplicateTuple dtup = HnswGetDuplicate(c->index, page,
+														   blkno, off);
+				CDup	   *d;
+
+				if (c->ndups == maxdups)
+				{
+					maxdups *= 2;
+					c->dups = repalloc_huge(c->dups, sizeof(CDup) * maxdups);
+				}
+				d = &c->dups[c->ndups++];
+				d->ref = HnswRefFromTid(blkno, off);
+				d->next = ref_of(dtup->next);
+				d->used = false;
+			}
+		}
+		UnlockReleaseBuffer(buf);
+	}
+
+	/* the duplicate tuples that live elements' chains hold */
+	for (int64 i = 0; i < c->nelems; i++)
+	{
+		HnswRef		r = c->elems[i].dup;
+		int64		steps = 0;
+
+		if (c->elems[i].free)
+			continue;
+		while (r != HNSW_INVALID_REF)
+		{
+			CDup	   *d = find_dup(c, r);
+
+			if (d == NULL || d->used || ++steps > c->ndups)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\" has a damaged duplicate chain at block %u offset %u",
+								RelationGetRelationName(c->index),
+								HnswRefBlock(c->elems[i].ref),
+								HnswRefOffset(c->elems[i].ref))));
+			d->used = true;
+			r = d->next;
+		}
+	}
+}
+
+/* Plan step 1: every free slot's chain goes (in the model at once) */
+static void
+plan_drops(Compactor *c)
+{
+	c->drops = palloc(sizeof(HnswRef) * Max(c->nelems, 1));
+	for (int64 i = 0; i < c->nelems; i++)
+	{
+		if (c->elems[i].free && c->elems[i].dup != HNSW_INVALID_REF)
+		{
+			c->drops[c->ndrops++] = c->elems[i].ref;
+			c->elems[i].dup = HNSW_INVALID_REF;
+		}
+	}
+}
+
+/* The model's elements of a block: [*first, *last) */
+static void
+block_elems(Compactor *c, BlockNumber blkno, int64 *first, int64 *last)
+{
+	int64		lo = 0;
+	int64		hi = c->nelems;
+
+	while (lo < hi)
+	{
+		int64		mid = (lo + hi) / 2;
+
+		if (HnswRefBlock(c->elems[mid].ref) < blkno)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = lo;
+	while (hi < c->nelems && HnswRefBlock(c->elems[hi].ref) == blkno)
+		hi++;
+	*last = hi;
+}
+
+/*
+ * The first block from *page on, before limit, that holds only free slots
+ * (their element and neighbor tuples, nothing else), to be rebuilt for
+ * one element: its slots are marked gone and the one at offset 1 is
+ * returned, to become the element; NULL if there is none.  With routers,
+ * a page may also hold moved elements' old slots, which step 3 renames
+ * before a page is rebuilt as a duplicate page (step 4).
+ */
+static CElem *
+rebuild_page_for(Compactor *c, BlockNumber limit, BlockNumber *page,
+				 bool routers)
+{
+	for (; *page < limit; (*page)++)
+	{
+		int64		first;
+		int64		last;
+		int			owned = 0;
+		bool		ok = !c->isdup[*page];
+
+		block_elems(c, *page, &first, &last);
+		for (int64 i = first; i < last && ok; i++)
+		{
+			CElem	   *e = &c->elems[i];
+
+			ok = e->free && (routers || !e->router) && !e->filled && !e->gone &&
+				HnswRefBlock(e->nref) == *page;
+			owned += 2;
+		}
+		if (!ok || owned == 0 || owned != c->nitems[*page] ||
+			HnswRefOffset(c->elems[first].ref) != FirstOffsetNumber)
+			continue;
+		for (int64 i = first; i < last; i++)
+			c->elems[i].gone = true;
+		c->rebuilt[*page] = true;
+		(*page)++;
+		return &c->elems[first];
+	}
+	return NULL;
+}
+
+/*
+ * Where the index would end if packed as a fresh build: the live elements
+ * at level 0's density, and the duplicate pages.  Moves to slots past it
+ * are not worth a page rebuilt for them (rebuild_page_for).
+ */
+static BlockNumber
+packed_end(Compactor *c)
+{
+	Size		pair = HNSW_ELEMENT_TUPLE_SIZE(c->dim) +
+		HNSW_NEIGHBOR_TUPLE_SIZE(0, c->m) + 2 * sizeof(ItemIdData);
+	int64		live = 0;
+	BlockNumber ndup = 0;
+
+	for (int64 i = 0; i < c->nelems; i++)
+		live += !c->elems[i].free;
+	for (BlockNumber b = 0; b < c->nblocks; b++)
+		ndup += c->isdup[b];
+	return HNSW_METAPAGE_BLKNO + 1 + ndup +
+		(BlockNumber) (live / (HNSW_PAGE_CAPACITY / pair) + 1);
+}
+
+/*
+ * Plan the element moves, the live elements from the last block down.
+ * Each goes into the first free slot of its level that lies (with its
+ * neighbor tuple) on an earlier block; if that is far out (the highest
+ * levels have few slots) into a page of free slots rebuilt for it; or
+ * else into any earlier free slot whose neighbor tuple can be resized in
+ * place to the element's level.  The model in c->elems is updated as if
+ * done.
+ */
+static void
+plan_moves(Compactor *c)
+{
+	int64		next[HNSW_MAX_LEVEL + 1];
+	int64		any = 0;
+	BlockNumber goal = packed_end(c);
+
+	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
+		next[l] = 0;
+	for (int64 i = c->nelems - 1; i >= 0; i--)
+	{
+		CElem	   *x = &c->elems[i];
+		BlockNumber xblk = HnswRefBlock(x->ref);
+		int64	   *f = &next[x->level];
+		CElem	   *s = NULL;
+		bool		rebuild = false;
+
+		/* a slot filled by a move stays: lists are renamed one hop only */
+		if (x->free || x->filled)
+			continue;
+		/* the first free slot of the level before x, if any */
+		for (; *f < i; (*f)++)
+		{
+			CElem	   *e = &c->elems[*f];
+
+			if (e->free && !e->router && !e->gone && e->level == x->level &&
+				HnswRefBlock(e->ref) < xblk && HnswRefBlock(e->nref) < xblk)
+			{
+				s = e;
+				break;
+			}
+		}
+		if ((s == NULL || HnswRefBlock(s->ref) >= goal) &&
+			rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
+							 &c->rebuildPage, false) != NULL)
+		{
+			s = &c->elems[0];	/* set below */
+			rebuild = true;
+		}
+		else if (s != NULL)
+			(*f)++;
+		/* or any free slot before x whose neighbor tuple can grow enough */
+		for (; s == NULL && any < i; any++)
+		{
+			CElem	   *e = &c->elems[any];
+			Size		want = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
+			Size		have = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, c->m);
+
+			if (e->free && !e->router && !e->gone && HnswRefBlock(e->ref) < xblk &&
+				HnswRefBlock(e->nref) < xblk &&
+				(want <= have || c->room[HnswRefBlock(e->nref)] >= want - have))
+			{
+				if (want > have)
+					c->room[HnswRefBlock(e->nref)] -= want - have;
+				s = e;
+			}
+		}
+		if (s == NULL)
+			continue;
+		if (rebuild)
+		{
+			int64		first;
+			int64		last;
+
+			/* the page rebuild_page_for took: x goes to its offset 1 */
+			block_elems(c, c->rebuildPage - 1, &first, &last);
+			s = &c->elems[first];
+			s->gone = false;
+			s->nref = HnswRefFromTid(c->rebuildPage - 1, FirstOffsetNumber + 1);
+		}
+
+		/* x's content goes to slot s; x's slot becomes free */
+		c->moves[c->nmoves].from = x->ref;
+		c->moves[c->nmoves].to = s->ref;
+		c->moves[c->nmoves].level = s->level;
+		c->moves[c->nmoves].rebuild = rebuild;
+		c->nmoves++;
+		s->free = false;
+		s->filled = true;
+		s->dup = x->dup;
+		s->level = x->level;
+		x->free = true;
+		x->router = true;
+		x->dup = HNSW_INVALID_REF;
+	}
+}
+
+/* Undo the planned moves that gain nothing: those from before end */
+static void
+prune_moves(Compactor *c, BlockNumber end)
+{
+	CElem		key;
+	int64		n = 0;
+
+	for (int64 i = 0; i < c->nmoves; i++)
+	{
+		CMove	   *mv = &c->moves[i];
+		CElem	   *x;
+		CElem	   *f;
+
+		if (mv->rebuild || HnswRefBlock(mv->from) >= end)
+		{
+			c->moves[n++] = *mv;
+			continue;
+		}
+		key.ref = mv->from;
+		x = bsearch(&key, c->elems, c->nelems, sizeof(CElem), HnswRefCmp);
+		key.ref = mv->to;
+		f = bsearch(&key, c->elems, c->nelems, sizeof(CElem), HnswRefCmp);
+		x->free = false;
+		x->router = false;
+		x->dup = f->dup;
+		f->free = true;
+		f->filled = false;
+		f->dup = HNSW_INVALID_REF;
+		f->level = mv->level;
+		/* room a resized neighbor tuple took stays taken: harmless */
+	}
+	c->nmoves = n;
+}
+
+/* One past the last block a live element or its neighbor tuple needs */
+static BlockNumber
+elements_end(Compactor *c)
+{
+	BlockNumber end = HNSW_METAPAGE_BLKNO + 1;
+
+	for (int64 i = 0; i < c->nelems; i++)
+	{
+		if (c->elems[i].free)
+			continue;
+		end = Max(end, HnswRefBlock(c->elems[i].ref) + 1);
+		end = Max(end, HnswRefBlock(c->elems[i].nref) + 1);
+	}
+	return end;
+}
+
+/*
+ * Where each duplicate tuple of a live chain at or past end can go: an
+ * unused duplicate tuple before end, or room on a duplicate page before
+ * end (to HnswRefFromTid(blkno, InvalidOffsetNumber)), made if need be of
+ * a page of free slots only.  Those with nowhere
+ * to go stay, and move the end past them.  Returns the final end, with
+ * the moves in dmoves.
+ */
+static BlockNumber
+plan_dup_moves(Compactor *c, BlockNumber end, CMove **dmoves, int64 *ndmoves)
+{
+	int64		unused = 0;
+	BlockNumber roomblk = HNSW_METAPAGE_BLKNO + 1;
+	BlockNumber stay = end;
+	BlockNumber convblk = InvalidBlockNumber;
+	BlockNumber convpage = HNSW_METAPAGE_BLKNO + 1;
+	Size		need = HNSW_DUPLICATE_TUPLE_SIZE + sizeof(ItemIdData);
+
+	*dmoves = palloc(sizeof(CMove) * Max(c->ndups, 1));
+	*ndmoves = 0;
+	for (int64 i = 0; i < c->ndups; i++)
+	{
+		CDup	   *d = &c->dups[i];
+
+		if (!d->used || HnswRefBlock(d->ref) < end)
+			continue;
+		/* an unused tuple before end */
+		while (unused < c->ndups &&
+			   (c->dups[unused].used ||
+				HnswRefBlock(c->dups[unused].ref) >= end))
+			unused++;
+		if (unused < c->ndups)
+		{
+			(*dmoves)[*ndmoves].from = d->ref;
+			(*dmoves)[(*ndmoves)++].to = c->dups[unused].ref;
+			c->dups[unused].used = true;
+			continue;
+		}
+		/* room on a duplicate page before end */
+		while (roomblk < end && (!c->isdup[roomblk] || c->room[roomblk] < need))
+			roomblk++;
+		/*
+		 * or on a page of free slots only, rebuilt as a duplicate page,
+		 * even past end (which then takes it in): right after the live
+		 * elements, the chains are packed
+		 */
+		if (roomblk >= end && convblk != InvalidBlockNumber &&
+			c->room[convblk] >= need)
+		{
+			(*dmoves)[*ndmoves].from = d->ref;
+			(*dmoves)[(*ndmoves)++].to = HnswRefFromTid(convblk, InvalidOffsetNumber);
+			c->room[convblk] -= need;
+			continue;
+		}
+		if (roomblk >= end &&
+			rebuild_page_for(c, HnswRefBlock(d->ref), &convpage, true) != NULL)
+		{
+			convblk = convpage - 1;
+			c->rebuilt[convblk] = false;
+			c->dupconv[convblk] = true;
+			c->isdup[convblk] = true;
+			c->room[convblk] = HNSW_PAGE_CAPACITY - need;
+			stay = Max(stay, convblk + 1);
+			(*dmoves)[*ndmoves].from = d->ref;
+			(*dmoves)[(*ndmoves)++].to = HnswRefFromTid(convblk, InvalidOffsetNumber);
+			continue;
+		}
+		if (roomblk < end)
+		{
+			(*dmoves)[*ndmoves].from = d->ref;
+			(*dmoves)[(*ndmoves)++].to = HnswRefFromTid(roomblk, InvalidOffsetNumber);
+			c->room[roomblk] -= need;
+			continue;
+		}
+		stay = Max(stay, HnswRefBlock(d->ref) + 1);
+	}
+	return stay;
+}
+
+/*
+ * The end, raised until no element before it has its neighbor tuple past
+ * it.  A free slot's neighbor tuple holds no list (step 3 clears it), so
+ * rather than keep its page, step 3b gives the slot a new, empty one in
+ * free room before the end, on the slot's page or a later one (rule 7)
+ * (*smoves: from the slot, to the page); a live element's neighbor tuple
+ * stays where it is, and raises the end.
+ */
+static BlockNumber
+slots_end(Compactor *c, BlockNumber end, CMove **smoves, int64 *nsmoves)
+{
+	bool		raised = true;
+
+	*smoves = palloc(sizeof(CMove) * Max(c->nelems, 1));
+	*nsmoves = 0;
+	while (raised)
+	{
+		raised = false;
+		for (int64 i = 0; i < c->nelems; i++)
+		{
+			CElem	   *e = &c->elems[i];
+			Size		need;
+			BlockNumber roomblk;
+
+			if (e->gone || e->newntup || HnswRefBlock(e->ref) >= end ||
+				HnswRefBlock(e->nref) < end)
+				continue;
+			need = MAXALIGN(HNSW_NEIGHBOR_TUPLE_SIZE(e->level, c->m)) +
+				sizeof(ItemIdData);
+			/* a router's lists are read until step 3 renames it */
+			if (e->free && !e->filled && !e->router)
+			{
+				/* on the slot's page or a later one (rule 7) */
+				roomblk = HnswRefBlock(e->ref);
+				while (roomblk < end &&
+					   (c->isdup[roomblk] || c->rebuilt[roomblk] ||
+						c->dupconv[roomblk] || c->room[roomblk] < need))
+					roomblk++;
+				if (roomblk < end)
+				{
+					(*smoves)[*nsmoves].from = e->ref;
+					(*smoves)[(*nsmoves)++].to =
+						HnswRefFromTid(roomblk, InvalidOffsetNumber);
+					c->room[roomblk] -= need;
+					e->newntup = true;
+					continue;
+				}
+			}
+			end = HnswRefBlock(e->nref) + 1;
+			raised = true;
+		}
+	}
+	return end;
+}
+
+/*
+ * Step 1: free slots give up their emptied duplicate chains, a page per
+ * record (c->drops, ascending, planned by plan_drops).
+ */
+static void
+drop_free_chains(Compactor *c)
+{
+	int64		i = 0;
+
+	while (i < c->ndrops && !must_stop(c))
+	{
+		BlockNumber blkno = HnswRefBlock(c->drops[i]);
+		Buffer		buf = read_locked(c, blkno, BUFFER_LOCK_EXCLUSIVE);
+		GenericXLogState *state = GenericXLogStart(c->index);
+		Page		page = GenericXLogRegisterBuffer(state, buf, 0);
+
+		for (; i < c->ndrops && HnswRefBlock(c->drops[i]) == blkno; i++)
+			ItemPointerSetInvalid(&HnswGetElement(c->index, page, blkno,
+												  HnswRefOffset(c->drops[i]),
+												  c->dim)->duptid);
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/*
+ * Lock up to four blocks in ascending order, each once, and register them
+ * in one record; pages[k] is the page of blocks[k].
+ */
+typedef struct PageSet
+{
+	int			n;
+	BlockNumber blk[4];
+	Buffer		buf[4];
+	Page		page[4];
+	GenericXLogState *state;
+} PageSet;
+
+static void
+pageset_add(PageSet *ps, BlockNumber blkno)
+{
+	for (int k = 0; k < ps->n; k++)
+		if (ps->blk[k] == blkno)
+			return;
+	Assert(ps->n < MAX_GENERIC_XLOG_PAGES);
+	ps->blk[ps->n++] = blkno;
+}
+
+static void
+pageset_start(Compactor *c, PageSet *ps, BlockNumber full)
+{
+	/* ascending, as rule 7 orders an element's pages */
+	for (int a = 1; a < ps->n; a++)
+		for (int b = a; b > 0 && ps->blk[b - 1] > ps->blk[b]; b--)
+		{
+			BlockNumber t = ps->blk[b];
+
+			ps->blk[b] = ps->blk[b - 1];
+			ps->blk[b - 1] = t;
+		}
+	for (int k = 0; k < ps->n; k++)
+		ps->buf[k] = read_locked(c, ps->blk[k], BUFFER_LOCK_EXCLUSIVE);
+	ps->state = GenericXLogStart(c->index);
+	for (int k = 0; k < ps->n; k++)
+		ps->page[k] = GenericXLogRegisterBuffer(ps->state, ps->buf[k],
+												ps->blk[k] == full ?
+												GENERIC_XLOG_FULL_IMAGE : 0);
+}
+
+static Page
+pageset_page(PageSet *ps, BlockNumber blkno)
+{
+	for (int k = 0; k < ps->n; k++)
+		if (ps->blk[k] == blkno)
+			return ps->page[k];
+	elog(ERROR, "hnsw: block %u is not in the compaction's record", blkno);
+	return NULL;				/* keep compiler quiet */
+}
+
+static void
+pageset_finish(PageSet *ps)
+{
+	GenericXLogFinish(ps->state);
+	for (int k = 0; k < ps->n; k++)
+		UnlockReleaseBuffer(ps->buf[k]);
+}
+
+/*
+ * T, the slot an element left for `to`: no rows, and on every layer `to`
+ * first, so that whoever reaches T walks on to it
+ */
+static void
+make_router(Compactor *c, HnswElementTuple x, HnswNeighborTuple xn, HnswRef to)
+{
+	x->flags = HNSW_ELEMENT_DELETED | HNSW_ELEMENT_MOVED;
+	x->ntids = 0;
+	for (int t = 0; t < HNSW_HEAPTIDS; t++)
+		ItemPointerSetInvalid(&x->heaptids[t]);
+	ItemPointerSetInvalid(&x->duptid);
+	for (int l = 0; l <= x->level; l++)
+	{
+		ItemPointer s = &xn->slots[HnswLayerStart(c->m, l)];
+		int			cap = HnswLayerCapacity(c->m, l);
+		HnswRef		list[2 * HNSW_MAX_M];
+		int			n = 0;
+
+		list[n++] = to;
+		for (int k = 0; k < cap && ItemPointerIsValid(&s[k]) && n < cap; k++)
+			if (ref_of(s[k]) != to)
+				list[n++] = ref_of(s[k]);
+		for (int k = 0; k < cap; k++)
+			set_tid(&s[k], k < n ? list[k] : HNSW_INVALID_REF);
+	}
+}
+
+/* Step 2: one element from slot from into free slot to */
+static void
+move_element(Compactor *c, HnswRef from, HnswRef to)
+{
+	PageSet		ps = {0};
+	HnswElementTuple x;
+	HnswElementTuple f;
+	HnswNeighborTuple xn;
+	HnswNeighborTuple fn;
+	ItemPointerData fntid;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(c->dim);
+	CElem	   *xe;
+	CElem	   *fe;
+	CElem		key;
+
+	key.ref = from;
+	xe = bsearch(&key, c->elems, c->nelems, sizeof(CElem), HnswRefCmp);
+	key.ref = to;
+	fe = bsearch(&key, c->elems, c->nelems, sizeof(CElem), HnswRefCmp);
+	if (xe == NULL || fe == NULL)
+		elog(ERROR, "hnsw: compaction lost track of an element");
+
+	pageset_add(&ps, HnswRefBlock(to));
+	pageset_add(&ps, HnswRefBlock(fe->nref));
+	pageset_add(&ps, HnswRefBlock(from));
+	pageset_add(&ps, HnswRefBlock(xe->nref));
+	pageset_start(c, &ps, InvalidBlockNumber);
+
+	x = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(from)),
+					   HnswRefBlock(from), HnswRefOffset(from), c->dim);
+	f = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(to)),
+					   HnswRefBlock(to), HnswRefOffset(to), c->dim);
+	xn = HnswGetNeighbors(c->index, pageset_page(&ps, HnswRefBlock(xe->nref)),
+						  HnswRefBlock(xe->nref), HnswRefOffset(xe->nref), c->m);
+	fn = HnswGetNeighbors(c->index, pageset_page(&ps, HnswRefBlock(fe->nref)),
+						  HnswRefBlock(fe->nref), HnswRefOffset(fe->nref), c->m);
+	if (!(f->flags & HNSW_ELEMENT_FREE) || ItemPointerIsValid(&f->duptid))
+		elog(ERROR, "hnsw: compaction's free slot at block %u offset %u changed",
+			 HnswRefBlock(to), HnswRefOffset(to));
+
+	/* F: x, with F's own neighbor tuple, holding x's lists */
+	fntid = f->neighbortid;
+	memcpy(f, x, esize);
+	f->neighbortid = fntid;
+	if (fn->nslots == xn->nslots)
+		memcpy(fn->slots, xn->slots, sizeof(ItemPointerData) * xn->nslots);
+	else
+	{
+		/* another level's slot: its neighbor tuple takes x's size */
+		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
+		char	   *copy = palloc0(nsize);
+
+		memcpy(copy, xn, offsetof(HnswNeighborTupleData, slots) +
+			   sizeof(ItemPointerData) * xn->nslots);
+		if (!PageIndexTupleOverwrite(pageset_page(&ps, HnswRefBlock(fe->nref)),
+									 HnswRefOffset(fe->nref), (Item) copy,
+									 nsize))
+			elog(ERROR, "hnsw: no room to resize a neighbor tuple on block %u",
+				 HnswRefBlock(fe->nref));
+		pfree(copy);
+	}
+
+	make_router(c, x, xn, to);
+	pageset_finish(&ps);
+}
+
+/* Step 2, as a last resort: one element into a page rebuilt for it */
+static void
+move_element_rebuild(Compactor *c, HnswRef from, HnswRef to)
+{
+	PageSet		ps = {0};
+	BlockNumber pblk = HnswRefBlock(to);
+	HnswElementTuple x;
+	HnswNeighborTuple xn;
+	HnswElementTuple ecopy;
+	HnswNeighborTuple ncopy;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(c->dim);
+	Size		nsize;
+	Page		page;
+	CElem	   *xe;
+	CElem		key;
+
+	key.ref = from;
+	xe = bsearch(&key, c->elems, c->nelems, sizeof(CElem), HnswRefCmp);
+	if (xe == NULL)
+		elog(ERROR, "hnsw: compaction lost track of an element");
+	pageset_add(&ps, pblk);
+	pageset_add(&ps, HnswRefBlock(from));
+	pageset_add(&ps, HnswRefBlock(xe->nref));
+	pageset_start(c, &ps, pblk);
+
+	x = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(from)),
+					   HnswRefBlock(from), HnswRefOffset(from), c->dim);
+	xn = HnswGetNeighbors(c->index, pageset_page(&ps, HnswRefBlock(xe->nref)),
+						  HnswRefBlock(xe->nref), HnswRefOffset(xe->nref), c->m);
+	nsize = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
+	ecopy = palloc(esize);
+	memcpy(ecopy, x, esize);
+	ItemPointerSet(&ecopy->neighbortid, pblk, FirstOffsetNumber + 1);
+	ncopy = palloc0(nsize);
+	memcpy(ncopy, xn, offsetof(HnswNeighborTupleData, slots) +
+		   sizeof(ItemPointerData) * xn->nslots);
+
+	/* every tuple on the page belonged to a free slot */
+	page = pageset_page(&ps, pblk);
+	HnswInitPage(page);
+	if (PageAddItem(page, (Item) ecopy, esize, FirstOffsetNumber, false,
+					false) != FirstOffsetNumber ||
+		PageAddItem(page, (Item) ncopy, nsize, FirstOffsetNumber + 1, false,
+					false) != FirstOffsetNumber + 1)
+		elog(ERROR, "hnsw: could not rebuild block %u", pblk);
+
+	make_router(c, x, xn, to);
+	pageset_finish(&ps);
+	pfree(ecopy);
+	pfree(ncopy);
+}
+
+/*
+ * A neighbor tuple's lists with each moved element renamed, and whatever
+ * names a page past end dropped (only a free slot's stale list can), each
+ * list packed again; with apply, written into ntup.  Returns whether
+ * anything changes.
+ */
+static bool
+rewrite_tuple(Compactor *c, HnswNeighborTuple ntup, BlockNumber end,
+			  bool apply)
+{
+	bool		changed = false;
+	int			nlayers = ntup->nslots / c->m - 1;
+
+	for (int l = 0; l < nlayers; l++)
+	{
+		ItemPointer s = &ntup->slots[HnswLayerStart(c->m, l)];
+		int			cap = HnswLayerCapacity(c->m, l);
+		HnswRef		list[2 * HNSW_MAX_M];
+		int			n = 0;
+
+		for (int k = 0; k < cap && ItemPointerIsValid(&s[k]); k++)
+		{
+			HnswRef		r = ref_of(s[k]);
+			HnswRef		to = moved_to(c, r);
+
+			if (to == r && (HnswRefBlock(r) >= end ||
+							c->dupconv[HnswRefBlock(r)] ||
+							(c->rebuilt[HnswRefBlock(r)] &&
+							 HnswRefOffset(r) != FirstOffsetNumber)))
+			{
+				changed = true;
+				continue;
+			}
+			changed |= to != r;
+			/* a list may name both an element's old slot and its new one */
+			for (int j = 0; j < n && to != HNSW_INVALID_REF; j++)
+				if (list[j] == to)
+					to = HNSW_INVALID_REF;
+			if (to == HNSW_INVALID_REF)
+			{
+				changed = true;
+				continue;
+			}
+			list[n++] = to;
+		}
+		if (apply)
+			for (int k = 0; k < cap; k++)
+				set_tid(&s[k], k < n ? list[k] : HNSW_INVALID_REF);
+	}
+	return changed;
+}
+
+/*
+ * Step 3: every neighbor list and the entry point name the moved elements'
+ * new slots; then the old slots are flagged FREE.  Lists of free slots
+ * (never read until the slot is reused) lose what names a page past end.
+ */
+static void
+rewrite_lists(Compactor *c, BlockNumber end)
+{
+	HnswRef    *clear = palloc(sizeof(HnswRef) * Max(c->nelems, 1));
+	int64		nclear = 0;
+
+	/* free slots (staying so) keep no list: what it names may go or move */
+	for (int64 i = 0; i < c->nelems; i++)
+	{
+		CElem	   *e = &c->elems[i];
+
+		if (e->free && !e->router && !e->filled && !e->gone)
+			clear[nclear++] = e->nref;
+	}
+	qsort(clear, nclear, sizeof(HnswRef), HnswRefCmp);
+
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < c->nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		GenericXLogState *state = NULL;
+		OffsetNumber maxoff;
+
+		if (c->isdup[blkno])
+			continue;
+		if (must_stop(c))
+			return;
+		buf = read_locked(c, blkno, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page))
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemId		itemid = PageGetItemId(page, off);
+			HnswNeighborTuple ntup;
+			HnswRef		self = HnswRefFromTid(blkno, off);
+			bool		isfree;
+			bool		change = false;
+
+			if (!ItemIdIsNormal(itemid) || ItemIdGetLength(itemid) < 1 ||
+				*(uint8 *) PageGetItem(page, itemid) != HNSW_NEIGHBOR_TUPLE)
+				continue;
+			ntup = HnswGetNeighbors(c->index, page, blkno, off, c->m);
+			isfree = bsearch(&self, clear, nclear, sizeof(HnswRef),
+							 HnswRefCmp) != NULL;
+			if (isfree)
+			{
+				for (int k = 0; k < ntup->nslots && !change; k++)
+					change = ItemPointerIsValid(&ntup->slots[k]);
+			}
+			else
+				change = rewrite_tuple(c, ntup, end, false);
+			if (!change)
+				continue;
+			if (state == NULL)
+			{
+				state = GenericXLogStart(c->index);
+				page = GenericXLogRegisterBuffer(state, buf, 0);
+			}
+			ntup = HnswGetNeighbors(c->index, page, blkno, off, c->m);
+			if (isfree)
+			{
+				for (int k = 0; k < ntup->nslots; k++)
+					ItemPointerSetInvalid(&ntup->slots[k]);
+			}
+			else
+				rewrite_tuple(c, ntup, end, true);
+		}
+		if (state)
+			GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+	}
+
+	if (c->meta.entryBlkno != InvalidBlockNumber)
+	{
+		HnswRef		entry = HnswRefFromTid(c->meta.entryBlkno, c->meta.entryOffno);
+		HnswRef		to = moved_to(c, entry);
+
+		if (to != entry)
+		{
+			HnswSetEntryPoint(c->index, to, c->meta.entryLevel);
+			c->meta.entryBlkno = HnswRefBlock(to);
+			c->meta.entryOffno = HnswRefOffset(to);
+		}
+	}
+
+	/* the old slots: a page per record */
+	for (int64 i = 0; i < c->nmoves;)
+	{
+		BlockNumber blkno = HnswRefBlock(c->moves[i].from);
+		Buffer		buf = read_locked(c, blkno, BUFFER_LOCK_EXCLUSIVE);
+		GenericXLogState *state = GenericXLogStart(c->index);
+		Page		page = GenericXLogRegisterBuffer(state, buf, 0);
+
+		for (; i < c->nmoves && HnswRefBlock(c->moves[i].from) == blkno; i++)
+			HnswGetElement(c->index, page, blkno,
+						   HnswRefOffset(c->moves[i].from), c->dim)->flags =
+				HNSW_ELEMENT_FREE;
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/*
+ * Step 3b: a free slot before the end whose neighbor tuple lies past it
+ * gets a new, empty neighbor tuple in room on an earlier page, in one
+ * record with the slot (the old tuple, named by nothing, goes with its
+ * page).
+ */
+static void
+move_slot_tuple(Compactor *c, HnswRef slot, BlockNumber roomblk)
+{
+	PageSet		ps = {0};
+	HnswElementTuple e;
+	Page		rpage;
+	HnswNeighborTuple ntup;
+	Size		nsize;
+	OffsetNumber off;
+
+	pageset_add(&ps, HnswRefBlock(slot));
+	pageset_add(&ps, roomblk);
+	pageset_start(c, &ps, InvalidBlockNumber);
+	e = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(slot)),
+					   HnswRefBlock(slot), HnswRefOffset(slot), c->dim);
+	if (!(e->flags & HNSW_ELEMENT_FREE))
+		elog(ERROR, "hnsw: compaction's free slot at block %u offset %u changed",
+			 HnswRefBlock(slot), HnswRefOffset(slot));
+	nsize = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, c->m);
+	ntup = palloc0(nsize);
+	ntup->type = HNSW_NEIGHBOR_TUPLE;
+	ntup->nslots = (e->level + 2) * c->m;
+	for (int k = 0; k < ntup->nslots; k++)
+		ItemPointerSetInvalid(&ntup->slots[k]);
+	rpage = pageset_page(&ps, roomblk);
+	off = PageAddItem(rpage, (Item) ntup, nsize, InvalidOffsetNumber, false,
+					  false);
+	if (off == InvalidOffsetNumber)
+		elog(ERROR, "hnsw: no room for a neighbor tuple on block %u", roomblk);
+	ItemPointerSet(&e->neighbortid, roomblk, off);
+	pageset_finish(&ps);
+	pfree(ntup);
+}
+
+/*
+ * Step 4's room: the pages of free slots planned to hold duplicate tuples
+ * become empty duplicate pages, a page per record.  Nothing names their
+ * slots any more (step 3 cleared free slots' lists).
+ */
+static void
+convert_dup_pages(Compactor *c)
+{
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < c->nblocks; blkno++)
+	{
+		Buffer		buf;
+		GenericXLogState *state;
+		Page		page;
+
+		if (!c->dupconv[blkno])
+			continue;
+		buf = read_locked(c, blkno, BUFFER_LOCK_EXCLUSIVE);
+		state = GenericXLogStart(c->index);
+		page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+		HnswInitPage(page);
+		HnswPageGetOpaque(page)->flags |= HNSW_PAGE_DUPLICATES;
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/* The tuple naming duplicate tuple d: an element or a duplicate tuple */
+static bool
+find_pred(Compactor *c, HnswRef d, HnswRef *pred, bool *predIsElement)
+{
+	for (int64 i = 0; i < c->nelems; i++)
+	{
+		if (!c->elems[i].free && c->elems[i].dup == d)
+		{
+			*pred = c->elems[i].ref;
+			*predIsElement = true;
+			return true;
+		}
+	}
+	for (int64 i = 0; i < c->ndups; i++)
+	{
+		if (c->dups[i].used && c->dups[i].next == d)
+		{
+			*pred = c->dups[i].ref;
+			*predIsElement = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Step 4: a duplicate tuple of a live chain moves to an unused one, or to
+ * room on a duplicate page, in one record with the tuple that names it.
+ */
+static void
+move_duplicate(Compactor *c, HnswRef from, HnswRef to)
+{
+	PageSet		ps = {0};
+	HnswRef		pred;
+	bool		predIsElement;
+	HnswDuplicateTupleData copy;
+	HnswDuplicateTuple dtup;
+	Buffer		buf;
+	CDup	   *d;
+	CDup	   *dest;
+
+	if (!find_pred(c, from, &pred, &predIsElement))
+		elog(ERROR, "hnsw: compaction lost track of a duplicate tuple");
+
+	/* its content first: the page holds nothing that changes meanwhile */
+	buf = read_locked(c, HnswRefBlock(from), BUFFER_LOCK_SHARE);
+	memcpy(&copy, HnswGetDuplicate(c->index, BufferGetPage(buf),
+								   HnswRefBlock(from), HnswRefOffset(from)),
+		   sizeof(copy));
+	UnlockReleaseBuffer(buf);
+
+	pageset_add(&ps, HnswRefBlock(to));
+	pageset_add(&ps, HnswRefBlock(pred));
+	pageset_start(c, &ps, InvalidBlockNumber);
+	if (HnswRefOffset(to) == InvalidOffsetNumber)
+	{
+		Page		page = pageset_page(&ps, HnswRefBlock(to));
+		OffsetNumber off = OffsetNumberNext(PageGetMaxOffsetNumber(page));
+
+		if (PageAddItem(page, (Item) &copy, HNSW_DUPLICATE_TUPLE_SIZE, off,
+						false, false) != off)
+			elog(ERROR, "hnsw: no room for a duplicate tuple on block %u",
+				 HnswRefBlock(to));
+		to = HnswRefFromTid(HnswRefBlock(to), off);
+	}
+	else
+	{
+		dtup = HnswGetDuplicate(c->index, pageset_page(&ps, HnswRefBlock(to)),
+								HnswRefBlock(to), HnswRefOffset(to));
+		memcpy(dtup, &copy, sizeof(copy));
+	}
+	if (predIsElement)
+		set_tid(&HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(pred)),
+								HnswRefBlock(pred), HnswRefOffset(pred),
+								c->dim)->duptid, to);
+	else
+		set_tid(&HnswGetDuplicate(c->index, pageset_page(&ps, HnswRefBlock(pred)),
+								  HnswRefBlock(pred),
+								  HnswRefOffset(pred))->next, to);
+	pageset_finish(&ps);
+
+	/* the model follows */
+	if (predIsElement)
+	{
+		for (int64 i = 0; i < c->nelems; i++)
+			if (c->elems[i].ref == pred)
+				c->elems[i].dup = to;
+	}
+	else
+		find_dup(c, pred)->next = to;
+	d = find_dup(c, from);
+	d->used = false;
+	dest = find_dup(c, to);
+	if (dest == NULL)
+	{
+		/* a new tuple: room was made for it in c->dups */
+		dest = &c->dups[c->ndups++];
+		dest->ref = to;
+		qsort(c->dups, c->ndups, sizeof(CDup), cdup_cmp);
+		dest = find_dup(c, to);
+	}
+	dest->next = ref_of(copy.next);
+	dest->used = true;
+}
+
+/*
+ * Duplicate tuples that no chain holds any more must not name a page past
+ * end either, a page per record.
+ */
+static void
+clear_unused_dups(Compactor *c, BlockNumber end)
+{
+	int64		i = 0;
+
+	while (i < c->ndups && HnswRefBlock(c->dups[i].ref) < end)
+	{
+		BlockNumber blkno = HnswRefBlock(c->dups[i].ref);
+		int64		j;
+		bool		any = false;
+
+		for (j = i; j < c->ndups && HnswRefBlock(c->dups[j].ref) == blkno; j++)
+			any |= !c->dups[j].used && c->dups[j].next != HNSW_INVALID_REF &&
+				HnswRefBlock(c->dups[j].next) >= end;
+		if (any)
+		{
+			Buffer		buf = read_locked(c, blkno, BUFFER_LOCK_EXCLUSIVE);
+			GenericXLogState *state = GenericXLogStart(c->index);
+			Page		page = GenericXLogRegisterBuffer(state, buf, 0);
+
+			for (int64 k = i; k < j; k++)
+			{
+				if (c->dups[k].used || c->dups[k].next == HNSW_INVALID_REF ||
+					HnswRefBlock(c->dups[k].next) < end)
+					continue;
+				ItemPointerSetInvalid(&HnswGetDuplicate(c->index, page, blkno,
+														HnswRefOffset(c->dups[k].ref))->next);
+				c->dups[k].next = HNSW_INVALID_REF;
+			}
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(buf);
+		}
+		i = j;
+	}
+}
+
+typedef struct EndArgs
+{
+	BlockNumber end;
+	BlockNumber insertPage;
+	BlockNumber freeHint[HNSW_MAX_LEVEL + 1];
+} EndArgs;
+
+static bool
+set_end(HnswMetaPage meta, void *arg)
+{
+	EndArgs    *a = arg;
+
+	meta->insertPage = a->insertPage;
+	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
+		meta->freeHint[l] = a->freeHint[l];
+	if (meta->dupPage != InvalidBlockNumber && meta->dupPage >= a->end)
+		meta->dupPage = InvalidBlockNumber;
+	return true;
+}
+
+/* Step 5: the metapage forgets the pages past end, which go */
+static void
+truncate_at(Compactor *c, BlockNumber end)
+{
+	EndArgs		a;
+
+	a.end = end;
+	a.insertPage = InvalidBlockNumber;
+	for (BlockNumber b = end; b > HNSW_METAPAGE_BLKNO + 1; b--)
+	{
+		if (!c->isdup[b - 1])
+		{
+			a.insertPage = b - 1;
+			break;
+		}
+	}
+	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
+		a.freeHint[l] = InvalidBlockNumber;
+	for (int64 i = c->nelems - 1; i >= 0; i--)
+	{
+		if (c->elems[i].free && !c->elems[i].gone &&
+			HnswRefBlock(c->elems[i].ref) < end)
+			a.freeHint[c->elems[i].level] = HnswRefBlock(c->elems[i].ref);
+	}
+	HnswModifyMeta(c->index, set_end, &a);
+	RelationTruncate(c->index, end);
+}
+
+/*
+ * Shrink the index if that gives back enough pages and nobody uses the
+ * index: the caller (vacuum) holds no buffer.  Returns the pages given
+ * back.
+ */
+BlockNumber
+HnswPageCompact(Relation index, BufferAccessStrategy strategy)
+{
+	Compactor	c;
+	BlockNumber end;
+	BlockNumber given = 0;
+	CMove	   *dmoves;
+	int64		ndmoves;
+	CMove	   *smoves;
+	int64		nsmoves;
+	BlockNumber dend;
+	BlockNumber send;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (RelationGetNumberOfBlocks(index) <= HNSW_COMPACT_MIN_PAGES)
+		return 0;
+	if (!ConditionalLockRelation(index, AccessExclusiveLock))
+	{
+		elog(DEBUG1, "hnsw compaction of \"%s\": the index is in use",
+			 RelationGetRelationName(index));
+		return 0;
+	}
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw compaction",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	memset(&c, 0, sizeof(c));
+	c.index = index;
+	c.strategy = strategy;
+	HnswReadMeta(index, &c.meta);
+	c.dim = c.meta.dimensions;
+	c.m = c.meta.m;
+	c.nblocks = RelationGetNumberOfBlocks(index);
+
+	take_inventory(&c);
+	if (c.nrouters > 0)
+	{
+		/*
+		 * Can't happen: this vacuum's passes, which ran just before, treat
+		 * the routers a stopped compaction left as deleted elements, and
+		 * free them.  Moving more before they are gone would stack routers.
+		 */
+		elog(DEBUG1, "hnsw compaction of \"%s\": " INT64_FORMAT " elements a stopped compaction moved are not freed yet",
+			 RelationGetRelationName(index), c.nrouters);
+		goto done;
+	}
+	c.moves = palloc(sizeof(CMove) * Max(c.nelems, 1));
+	plan_drops(&c);
+	plan_moves(&c);
+	end = elements_end(&c);
+	prune_moves(&c, end);
+	dend = plan_dup_moves(&c, end, &dmoves, &ndmoves);
+	send = slots_end(&c, dend, &smoves, &nsmoves);
+	elog(DEBUG1, "hnsw compaction of \"%s\": %u pages, %u needed (%u for the elements, %u for the duplicates, %u for the free slots, %u at the packing of a fresh build), %lld element and %lld duplicate tuple moves",
+		 RelationGetRelationName(index), c.nblocks, send, end, dend, send,
+		 packed_end(&c), (long long) c.nmoves, (long long) ndmoves);
+	end = send;
+	if (c.nblocks - end < Max(HNSW_COMPACT_MIN_PAGES,
+							  c.nblocks * HNSW_COMPACT_MIN_FRACTION))
+		goto done;				/* not worth it */
+
+	HnswWaitPoint("vacuum_compact_start");
+	drop_free_chains(&c);
+	for (int64 i = 0; i < c.nmoves && !must_stop(&c); i++)
+		if (c.moves[i].rebuild)
+			move_element_rebuild(&c, c.moves[i].from, c.moves[i].to);
+		else
+			move_element(&c, c.moves[i].from, c.moves[i].to);
+	if (c.stopped)
+		goto done;
+	HnswWaitPoint("vacuum_compact_moved");
+	qsort(c.moves, c.nmoves, sizeof(CMove), cmove_cmp);
+	rewrite_lists(&c, end);
+	for (int64 i = 0; i < nsmoves && !must_stop(&c); i++)
+		move_slot_tuple(&c, smoves[i].from, HnswRefBlock(smoves[i].to));
+	if (c.stopped)
+		goto done;
+	convert_dup_pages(&c);
+	c.dups = repalloc_huge(c.dups, sizeof(CDup) * (c.ndups + ndmoves));
+	for (int64 i = 0; i < ndmoves && !must_stop(&c); i++)
+		move_duplicate(&c, dmoves[i].from, dmoves[i].to);
+	if (c.stopped)
+		goto done;
+	clear_unused_dups(&c, end);
+	truncate_at(&c, end);
+	given = c.nblocks - end;
+
+done:
+	UnlockRelation(index, AccessExclusiveLock);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return given;
+}
