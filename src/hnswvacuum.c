@@ -326,10 +326,14 @@ pass_free(HnswVacuumState *vs)
 								vs->info->strategy);
 }
 
-/* ambulkdelete */
-IndexBulkDeleteResult *
-hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
-			   IndexBulkDeleteCallback callback, void *callback_state)
+/*
+ * The four passes; *repaired (if not NULL) gets how many element layers
+ * they gave new neighbors
+ */
+static IndexBulkDeleteResult *
+bulk_delete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+			IndexBulkDeleteCallback callback, void *callback_state,
+			int64 *repaired)
 {
 	Relation	index = info->index;
 	HnswVacuumState vs;
@@ -373,7 +377,17 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	MemoryContextDelete(vs.tmpCtx);
 	pfree(vs.deleted);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
+	if (repaired)
+		*repaired = vs.repaired;
 	return stats;
+}
+
+/* ambulkdelete */
+IndexBulkDeleteResult *
+hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+			   IndexBulkDeleteCallback callback, void *callback_state)
+{
+	return bulk_delete(info, stats, callback, callback_state, NULL);
 }
 
 /*
@@ -416,6 +430,7 @@ IndexBulkDeleteResult *
 hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
 	int64		linked;
+	int64		repaired;
 	BlockNumber given;
 
 	if (info->analyze_only)
@@ -429,15 +444,17 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * free.  Then the compaction can move what they freed.
 	 */
 	if (stats == NULL)
-		stats = hnswbulkdelete(info, NULL, nothing_dead, NULL);
+		stats = bulk_delete(info, NULL, nothing_dead, NULL, &repaired);
+	else
+		repaired = stats->tuples_removed > 0 ? 1 : 0;	/* ambulkdelete ran */
 
 	/*
 	 * No update lock: it would make an insert that raises the entry point
 	 * wait for the whole walk, and only vacuum's own passes, which never
-	 * run beside this, take it exclusively.
+	 * run beside this, take it exclusively.  The search for every element
+	 * runs only when the passes changed lists.
 	 */
-	linked = HnswConnectIndex(info->index, info->strategy,
-							  stats != NULL && stats->tuples_removed > 0);
+	linked = HnswConnectIndex(info->index, info->strategy, repaired > 0);
 	ereport(info->message_level,
 			(errmsg("index \"%s\": linked %lld unreachable elements",
 					RelationGetRelationName(info->index), (long long) linked)));

@@ -137,7 +137,7 @@ VACUUM c;
 	});
 
 tids_match_rows($node, 'c', 'c_v_idx', 'concurrent');
-hnsw_invariant($node, 'c', 'c_v_idx', after_vacuum => 1, tolerance => 0.002,
+hnsw_invariant($node, 'c', 'c_v_idx', after_vacuum => 1,
 	name => 'concurrent, after VACUUM');
 
 hnsw_load($node, 'cq', n => 100, seed => 0.75, stride => 7);

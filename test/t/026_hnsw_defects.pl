@@ -68,8 +68,7 @@ hnsw_invariant($node, 't', 't_v_idx', reachable => 1,
 	name => 'outliers, inserted', dbname => 'd32');
 # and after VACUUM, on every layer
 $node->safe_psql('d32', 'VACUUM t');
-hnsw_invariant($node, 't', 't_v_idx', after_vacuum => 1,
-	tolerance => 0.0005, wide_strict => 1,
+hnsw_invariant($node, 't', 't_v_idx', after_vacuum => 1, wide_strict => 1,
 	name => 'outliers, inserted, after VACUUM', dbname => 'd32');
 $node->safe_psql('d32', 'DROP INDEX t_v_idx');
 

@@ -13,11 +13,14 @@
 # Then:
 #   - no client transaction and no VACUUM failed, and the server logged no
 #     ERROR;
-#   - the invariant (hnsw_invariant) holds: 0 rows missing (every row found
-#     by its own vector, LIMIT 10 or the number of its duplicates, at
-#     ef_search 100), hnsw_verify(heapallindexed) finds nothing wrong;
-#   - after a final VACUUM, the same, and no element unreachable from the
-#     entry point on any layer;
+#   - the invariant (hnsw_invariant) holds as the churn left the index:
+#     at most 0.2% of the rows missed (every row found by its own vector,
+#     LIMIT 10 or the number of its duplicates, at ef_search 100; inserts
+#     since the last VACUUM may land where a search misses them),
+#     hnsw_verify(heapallindexed) finds nothing wrong;
+#   - after a final VACUUM, 0 rows missing, no element unreachable from
+#     the entry point on any layer, and a relaxed iterative scan from a
+#     missed row's vector reaches every row;
 #   - the index is at most 1.3 times as large as a fresh build of the same
 #     rows (CREATE INDEX on a copy of the table: what a REINDEX would build).
 # The figures (rows missing, unreachable, size ratio, free slots) are
@@ -175,7 +178,7 @@ my $inv = hnsw_invariant($node, 'c', 'c_v_idx', tolerance => 0.002,
 my ($vac_rc, $vac_out, $vac_err) = $node->psql('postgres', 'VACUUM c');
 is($vac_rc, 0, 'the final VACUUM succeeds') or diag($vac_err);
 my $invv = hnsw_invariant($node, 'c', 'c_v_idx', after_vacuum => 1,
-	tolerance => 0.002, name => 'after the churn and a final VACUUM');
+	name => 'after the churn and a final VACUUM');
 
 # The size against a fresh build of the same rows: a copy of the table,
 # with the dimensions the column had before the ALTER (whether REINDEX
