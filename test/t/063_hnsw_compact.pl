@@ -173,7 +173,7 @@ vacuum_debug('t3');
 $ratio = ratio_to_fresh('t3');
 cmp_ok($ratio, '<=', $MAX_RATIO,
 	sprintf('3: the next VACUUM compacts: %.2f times a fresh build', $ratio));
-hnsw_invariant($node, 't3', 't3_idx', after_vacuum => 1, %TOL,
+hnsw_invariant($node, 't3', 't3_idx', after_vacuum => 1,
 	name => '3: after the next VACUUM');
 
 #------------------------------------------------------------------------
