@@ -393,8 +393,9 @@ packed_end(Compactor *c)
 		live += !c->elems[i].free;
 	for (BlockNumber b = 0; b < c->nblocks; b++)
 		ndup += c->isdup[b];
+	/* an element too large to share its page takes one of its own */
 	return HNSW_METAPAGE_BLKNO + 1 + ndup +
-		(BlockNumber) (live / (HNSW_PAGE_CAPACITY / pair) + 1);
+		(BlockNumber) (live / Max(HNSW_PAGE_CAPACITY / pair, 1) + 1);
 }
 
 /*
