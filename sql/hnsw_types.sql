@@ -1,4 +1,4 @@
--- hnsw opclasses of halfvec and bit: each one's index is chosen by the
+-- hnsw opclasses of halfvec, bit and sparsevec: each one's index is chosen by the
 -- planner and returns every row in the order of a plain sort; NULLs and
 -- (under cosine) zero vectors are left out; the dimension limits; the
 -- expression-index recipes of the README
@@ -177,6 +177,86 @@ DROP TABLE hbit64000;
 CREATE TABLE hbit64001 (id int, b bit(64001));
 CREATE INDEX ON hbit64001 USING hnsw (b bit_jaccard_ops);
 DROP TABLE hbit64001;
+
+------------------------------------------------------------------------
+-- sparsevec: 300 vectors of 100 dimensions with up to three non-zero
+-- elements each (a value that rounds to 0 is left out), a NULL and a zero
+-- vector.  (Rows whose non-zero elements share no index with most others
+-- can leave a freshly built graph in parts, which only VACUUM joins;
+-- vector's build does so too on such rows.)
+------------------------------------------------------------------------
+CREATE TABLE hsparse (id int, emb sparsevec(100));
+INSERT INTO hsparse
+SELECT i, format('{1:%s,50:%s,100:%s}/100',
+				 round((i * 0.7548776662) % 1 * 100, 0),
+				 round((i * 0.5698402910) % 1 * 100, 0) - 50,
+				 round((i * 0.3819660113) % 1 * 100, 0) - 20)::sparsevec
+FROM generate_series(1, 300) i;
+SELECT count(*) FILTER (WHERE emb <> emb::vector::sparsevec) AS differ,
+	   sum(cardinality(string_to_array(emb::text, ','))) AS pairs
+FROM hsparse;
+INSERT INTO hsparse VALUES (301, NULL), (302, '{}/100');
+
+SELECT * FROM hnsw_check('hsparse', 'emb', 'sparsevec_l2_ops', '<->', '{1:10.5,40:-3,70:2.5}/100', 'sparsevec');
+SELECT * FROM hnsw_check('hsparse', 'emb', 'sparsevec_ip_ops', '<#>', '{1:10.5,40:-3,70:2.5}/100', 'sparsevec');
+SELECT * FROM hnsw_check('hsparse', 'emb', 'sparsevec_l1_ops', '<+>', '{1:10.5,40:-3,70:2.5}/100', 'sparsevec');
+-- cosine leaves the zero vector out: 300 rows
+DELETE FROM hsparse WHERE id = 302;
+SELECT * FROM hnsw_check('hsparse', 'emb', 'sparsevec_cosine_ops', '<=>', '{1:10.5,40:-3,70:2.5}/100', 'sparsevec');
+INSERT INTO hsparse VALUES (302, '{}/100');
+CREATE INDEX hsparse_cos ON hsparse USING hnsw (emb sparsevec_cosine_ops);
+SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+FROM hnsw_verify('hsparse_cos', true);
+SET enable_seqscan = off;
+SELECT count(*) FROM (SELECT id FROM hsparse ORDER BY emb <=> '{2:1}/100' LIMIT 1000) s;
+SELECT count(*) FROM (SELECT id FROM hsparse ORDER BY emb <=> '{}/100' LIMIT 1000) s;
+RESET enable_seqscan;
+DROP INDEX hsparse_cos;
+
+-- inserts, deletes, VACUUM
+CREATE INDEX hsparse_l2 ON hsparse USING hnsw (emb sparsevec_l2_ops);
+INSERT INTO hsparse SELECT i, format('{%s:%s}/100', i - 399, i)::sparsevec FROM generate_series(400, 420) i;
+DELETE FROM hsparse WHERE id % 3 = 0;
+VACUUM hsparse;
+SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+FROM hnsw_verify('hsparse_l2', true);
+SET enable_seqscan = off;
+SET hnsw.ef_search = 1000;
+SELECT id, emb, round((emb <-> '{5:404}/100')::numeric, 3) AS dist
+FROM hsparse ORDER BY emb <-> '{5:404}/100' LIMIT 1;
+RESET hnsw.ef_search;
+-- wrong dimensions
+SELECT id FROM hsparse ORDER BY emb <-> '{1:1}/99' LIMIT 1;
+RESET enable_seqscan;
+DROP TABLE hsparse;
+
+-- non-zero limits: 1000 elements index, 1001 do not (at build, insert and
+-- query); the dimensions may be many
+CREATE TABLE hsparse1000 (id int, emb sparsevec(1000000));
+INSERT INTO hsparse1000
+SELECT i, ('{' || string_agg(k * 997 || ':' || i, ',') || '}/1000000')::sparsevec
+FROM generate_series(1, 3) i, generate_series(1, 1000) k GROUP BY i;
+CREATE INDEX hsparse1000_idx ON hsparse1000 USING hnsw (emb sparsevec_l1_ops);
+SET enable_seqscan = off;
+SELECT id FROM hsparse1000 ORDER BY emb <+> (SELECT emb FROM hsparse1000 WHERE id = 2) LIMIT 3;
+RESET enable_seqscan;
+SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+FROM hnsw_verify('hsparse1000_idx', true);
+INSERT INTO hsparse1000
+SELECT 4, ('{' || string_agg(k * 997 || ':1', ',') || '}/1000000')::sparsevec
+FROM generate_series(1, 1001) k;
+SET enable_seqscan = off;
+SELECT id FROM hsparse1000
+ORDER BY emb <+> (SELECT ('{' || string_agg(k * 997 || ':1', ',') || '}/1000000')::sparsevec
+				  FROM generate_series(1, 1001) k)
+LIMIT 1;
+RESET enable_seqscan;
+DROP INDEX hsparse1000_idx;
+INSERT INTO hsparse1000
+SELECT 4, ('{' || string_agg(k * 997 || ':1', ',') || '}/1000000')::sparsevec
+FROM generate_series(1, 1001) k;
+CREATE INDEX hsparse1000_idx ON hsparse1000 USING hnsw (emb sparsevec_l1_ops);
+DROP TABLE hsparse1000;
 
 ------------------------------------------------------------------------
 -- The README's recipes

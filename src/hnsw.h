@@ -59,6 +59,8 @@
 #define HNSW_MAX_DIM				2000	/* vector: float4 */
 #define HNSW_MAX_HALFVEC_DIM		4000	/* halfvec: float16 */
 #define HNSW_MAX_BIT_DIM			64000	/* bit: one bit each */
+/* sparsevec: any dimensions, up to this many non-zero elements */
+#define HNSW_MAX_SPARSEVEC_NNZ		1000
 
 /*
  * Heap TIDs an element holds itself (rows with equal vectors share it); the

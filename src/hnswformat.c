@@ -3,8 +3,9 @@
  * hnswformat.c
  *	  The element formats of the hnsw index and the metrics its opclasses
  *	  name: what an element of each indexable type stores (vector: float4,
- *	  halfvec: float16, bit: the bits), how a datum becomes that stored
- *	  form, and the distance kernels between two stored forms.
+ *	  halfvec: float16, bit: the bits, sparsevec: its non-zero elements),
+ *	  how a datum becomes that stored form, and the distance kernels
+ *	  between two stored forms.
  *
  * The algorithm (hnswgraph*.c) and the storages (hnswmem.c, hnswpage*.c)
  * see a stored vector only as a pointer to HnswIndexInfo.vecsize bytes,
@@ -30,6 +31,7 @@
 #include "halfdistance.h"
 #include "halfvec.h"
 #include "hnsw.h"
+#include "sparsevec.h"
 #include "vector.h"
 
 /* Support function 1 of each opclass: see the metrics below */
@@ -394,6 +396,212 @@ static const HnswMetric hnsw_bit_jaccard_metric = {
 HNSW_METRIC_FUNCTION(tinyhnsw_bit_hamming_metric, hnsw_bit_hamming_metric)
 HNSW_METRIC_FUNCTION(tinyhnsw_bit_jaccard_metric, hnsw_bit_jaccard_metric)
 
+/* sparsevec: the non-zero elements ---------------------------------------- */
+
+/*
+ * Every element of an index has the same size (tuples never change size,
+ * and a free slot is reused by any later element), so a sparsevec is
+ * stored with room for the most non-zero elements an index takes:
+ *
+ *	int32	nnz
+ *	int32	indices[nnz]	0-based, increasing
+ *	float4	values[nnz]
+ *	zeros up to HNSW_MAX_SPARSEVEC_NNZ elements' room
+ *
+ * That is about 8 kB, a page per element whatever its count; an element
+ * sized to its own count would need tuples of varying size.
+ */
+typedef struct HnswSparse
+{
+	int32		nnz;
+	int32		indices[FLEXIBLE_ARRAY_MEMBER];
+	/* float4 values[nnz] follow the indices */
+} HnswSparse;
+
+#define HNSW_SPARSE_VALUES(s)	((const float *) ((s)->indices + (s)->nnz))
+
+static Size
+sparsevec_size(int dim)
+{
+	return offsetof(HnswSparse, indices) +
+		(sizeof(int32) + sizeof(float)) * HNSW_MAX_SPARSEVEC_NNZ;
+}
+
+static int
+sparsevec_dimensions(Datum value)
+{
+	SparseVector *v = DatumGetSparseVector(value);
+	int			dim = v->dim;
+
+	if ((Pointer) v != DatumGetPointer(value))
+		pfree(v);
+	return dim;
+}
+
+static bool
+sparsevec_prepare(Datum value, int dim, bool normalize, bool skipZero,
+				  void *out)
+{
+	SparseVector *v = DatumGetSparseVector(value);
+	HnswSparse *s = (HnswSparse *) out;
+	bool		ok;
+
+	Assert(!normalize);
+	if (v->dim != dim)
+		different_dimensions("sparsevec dimensions", dim, v->dim);
+	if (v->nnz > HNSW_MAX_SPARSEVEC_NNZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("sparsevec cannot have more than %d non-zero elements for hnsw index",
+						HNSW_MAX_SPARSEVEC_NNZ),
+				 errdetail("The sparsevec has %d.", v->nnz)));
+	memset(out, 0, sparsevec_size(dim));
+	s->nnz = v->nnz;
+	memcpy(s->indices, v->indices, sizeof(int32) * v->nnz);
+	memcpy((float *) HNSW_SPARSE_VALUES(s), SPARSEVEC_VALUES(v),
+		   sizeof(float) * v->nnz);
+	/* the type keeps no zeros: no elements is the zero vector */
+	ok = !(skipZero && v->nnz == 0);
+	if ((Pointer) v != DatumGetPointer(value))
+		pfree(v);
+	return ok;
+}
+
+static char *
+sparsevec_check(const void *stored, int dim, bool normalized)
+{
+	const HnswSparse *s = (const HnswSparse *) stored;
+	const float *values;
+	Size		used;
+
+	if (s->nnz < 0 || s->nnz > HNSW_MAX_SPARSEVEC_NNZ)
+		return psprintf("The sparsevec has %d non-zero elements.", s->nnz);
+	values = HNSW_SPARSE_VALUES(s);
+	for (int i = 0; i < s->nnz; i++)
+	{
+		if (s->indices[i] < 0 || s->indices[i] >= dim ||
+			(i > 0 && s->indices[i] <= s->indices[i - 1]))
+			return psprintf("Index %d of the sparsevec, %d, is out of order or range.",
+							i, s->indices[i]);
+		if (!isfinite(values[i]) || values[i] == 0)
+			return psprintf("Value %d of the sparsevec is zero or not a finite number.", i);
+	}
+	used = offsetof(HnswSparse, indices) +
+		(sizeof(int32) + sizeof(float)) * s->nnz;
+	for (Size i = used; i < sparsevec_size(dim); i++)
+	{
+		if (((const uint8 *) stored)[i] != 0)
+			return psprintf("The sparsevec's padding is not zero.");
+	}
+	return NULL;
+}
+
+static const HnswFormat hnsw_sparsevec_format = {
+	.type = "sparsevec",
+	.maxDimensions = SPARSEVEC_MAX_DIM,
+	.size = sparsevec_size,
+	.dimensions = sparsevec_dimensions,
+	.prepare = sparsevec_prepare,
+	.check = sparsevec_check,
+};
+
+/*
+ * One merge of the two index lists, calling step(x, y) for each index that
+ * either has (a missing element is 0): the operators' merge
+ * (sparsevec.c), with the same sums in the same order, so the distances
+ * are theirs, bit for bit.
+ */
+#define SPARSE_MERGE(a, b, step) \
+	do { \
+		const HnswSparse *sa_ = (const HnswSparse *) (a); \
+		const HnswSparse *sb_ = (const HnswSparse *) (b); \
+		const float *av_ = HNSW_SPARSE_VALUES(sa_); \
+		const float *bv_ = HNSW_SPARSE_VALUES(sb_); \
+		int			i_ = 0; \
+		int			j_ = 0; \
+		while (i_ < sa_->nnz || j_ < sb_->nnz) \
+		{ \
+			float		x = 0.0f; \
+			float		y = 0.0f; \
+			if (j_ >= sb_->nnz || \
+				(i_ < sa_->nnz && sa_->indices[i_] < sb_->indices[j_])) \
+				x = av_[i_++]; \
+			else if (i_ >= sa_->nnz || sb_->indices[j_] < sa_->indices[i_]) \
+				y = bv_[j_++]; \
+			else \
+			{ \
+				x = av_[i_++]; \
+				y = bv_[j_++]; \
+			} \
+			step; \
+		} \
+	} while (0)
+
+static float
+sparsevec_l2_squared(const float *a, const float *b, int dim)
+{
+	float		l2 = 0.0f;
+
+	SPARSE_MERGE(a, b, l2 += (x - y) * (x - y));
+	return l2;
+}
+
+static float
+sparsevec_neg_inner_product(const float *a, const float *b, int dim)
+{
+	float		ip = 0.0f;
+
+	SPARSE_MERGE(a, b, ip += x * y);
+	return -ip;
+}
+
+static float
+sparsevec_cosine(const float *a, const float *b, int dim)
+{
+	float		ip = 0.0f;
+	float		aa = 0.0f;
+	float		bb = 0.0f;
+
+	SPARSE_MERGE(a, b, (ip += x * y, aa += x * x, bb += y * y));
+	return (float) DistCosineFromSums(ip, aa, bb);
+}
+
+static float
+sparsevec_l1(const float *a, const float *b, int dim)
+{
+	float		l1 = 0.0f;
+
+	SPARSE_MERGE(a, b, l1 += fabsf(x - y));
+	return l1;
+}
+
+static DistanceKernel sparsevec_l2_kernel = sparsevec_l2_squared;
+static DistanceKernel sparsevec_ip_kernel = sparsevec_neg_inner_product;
+static DistanceKernel sparsevec_cosine_kernel = sparsevec_cosine;
+static DistanceKernel sparsevec_l1_kernel = sparsevec_l1;
+
+static const HnswMetric hnsw_sparsevec_l2_metric = {
+	"sparsevec_l2", &hnsw_sparsevec_format, &sparsevec_l2_kernel, NULL,
+	false, false
+};
+static const HnswMetric hnsw_sparsevec_ip_metric = {
+	"sparsevec_ip", &hnsw_sparsevec_format, &sparsevec_ip_kernel,
+	&sparsevec_l2_kernel, false, false
+};
+static const HnswMetric hnsw_sparsevec_cosine_metric = {
+	"sparsevec_cosine", &hnsw_sparsevec_format, &sparsevec_cosine_kernel,
+	NULL, false, true
+};
+static const HnswMetric hnsw_sparsevec_l1_metric = {
+	"sparsevec_l1", &hnsw_sparsevec_format, &sparsevec_l1_kernel, NULL,
+	false, false
+};
+
+HNSW_METRIC_FUNCTION(tinyhnsw_sparsevec_l2_metric, hnsw_sparsevec_l2_metric)
+HNSW_METRIC_FUNCTION(tinyhnsw_sparsevec_ip_metric, hnsw_sparsevec_ip_metric)
+HNSW_METRIC_FUNCTION(tinyhnsw_sparsevec_cosine_metric, hnsw_sparsevec_cosine_metric)
+HNSW_METRIC_FUNCTION(tinyhnsw_sparsevec_l1_metric, hnsw_sparsevec_l1_metric)
+
 /* The index's side ------------------------------------------------------- */
 
 static const HnswMetric *const hnsw_metrics[] = {
@@ -401,6 +609,8 @@ static const HnswMetric *const hnsw_metrics[] = {
 	&hnsw_halfvec_l2_metric, &hnsw_halfvec_ip_metric,
 	&hnsw_halfvec_cosine_metric, &hnsw_halfvec_l1_metric,
 	&hnsw_bit_hamming_metric, &hnsw_bit_jaccard_metric,
+	&hnsw_sparsevec_l2_metric, &hnsw_sparsevec_ip_metric,
+	&hnsw_sparsevec_cosine_metric, &hnsw_sparsevec_l1_metric,
 };
 
 /* Is this one of our metrics (what a support function returned)? */

@@ -87,6 +87,10 @@ our %HNSW_OPCLASS = (
 	halfvec_l1_ops     => '<+>',
 	bit_hamming_ops    => '<~>',
 	bit_jaccard_ops    => '<%>',
+	sparsevec_l2_ops     => '<->',
+	sparsevec_ip_ops     => '<#>',
+	sparsevec_cosine_ops => '<=>',
+	sparsevec_l1_ops     => '<+>',
 );
 
 =pod

@@ -1,11 +1,12 @@
-# The hnsw opclasses of halfvec and bit, each through the same life as
+# The hnsw opclasses of halfvec, bit and sparsevec, each through the same life as
 # vector's: a serial build and a parallel one, both with recall@10 of at
 # least 0.95 against an exact search on clustered data; then inserts,
 # deletes and VACUUM, after which every live row is found by its own
 # vector, hnsw_verify finds nothing wrong and every element is reachable
 # on every layer, and recall holds.  halfvec holds the clustered vectors
 # themselves (ip: scaled to unit length, as inner-product data usually
-# is), bit their binary quantization; recall over bit strings counts
+# is), sparsevec the same vectors (dense, as far as the graph cares), bit
+# their binary quantization; recall over bit strings counts
 # ties (hnsw_recall_dist), since Hamming and Jaccard distances have many.
 use strict;
 use warnings;
@@ -41,7 +42,11 @@ my @cases = (
 	[ 'halfvec_cosine_ops', "v::halfvec($dim)" ],
 	[ 'halfvec_l1_ops',     "v::halfvec($dim)" ],
 	[ 'bit_hamming_ops',    "binary_quantize(v)::bit($dim)" ],
-	[ 'bit_jaccard_ops',    "binary_quantize(v)::bit($dim)" ],);
+	[ 'bit_jaccard_ops',    "binary_quantize(v)::bit($dim)" ],
+	[ 'sparsevec_l2_ops',     "v::sparsevec($dim)" ],
+	[ 'sparsevec_ip_ops',     "l2_normalize(v::sparsevec($dim))" ],
+	[ 'sparsevec_cosine_ops', "v::sparsevec($dim)" ],
+	[ 'sparsevec_l1_ops',     "v::sparsevec($dim)" ],);
 
 # Recall@10 at ef_search 100 of a search through $index against the exact
 # answers, ties allowed for (the same as hnsw_recall where there are none).
@@ -64,9 +69,10 @@ for my $case (@cases)
 
 	# n rows, a NULL and (where the type has one) a zero vector; the
 	# queries through the same expression
-	my $type = $opclass =~ /^bit/ ? "bit($dim)" : "halfvec($dim)";
+	my ($type) = $opclass =~ /^([a-z]+)_/;
+	$type .= "($dim)";
 	my $zero = $opclass =~ /^bit/ ? "repeat('0', $dim)::bit($dim)"
-	  : "array_fill(0, ARRAY[$dim])::halfvec($dim)";
+	  : "array_fill(0, ARRAY[$dim])::vector::$type";
 	# Under inner product and Jaccard the zero vector is at the same
 	# distance from every row (0, 1), itself included: a search for it
 	# may return any rows, so it is not asked to find itself.
