@@ -1,6 +1,7 @@
 # The hnsw opclasses of halfvec, bit and sparsevec, each through the same life as
-# vector's: a serial build and a parallel one, both with recall@10 of at
-# least 0.95 against an exact search on clustered data; then inserts,
+# vector's: a serial build, one that outgrows maintenance_work_mem and a
+# parallel one, each with recall@10 of at least 0.95 against an exact
+# search on clustered data; a filtered (iterative) scan; then inserts,
 # deletes and VACUUM, after which every live row is found by its own
 # vector, hnsw_verify finds nothing wrong and every element is reachable
 # on every layer, and recall holds.  halfvec holds the clustered vectors
@@ -47,6 +48,13 @@ my @cases = (
 	[ 'sparsevec_ip_ops',     "l2_normalize(v::sparsevec($dim))" ],
 	[ 'sparsevec_cosine_ops', "v::sparsevec($dim)" ],
 	[ 'sparsevec_l1_ops',     "v::sparsevec($dim)" ],);
+
+# Every row is found by its own vector at ef_search 100, but for at most
+# one in a thousand (which rows a search misses varies with the build's
+# random levels: one in 3,000 now and then), each of which a search at
+# ef_search 1000 must find.  After churn the wide search's misses are a
+# TODO, as in the vector tests (HnswTest, issue 12).
+my %fresh = (tolerance => 0.001, wide_strict => 1);
 
 # Recall@10 at ef_search 100 of a search through $index against the exact
 # answers, ties allowed for (the same as hnsw_recall where there are none).
@@ -96,7 +104,7 @@ CREATE INDEX ${t}_serial ON $t USING hnsw (v $opclass);
 	my $r = recall($t, $op, "${t}_serial", "$opclass serial");
 	note sprintf('%s serial build: recall@10 at ef_search 100 = %.4f', $opclass, $r);
 	cmp_ok($r, '>=', 0.95, "$opclass: serial build: recall@10 >= 0.95");
-	hnsw_invariant($node, $t, "${t}_serial", %self,
+	hnsw_invariant($node, $t, "${t}_serial", %self, %fresh,
 		name => "$opclass serial build");
 	# the zero vector has no cosine distance and is left out; the NULL always
 	my $indexed = $opclass =~ /cosine/ ? $n : $n + 1;
@@ -105,6 +113,24 @@ CREATE INDEX ${t}_serial ON $t USING hnsw (v $opclass);
 		$indexed,
 		"$opclass: serial build: the index holds every row it should");
 	$node->safe_psql('postgres', "DROP INDEX ${t}_serial");
+
+	# a build that outgrows maintenance_work_mem goes on through inserts
+	($ret, $out, $err) = $node->psql('postgres', qq{
+SET max_parallel_maintenance_workers = 0;
+SET maintenance_work_mem = '1MB';
+CREATE INDEX ${t}_spill ON $t USING hnsw (v $opclass);
+});
+	is($ret, 0, "$opclass: spilled build succeeds") or diag($err);
+	like($err, qr/hnsw graph no longer fits into maintenance_work_mem/,
+		"$opclass: the build outgrew maintenance_work_mem");
+	$r = recall($t, $op, "${t}_spill", "$opclass spilled");
+	note sprintf('%s spilled build: recall@10 at ef_search 100 = %.4f', $opclass, $r);
+	cmp_ok($r, '>=', 0.95, "$opclass: spilled build: recall@10 >= 0.95");
+	is($node->safe_psql('postgres',
+			"SELECT heap_tids FROM hnsw_verify('${t}_spill', true)"),
+		$indexed,
+		"$opclass: spilled build: the index holds every row it should");
+	$node->safe_psql('postgres', "DROP INDEX ${t}_spill");
 
 	# parallel build: the leader and a worker insert into one shared graph
 	$node->safe_psql('postgres', "ALTER TABLE $t SET (parallel_workers = 1)");
@@ -119,8 +145,21 @@ CREATE INDEX ${t}_idx ON $t USING hnsw (v $opclass);
 	$r = recall($t, $op, "${t}_idx", "$opclass parallel");
 	note sprintf('%s parallel build: recall@10 at ef_search 100 = %.4f', $opclass, $r);
 	cmp_ok($r, '>=', 0.95, "$opclass: parallel build: recall@10 >= 0.95");
-	hnsw_invariant($node, $t, "${t}_idx", %self,
+	hnsw_invariant($node, $t, "${t}_idx", %self, %fresh,
 		name => "$opclass parallel build");
+
+	# filtered: a tenth of the rows qualify; the iterative scan goes on
+	# until LIMIT rows match, in order, at the default ef_search
+	my $fexact = hnsw_topk_dist($node, $t, 'q', $op, exact => 1,
+		where => 't.id % 10 = 3', name => "$opclass filtered, exact");
+	my $fapprox = hnsw_topk_dist($node, $t, 'q', $op, settings => 'SET enable_seqscan = off;',
+		where => 't.id % 10 = 3', index => "${t}_idx", name => "$opclass filtered");
+	is_deeply([ grep { @{ $fapprox->{$_} } != 10 } sort keys %$fapprox ], [],
+		"$opclass: filtered: every query gets 10 rows");
+	is_deeply(hnsw_out_of_order($fapprox), [], "$opclass: filtered: in distance order");
+	$r = hnsw_recall_dist($fapprox, $fexact);
+	note sprintf('%s filtered: recall@10 = %.4f', $opclass, $r);
+	cmp_ok($r, '>=', 0.95, "$opclass: filtered: recall@10 >= 0.95");
 
 	# churn: 600 inserts, a fifth of the rows deleted, VACUUM
 	$node->safe_psql('postgres', qq{
@@ -129,6 +168,7 @@ DELETE FROM $t WHERE id % 5 = 0;
 VACUUM $t;
 });
 	hnsw_invariant($node, $t, "${t}_idx", %self, after_vacuum => 1,
+		tolerance => 0.001,
 		name => "$opclass after inserts, deletes and VACUUM");
 	$r = recall($t, $op, "${t}_idx", "$opclass after VACUUM");
 	note sprintf('%s after VACUUM: recall@10 at ef_search 100 = %.4f', $opclass, $r);
