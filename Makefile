@@ -14,6 +14,7 @@ OBJS = \
 	src/halfvec.o \
 	src/hnsw.o \
 	src/hnswbuild.o \
+	src/hnswformat.o \
 	src/hnswgraph.o \
 	src/hnswgraphrepair.o \
 	src/hnswgraphstream.o \
@@ -37,7 +38,7 @@ REGRESS = vector_io vector_binary vector_ops vector_distance vector_agg vector_c
 # the index's suites (kept on their own line so the type's list above and
 # this one can be edited independently)
 REGRESS += $(HNSW_REGRESS)
-HNSW_REGRESS = hnsw_ddl hnsw_options hnsw_scan hnsw_dml hnsw_planner hnsw_validate hnsw_defects hnsw_verify hnsw_null_query hnsw_stats hnsw_alter hnsw_fanout
+HNSW_REGRESS = hnsw_ddl hnsw_options hnsw_scan hnsw_dml hnsw_planner hnsw_validate hnsw_defects hnsw_verify hnsw_null_query hnsw_stats hnsw_alter hnsw_fanout hnsw_types
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
@@ -58,7 +59,7 @@ include $(PGXS)
 # both, so it has the same objects as an updated 0.1.0 (test/t/080_upgrade.pl
 # checks that).
 SQL_0_1_0 = src/vector.sql src/hnsw.sql src/hnswverify.sql src/hnswfanout.sql
-SQL_0_2_0 = src/halfvec.sql src/bitvec.sql src/sparsevec.sql
+SQL_0_2_0 = src/halfvec.sql src/bitvec.sql src/sparsevec.sql src/hnswtypes.sql
 
 tinyhnsw--0.1.0.sql: $(SQL_0_1_0)
 	cat $^ > $@

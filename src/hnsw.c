@@ -3,7 +3,8 @@
  * hnsw.c
  *	  Module entry point and the hnsw access method's catalogue side: the
  *	  handler, reloptions (m, ef_construction), settings (hnsw.*), the
- *	  metrics that opclasses name, amvalidate and amcostestimate.
+ *	  per-index cache of options and metric, amvalidate and amcostestimate.
+ *	  The metrics that opclasses name are hnswformat.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,7 +41,6 @@
 #include "utils/syscache.h"
 
 #include "hnsw.h"
-#include "vector.h"
 
 PG_MODULE_MAGIC;
 
@@ -50,10 +50,6 @@ extern PGDLLEXPORT void _PG_init(void);
  * PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function; the
  * library is built with hidden visibility, so export the functions too.
  */
-extern PGDLLEXPORT Datum tinyhnsw_l2_metric(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum tinyhnsw_ip_metric(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum tinyhnsw_cosine_metric(PG_FUNCTION_ARGS);
-extern PGDLLEXPORT Datum tinyhnsw_l1_metric(PG_FUNCTION_ARGS);
 extern PGDLLEXPORT Datum tinyhnsw_hnswhandler(PG_FUNCTION_ARGS);
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
@@ -147,82 +143,13 @@ HnswWaitPoint(const char *name)
 	LockRelease(&tag, ShareLock, false);
 }
 
-/* Metrics ----------------------------------------------------------------- */
-
-static float
-neg_inner_product(const float *a, const float *b, int dim)
-{
-	return -DistInnerProduct(a, b, dim);
-}
-
-/*
- * Inner product is searched by its own order but linked by L2: under
- * negative inner product most elements are nobody's nearest neighbor, so
- * the heuristic prunes away every link into them and they become
- * unreachable (README, Design, for how many).  An L2 graph
- * links every element to its surroundings, and a search by inner product
- * walks it well.
- *
- * Cosine stores and searches unit vectors, on which squared L2 is
- * 2 - 2 cos: the same order as the cosine distance, and unlike the inner
- * product a sum of terms that never shrinks, so that its bounded kernel
- * can stop reading a vector once it is out of the running.
- */
-static const HnswMetric hnsw_l2_metric = {"l2", &DistL2Squared, false, false, false};
-static const HnswMetric hnsw_ip_metric = {"ip", &DistInnerProduct, true, false, true};
-static const HnswMetric hnsw_cosine_metric = {"cosine", &DistL2Squared, false, true, false};
-static const HnswMetric hnsw_l1_metric = {"l1", &DistL1, false, false, false};
-
-/*
- * Support function 1 of each opclass: hands the index its metric.  The
- * index orders by a monotone stand-in for the operator's distance:
- * squared L2 (also for cosine, on unit vectors), negative inner product,
- * L1.
- */
-PG_FUNCTION_INFO_V1(tinyhnsw_l2_metric);
-Datum
-tinyhnsw_l2_metric(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_POINTER(&hnsw_l2_metric);
-}
-
-PG_FUNCTION_INFO_V1(tinyhnsw_ip_metric);
-Datum
-tinyhnsw_ip_metric(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_POINTER(&hnsw_ip_metric);
-}
-
-PG_FUNCTION_INFO_V1(tinyhnsw_cosine_metric);
-Datum
-tinyhnsw_cosine_metric(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_POINTER(&hnsw_cosine_metric);
-}
-
-PG_FUNCTION_INFO_V1(tinyhnsw_l1_metric);
-Datum
-tinyhnsw_l1_metric(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_POINTER(&hnsw_l1_metric);
-}
-
-/* The kernel a graph compares vectors with, to build it or to search it */
-DistanceKernel
-HnswMetricKernel(const HnswMetric *metric, bool build)
-{
-	if (build && metric->buildL2)
-		return DistL2Squared;
-	return metric->negate ? neg_inner_product : *metric->kernel;
-}
-
 /*
  * The metric of an index's opclass.  Support function 1 is called only if
  * it has the signature amvalidate requires, and what it returns must be one
  * of our metrics: a misdeclared opclass gets an error, not a crash.
  */
-static const HnswMetric *
-get_metric(Relation index)
+const HnswMetric *
+HnswGetMetric(Relation index)
 {
 	Oid			procid = index_getprocid(index, 1, HNSW_METRIC_PROC);
 	const HnswMetric *metric = NULL;
@@ -241,8 +168,7 @@ get_metric(Relation index)
 			metric = (const HnswMetric *)
 				DatumGetPointer(OidFunctionCall1(procid, PointerGetDatum(NULL)));
 	}
-	if (metric != &hnsw_l2_metric && metric != &hnsw_ip_metric &&
-		metric != &hnsw_cosine_metric && metric != &hnsw_l1_metric)
+	if (!HnswKnownMetric(metric))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
 				 errmsg("operator class of index \"%s\" has no valid hnsw support function 1",
@@ -265,7 +191,7 @@ HnswGetIndexInfo(Relation index)
 												 sizeof(HnswIndexInfo));
 		HnswOptions *opts = (HnswOptions *) index->rd_options;
 
-		info->metric = get_metric(index);
+		info->metric = HnswGetMetric(index);
 
 		/*
 		 * A built index keeps the layout it was built with: ALTER INDEX SET
@@ -273,7 +199,8 @@ HnswGetIndexInfo(Relation index)
 		 * ALTER COLUMN ... TYPE vector, which drops the column's dimensions,
 		 * keeps the index and its vectors as they are.
 		 */
-		if (!HnswReadBuiltOptions(index, &info->dimensions, &info->m,
+		if (!HnswReadBuiltOptions(index, info->metric->format->maxDimensions,
+								  &info->dimensions, &info->m,
 								  &info->efConstruction))
 		{
 			/* -1 for a column without them: the build counts the rows' */
@@ -283,6 +210,7 @@ HnswGetIndexInfo(Relation index)
 			info->efConstruction = opts ? opts->efConstruction :
 				HNSW_DEFAULT_EF_CONSTRUCTION;
 		}
+		HnswSetDimensions(info, info->dimensions);
 		index->rd_amcache = info;
 	}
 	return (const HnswIndexInfo *) index->rd_amcache;
@@ -298,41 +226,6 @@ HnswForgetIndexInfo(Relation index)
 	if (index->rd_amcache != NULL)
 		pfree(index->rd_amcache);
 	index->rd_amcache = NULL;
-}
-
-/*
- * Copy a vector datum into out as the index stores and searches it
- * (normalized for cosine).  Returns false if it has no place in the
- * index: a zero vector under cosine, whose distance to anything is NaN.
- */
-bool
-HnswPrepareVector(const HnswIndexInfo *info, Datum value, float *out)
-{
-	Vector	   *v = DatumGetVector(value);
-
-	if (v->dim != info->dimensions)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different vector dimensions %d and %d",
-						info->dimensions, v->dim)));
-	memcpy(out, v->x, sizeof(float) * v->dim);
-	if (info->metric->normalize)
-	{
-		double		norm = 0;
-
-		/* in double: float squares overflow from 1e19 on */
-		for (int i = 0; i < v->dim; i++)
-			norm += (double) out[i] * out[i];
-		norm = sqrt(norm);
-
-		if (norm == 0 || !isfinite(norm))
-			return false;
-		for (int i = 0; i < v->dim; i++)
-			out[i] = (float) (out[i] / norm);
-	}
-	if ((Pointer) v != DatumGetPointer(value))
-		pfree(v);
-	return true;
 }
 
 /* amoptions */

@@ -7,8 +7,11 @@
  *	  pages (hnswpage*.c).  Nothing here knows about pages.
  *
  * The map of the house:
- *	 hnsw.c			handler, reloptions, settings (hnsw.*), metrics, amvalidate,
+ *	 hnsw.c			handler, reloptions, settings (hnsw.*), amvalidate,
  *					amcostestimate, the per-index cache (HnswGetIndexInfo)
+ *	 hnswformat.c	the element formats (what an element of vector, halfvec,
+ *					bit stores, and the kernels over it) and the metrics
+ *					that the opclasses' support functions hand the index
  *	 hnswbuild.c, hnswinsert.c, hnswscan.c, hnswvacuum.c
  *					the callbacks: they decide what to do and call the rooms
  *	 hnswgraph.h, hnswgraph.c (search, heuristic, insert),
@@ -49,8 +52,15 @@
 #define HNSW_MIN_EF_SEARCH			1
 #define HNSW_MAX_EF_SEARCH			1000
 
-/* Largest indexable dimension count: an element tuple must fit a page */
-#define HNSW_MAX_DIM				2000
+/*
+ * Largest indexable dimension count of each element format: an element
+ * tuple must fit a page, which holds about 8000 bytes of vector
+ */
+#define HNSW_MAX_DIM				2000	/* vector: float4 */
+#define HNSW_MAX_HALFVEC_DIM		4000	/* halfvec: float16 */
+#define HNSW_MAX_BIT_DIM			64000	/* bit: one bit each */
+/* sparsevec: any dimensions, up to this many non-zero elements */
+#define HNSW_MAX_SPARSEVEC_NNZ		1000
 
 /*
  * Heap TIDs an element holds itself (rows with equal vectors share it); the
@@ -68,20 +78,64 @@
 #define HNSW_PHASE_LOAD				2
 #define HNSW_PHASE_WRITE			3
 
-/* The metric an opclass's support function 1 hands the index */
+/*
+ * An element format: what the index stores for each element of an opclass's
+ * type, and how a datum of that type becomes it.  The stored form of an
+ * index of dim dimensions takes size(dim) bytes (a multiple of 4, so that
+ * element tuples stay aligned); the algorithm and both storages see it only
+ * as a pointer to that many bytes, handed to the metric's kernels, copied
+ * and compared bytewise.  A query is prepared the same way, so the kernels
+ * take two stored forms.
+ */
+typedef struct HnswFormat
+{
+	const char *type;			/* the SQL type, for messages */
+	int			maxDimensions;	/* the most an index can hold */
+	Size		(*size) (int dim);
+
+	/* a datum's dimension count (for a column declared without one) */
+	int			(*dimensions) (Datum value);
+
+	/*
+	 * Write value as the index stores it into out (size(dim) bytes, padding
+	 * zeroed, so that equal values compare equal bytewise); normalized to
+	 * unit length with normalize.  A value of other dimensions than dim is
+	 * an error.  Returns false if the value has no place in the index: a
+	 * zero vector under normalize or skipZero, leaving out undefined.
+	 */
+	bool		(*prepare) (Datum value, int dim, bool normalize,
+							bool skipZero, void *out);
+
+	/*
+	 * For hnsw_verify: NULL if a stored form could be one of this format
+	 * (of unit length with normalized), else a palloc'd reason why not.
+	 */
+	char	   *(*check) (const void *stored, int dim, bool normalized);
+} HnswFormat;
+
+/*
+ * The metric an opclass's support function 1 hands the index: the format
+ * of its elements and the kernels between two stored forms.  The kernels
+ * are named through pointers, since the dispatched ones of distance.c are
+ * only set at load time; a search orders by *kernel, a monotone stand-in
+ * for the operator's distance (squared L2, negative inner product, ...).
+ */
 typedef struct HnswMetric
 {
 	const char *name;
-	DistanceKernel *kernel;		/* points at a dispatched kernel in distance.c */
-	bool		negate;			/* order by -kernel (inner product) */
-	bool		normalize;		/* store and query unit vectors (cosine) */
-	bool		buildL2;		/* link the graph by L2 distance */
+	const HnswFormat *format;
+	DistanceKernel *kernel;
+	DistanceKernel *buildKernel;	/* link the graph by this one, or NULL to
+									 * link by the search's order */
+	bool		normalize;		/* store and query unit vectors */
+	bool		skipZero;		/* zero vectors have no distance (cosine) */
 } HnswMetric;
 
 /* What a relation's rd_amcache holds: the options and the metric */
 typedef struct HnswIndexInfo
 {
 	int			dimensions;
+	Size		vecsize;		/* bytes of a stored vector (its format's) */
 	int			m;
 	int			efConstruction;
 	const HnswMetric *metric;
@@ -111,11 +165,16 @@ extern int	hnsw_ef_search;
 extern int	hnsw_iterative_scan;
 extern int	hnsw_max_scan_tuples;
 extern double hnsw_scan_mem_multiplier;
+extern const HnswMetric *HnswGetMetric(Relation index);
 extern const HnswIndexInfo *HnswGetIndexInfo(Relation index);
 extern void HnswForgetIndexInfo(Relation index);
+
+/* hnswformat.c */
+extern bool HnswKnownMetric(const HnswMetric *metric);
 extern bool HnswPrepareVector(const HnswIndexInfo *info, Datum value,
-							  float *out);
+							  void *out);
 extern DistanceKernel HnswMetricKernel(const HnswMetric *metric, bool build);
+extern void HnswSetDimensions(HnswIndexInfo *info, int dimensions);
 
 /* Test wait points: the advisory lock a test holds (0x484E5357, "HNSW") */
 #define HNSW_WAIT_LOCK_KEY		INT64CONST(1213090647)
@@ -137,7 +196,8 @@ extern void HnswMemFree(HnswMemGraph *mg);
 /* hnswpage*.c: the graph on pages, as the callbacks use it */
 typedef struct HnswPageGraph HnswPageGraph;
 extern int	HnswPageMaxLevel(int m);
-extern bool HnswReadBuiltOptions(Relation index, int *dimensions, int *m,
+extern bool HnswReadBuiltOptions(Relation index, int maxDimensions,
+								 int *dimensions, int *m,
 								 int *efConstruction);
 extern void HnswWriteMetaPage(Relation index, ForkNumber fork, int dimensions,
 							  int m, int efConstruction, bool logit);

@@ -55,7 +55,6 @@
 #include "utils/snapmgr.h"
 
 #include "hnsw.h"
-#include "vector.h"
 
 /* Room a parallel build's segment needs besides its estimate */
 #define HNSW_DSM_SLACK		(1024 * 1024)
@@ -107,25 +106,28 @@ typedef struct HnswBuildState
 static void
 check_build(const HnswIndexInfo *info, int dims, bool fromRows)
 {
+	const HnswFormat *format = info->metric->format;
+
 	if (dims < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("column does not have dimensions"),
 				 errdetail("The column is declared without a dimension count and holds no vectors to take it from."),
-				 errhint("Declare the column with a dimension count, as in vector(3).")));
-	if (dims > HNSW_MAX_DIM)
+				 errhint("Declare the column with a dimension count, as in %s(3).",
+						 format->type)));
+	if (dims > format->maxDimensions)
 	{
 		if (fromRows)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("vectors cannot have more than %d dimensions for hnsw index",
-							HNSW_MAX_DIM),
+							format->maxDimensions),
 					 errdetail("The column is declared without a dimension count and holds vectors of %d dimensions.",
 							   dims)));
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("column cannot have more than %d dimensions for hnsw index",
-						HNSW_MAX_DIM)));
+						format->maxDimensions)));
 	}
 	if (info->efConstruction < 2 * info->m)
 		ereport(ERROR,
@@ -143,13 +145,7 @@ dims_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	int		   *dims = (int *) state;
 
 	if (*dims < 0 && !isnull[0])
-	{
-		Vector	   *v = DatumGetVector(values[0]);
-
-		*dims = v->dim;
-		if ((Pointer) v != DatumGetPointer(values[0]))
-			pfree(v);
-	}
+		*dims = HnswGetIndexInfo(index)->metric->format->dimensions(values[0]);
 }
 
 /*
@@ -187,7 +183,7 @@ init_state(HnswBuildState *bs, Relation index)
 	memset(bs, 0, sizeof(HnswBuildState));
 	bs->index = index;
 	bs->info = *HnswGetIndexInfo(index);
-	bs->vec = palloc(sizeof(float) * bs->info.dimensions);
+	bs->vec = palloc(bs->info.vecsize);
 	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
 									   "hnsw build row",
 									   ALLOCSET_DEFAULT_SIZES);
@@ -340,7 +336,7 @@ estimate_rows(Relation heap, const HnswIndexInfo *info)
 		return heap->rd_rel->reltuples;
 	/* never analyzed: assume rows as wide as their vectors, up to TOAST's */
 	return (double) RelationGetNumberOfBlocks(heap) *
-		(BLCKSZ / (Min(info->dimensions * sizeof(float), 2000) + 40));
+		(BLCKSZ / (Min(info->vecsize, 2000) + 40));
 }
 
 /*

@@ -198,12 +198,13 @@ typedef struct CandidateVector
  */
 void
 HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops, DistanceKernel dist,
-			  int dim, int m, int efConstruction, int maxLevel)
+			  int dim, Size vecsize, int m, int efConstruction, int maxLevel)
 {
 	g->ops = ops;
 	g->dist = dist;
 	g->bdist = DistBoundedKernel(dist);
 	g->dim = dim;
+	g->vecsize = vecsize;
 	g->m = m;
 	g->efConstruction = efConstruction;
 	g->ml = 1.0 / log((double) m);
@@ -547,7 +548,7 @@ HnswFindDuplicate(HnswGraph *g, const float *q, const HnswNeighborhood *nb)
 		if (nb->layer0[i].dist != self)
 			continue;
 		if (memcmp(g->ops->element_vector(g, &nb->layer0[i]), q,
-				   sizeof(float) * g->dim) == 0)
+				   g->vecsize) == 0)
 			return i;
 	}
 	return -1;

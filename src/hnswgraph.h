@@ -15,6 +15,12 @@
  * by inserts, scans and vacuum; see hnswpage.h).  Function comments there
  * cite the paper's algorithm numbers.
  *
+ * An element's vector is its format's stored form (hnsw.h, HnswFormat):
+ * vecsize bytes that the algorithm never reads itself.  It hands them to
+ * the graph's kernel (dist), copies and compares them bytewise; the
+ * pointers are typed const float * only because the kernels are
+ * distance.h's.
+ *
  * An element is named by a ref (HnswRef), which only its storage can read:
  * in memory an element number, on pages the TID of its element tuple.  Each
  * element has one neighbor list per layer up to its level; layer 0 holds up
@@ -267,7 +273,8 @@ struct HnswGraph
 	const HnswGraphOps *ops;
 	DistanceKernel dist;		/* distance between two stored vectors */
 	BoundedKernel bdist;		/* its bounded version, or NULL */
-	int			dim;
+	int			dim;			/* passed to the kernels */
+	Size		vecsize;		/* bytes of a stored vector */
 	int			m;
 	int			efConstruction;
 	int			maxLevel;		/* highest layer the storage gives room for */
@@ -304,7 +311,7 @@ HnswDistance(const HnswGraph *g, const float *a, const float *b, float bound)
 
 /* hnswgraph.c: the core (search, the heuristic, insert) */
 extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
-						  DistanceKernel dist, int dim, int m,
+						  DistanceKernel dist, int dim, Size vecsize, int m,
 						  int efConstruction, int maxLevel);
 extern int	HnswRandomLevel(HnswGraph *g);
 extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,

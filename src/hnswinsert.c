@@ -33,7 +33,7 @@ hnswinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	info = HnswGetIndexInfo(index);
-	vec = palloc(sizeof(float) * info->dimensions);
+	vec = palloc(info->vecsize);
 	if (HnswPrepareVector(info, values[0], vec))
 		HnswInsert(HnswPageGraphBase(HnswPageGraphCreate(index, false)), vec,
 				   heap_tid);

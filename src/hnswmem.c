@@ -228,10 +228,10 @@ mem_unlock(HnswMemGraph *mg, HnswMemElement *e)
 
 /* Prefetch the first lines of a vector; the hardware streams the rest */
 static inline void
-prefetch_vector(const float *v, int dim)
+prefetch_vector(const float *v, Size size)
 {
-	for (int off = 0; off < dim && off < 128; off += 16)
-		__builtin_prefetch(v + off);
+	for (Size off = 0; off < size && off < 512; off += 64)
+		__builtin_prefetch((const char *) v + off);
 }
 
 static void
@@ -241,11 +241,11 @@ mem_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 	HnswMemGraph *mg = (HnswMemGraph *) g;
 
 	if (n > 0)
-		prefetch_vector(mem_element(mg, c[0].ref)->vec, g->dim);
+		prefetch_vector(mem_element(mg, c[0].ref)->vec, g->vecsize);
 	for (int i = 0; i < n; i++)
 	{
 		if (i + 1 < n)
-			prefetch_vector(mem_element(mg, c[i + 1].ref)->vec, g->dim);
+			prefetch_vector(mem_element(mg, c[i + 1].ref)->vec, g->vecsize);
 		c[i].neighborsAt = 0;
 		c[i].deleted = false;
 		c[i].dist = HnswDistance(g, q, mem_element(mg, c[i].ref)->vec, bound);
@@ -457,8 +457,7 @@ mem_add_element(HnswGraph *g, const float *vec, int level, ItemPointer tid,
 
 	if (a->full)
 		return false;
-	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + sizeof(float) * g->dim,
-					 false);
+	eoff = mem_alloc(mg, offsetof(HnswMemElement, vec) + g->vecsize, false);
 	soff = eoff ? mem_alloc(mg, sizeof(uint32) * nslots, false) : 0;
 	koff = soff ? mem_alloc(mg, MEM_KNOWN_BYTES * nslots, true) : 0;
 	if (koff == 0 || !mem_element_number(mg, &num))
@@ -475,7 +474,7 @@ mem_add_element(HnswGraph *g, const float *vec, int level, ItemPointer tid,
 	e->level = level;
 	e->ntids = 1;
 	e->heaptids[0] = *tid;
-	memcpy(e->vec, vec, sizeof(float) * g->dim);
+	memcpy(e->vec, vec, g->vecsize);
 	slots = mem_slots(mg, e);
 	dists = mem_dists(mg, e);
 	verdicts = mem_verdicts(mg, e);
@@ -673,12 +672,12 @@ static const HnswGraphOps hnsw_mem_ops = {
 
 /* Bytes of area an element of average level takes, for estimates */
 static Size
-element_bytes(int dim, int m)
+element_bytes(Size vecsize, int m)
 {
 	/* levels above 0 add m slots each, 1/(m-1) elements per level on average */
 	int			slots = 2 * m + m + m / Max(m - 1, 1) + 1;
 
-	return MAXALIGN(offsetof(HnswMemElement, vec) + sizeof(float) * dim) +
+	return MAXALIGN(offsetof(HnswMemElement, vec) + vecsize) +
 		MAXALIGN(sizeof(uint32) * slots) +
 		MAXALIGN(MEM_KNOWN_BYTES * slots) +
 		sizeof(uint64);
@@ -692,7 +691,7 @@ Size
 HnswMemEstimate(const HnswIndexInfo *info, double ntuples)
 {
 	return offsetof(HnswMemArea, offsets) +
-		(Size) (ntuples * 1.1 + 1000) * element_bytes(info->dimensions, info->m) +
+		(Size) (ntuples * 1.1 + 1000) * element_bytes(info->vecsize, info->m) +
 		1024 * 1024;
 }
 
@@ -710,7 +709,7 @@ HnswMemCreate(Relation index, void *area, Size size, Size limit, bool shared,
 {
 	const HnswIndexInfo *info = HnswGetIndexInfo(index);
 	HnswMemGraph *mg = palloc0(sizeof(HnswMemGraph));
-	Size		minElement = element_bytes(info->dimensions, info->m) / 2;
+	Size		minElement = element_bytes(info->vecsize, info->m) / 2;
 	uint32		maxelems = 0;
 
 	Assert(area != NULL || (init && !shared));
@@ -731,7 +730,7 @@ HnswMemCreate(Relation index, void *area, Size size, Size limit, bool shared,
 	mg->area = (HnswMemArea *) area;
 	/* bound for pages: the pages' cap on levels applies */
 	HnswGraphInit(&mg->g, &hnsw_mem_ops, HnswMetricKernel(info->metric, true),
-				  info->dimensions, info->m, info->efConstruction,
+				  info->dimensions, info->vecsize, info->m, info->efConstruction,
 				  HnswPageMaxLevel(info->m));
 
 	if (init)

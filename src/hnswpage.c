@@ -142,17 +142,18 @@ HnswReadMeta(Relation index, HnswMetaPageData *meta)
 /*
  * The dimensions, m and ef_construction a built index keeps in its
  * metapage; false for an index that has no metapage yet (being built).
+ * maxDimensions is the most its element format allows.
  */
 bool
-HnswReadBuiltOptions(Relation index, int *dimensions, int *m,
-					 int *efConstruction)
+HnswReadBuiltOptions(Relation index, int maxDimensions, int *dimensions,
+					 int *m, int *efConstruction)
 {
 	HnswMetaPageData meta;
 
 	if (RelationGetNumberOfBlocks(index) <= HNSW_METAPAGE_BLKNO)
 		return false;
 	HnswReadMeta(index, &meta);
-	if (meta.dimensions < 1 || meta.dimensions > HNSW_MAX_DIM)
+	if (meta.dimensions < 1 || meta.dimensions > maxDimensions)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has %u dimensions in its metapage",
@@ -194,17 +195,17 @@ get_item(Page page, OffsetNumber offno, Size minsize)
 
 /*
  * The element tuple at blkno/offno of a locked page, checked to be one
- * (of the index's dimensions) so that nothing reads past it.
+ * (with the index's vecsize) so that nothing reads past it.
  */
 HnswElementTuple
 HnswGetElement(Relation index, Page page, BlockNumber blkno,
-			   OffsetNumber offno, int dim)
+			   OffsetNumber offno, Size vecsize)
 {
 	HnswElementTuple etup;
 
 	HnswCheckPage(index, page, blkno);
 	etup = (HnswElementTuple) get_item(page, offno,
-									   HNSW_ELEMENT_TUPLE_SIZE(dim));
+									   HNSW_ELEMENT_TUPLE_SIZE(vecsize));
 	if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE ||
 		etup->level > HNSW_MAX_LEVEL || etup->ntids > HNSW_HEAPTIDS)
 		HnswTupleCorrupted(index, blkno, offno, "element tuple");
@@ -361,7 +362,7 @@ HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
 				 BufferAccessStrategy strategy, int flags, HnswElementFn fn,
 				 void *arg)
 {
-	int			dim = HnswGetIndexInfo(index)->dimensions;
+	Size		vecsize = HnswGetIndexInfo(index)->vecsize;
 	int			mode = (flags & HNSW_SCAN_EXCLUSIVE) ?
 		BUFFER_LOCK_EXCLUSIVE : BUFFER_LOCK_SHARE;
 
@@ -388,7 +389,7 @@ HnswScanElements(Relation index, BlockNumber from, BlockNumber to,
 				if (etup == NULL || etup->type != HNSW_ELEMENT_TUPLE)
 					continue;
 				stop = fn(index, buf, off,
-						  HnswGetElement(index, page, blkno, off, dim), arg);
+						  HnswGetElement(index, page, blkno, off, vecsize), arg);
 			}
 		}
 		UnlockReleaseBuffer(buf);

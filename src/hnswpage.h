@@ -16,7 +16,9 @@
  *	 element tuple (HNSW_ELEMENT_TUPLE): level, flags, up to HNSW_HEAPTIDS
  *		heap TIDs (rows sharing the same vector share one element), the TID
  *		of the element's neighbor tuple, the TID of its first duplicate
- *		tuple, and the vector (dimensions floats).
+ *		tuple, and the vector in its element format's stored form
+ *		(HnswFormat, hnsw.h): the index's vecsize bytes, the same for
+ *		every element of an index.
  *	 neighbor tuple (HNSW_NEIGHBOR_TUPLE): (level + 2) * m slots of index
  *		TIDs of element tuples; layer 0 owns slots [0, 2m), layer l >= 1 owns
  *		[2m + (l - 1) m, 2m + l m) (HnswLayerStart).  A layer's list is
@@ -194,7 +196,7 @@ typedef struct HnswElementTupleData
 	ItemPointerData neighbortid;	/* this element's neighbor tuple */
 	ItemPointerData duptid;		/* first duplicate tuple, or invalid */
 	uint16		unused;
-	float		vec[FLEXIBLE_ARRAY_MEMBER];
+	float		vec[FLEXIBLE_ARRAY_MEMBER];	/* the stored form: vecsize bytes */
 } HnswElementTupleData;
 
 typedef HnswElementTupleData *HnswElementTuple;
@@ -222,8 +224,8 @@ typedef HnswDuplicateTupleData *HnswDuplicateTuple;
 
 #define HNSW_DUPLICATE_TUPLE_SIZE	MAXALIGN(sizeof(HnswDuplicateTupleData))
 
-#define HNSW_ELEMENT_TUPLE_SIZE(dim) \
-	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dim))
+#define HNSW_ELEMENT_TUPLE_SIZE(vecsize) \
+	MAXALIGN(offsetof(HnswElementTupleData, vec) + (vecsize))
 #define HNSW_NEIGHBOR_TUPLE_SIZE(level, m) \
 	MAXALIGN(offsetof(HnswNeighborTupleData, slots) + \
 			 sizeof(ItemPointerData) * ((level) + 2) * (m))
@@ -271,7 +273,7 @@ extern void HnswTupleCorrupted(Relation index, BlockNumber blkno,
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern HnswElementTuple HnswGetElement(Relation index, Page page,
 									   BlockNumber blkno, OffsetNumber offno,
-									   int dim);
+									   Size vecsize);
 extern HnswNeighborTuple HnswGetNeighbors(Relation index, Page page,
 										  BlockNumber blkno,
 										  OffsetNumber offno, int m);

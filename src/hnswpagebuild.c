@@ -41,7 +41,7 @@ typedef struct BulkPlace
 struct HnswBulkWriter
 {
 	Relation	index;
-	int			dim;
+	Size		vecsize;		/* bytes of a stored vector */
 	int			m;
 	int64		nelems;
 	BulkPlace  *place;
@@ -76,7 +76,7 @@ HnswBulkBegin(Relation index, int64 nelems)
 	HnswBulkWriter *w = palloc0(sizeof(HnswBulkWriter));
 
 	w->index = index;
-	w->dim = info->dimensions;
+	w->vecsize = info->vecsize;
 	w->m = info->m;
 	w->nelems = nelems;
 	w->place = palloc_extended(sizeof(BulkPlace) * Max(nelems, 1),
@@ -86,7 +86,7 @@ HnswBulkBegin(Relation index, int64 nelems)
 	w->free = HNSW_PAGE_CAPACITY;
 	w->lastDup = InvalidBlockNumber;
 	w->buf = InvalidBuffer;
-	w->etup = palloc0(HNSW_ELEMENT_TUPLE_SIZE(w->dim));
+	w->etup = palloc0(HNSW_ELEMENT_TUPLE_SIZE(w->vecsize));
 	w->ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(HnswPageMaxLevel(w->m), w->m));
 	w->dtup = palloc0(HNSW_DUPLICATE_TUPLE_SIZE);
 	w->chainElem = -1;
@@ -118,7 +118,7 @@ HnswBulkPlace(HnswBulkWriter *w, int level, int64 nmore)
 
 	Assert(w->nplaced <= w->nelems && level <= HnswPageMaxLevel(w->m));
 	Assert(nmore >= 0 && nmore <= PG_UINT32_MAX);
-	place_tuple(w, HNSW_ELEMENT_TUPLE_SIZE(w->dim), &p->etid);
+	place_tuple(w, HNSW_ELEMENT_TUPLE_SIZE(w->vecsize), &p->etid);
 	place_tuple(w, HNSW_NEIGHBOR_TUPLE_SIZE(level, w->m), &p->ntid);
 	ItemPointerSetInvalid(&p->dtid);
 	p->nmore = (uint32) nmore;
@@ -209,7 +209,7 @@ HnswBulkElement(HnswBulkWriter *w, int level, const float *vec,
 	const BulkPlace *p = &w->place[i];
 	HnswElementTuple etup = w->etup;
 	HnswNeighborTuple ntup = w->ntup;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(w->dim);
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(w->vecsize);
 	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(level, w->m);
 	int			nslots = (level + 2) * w->m;
 
@@ -230,7 +230,7 @@ HnswBulkElement(HnswBulkWriter *w, int level, const float *vec,
 	}
 	etup->neighbortid = p->ntid;
 	etup->duptid = p->dtid;
-	memcpy(etup->vec, vec, sizeof(float) * w->dim);
+	memcpy(etup->vec, vec, w->vecsize);
 	put_tuple(w, (ItemPointer) &p->etid, (Item) etup, esize, 0);
 
 	memset(ntup, 0, nsize);

@@ -92,7 +92,7 @@ typedef struct Compactor
 {
 	Relation	index;
 	BufferAccessStrategy strategy;
-	int			dim;
+	Size		vecsize;		/* an element's stored vector, in bytes */
 	int			m;
 	BlockNumber nblocks;
 	HnswMetaPageData meta;
@@ -236,7 +236,7 @@ take_inventory(Compactor *c)
 			if (type == HNSW_ELEMENT_TUPLE)
 			{
 				HnswElementTuple etup = HnswGetElement(c->index, page, blkno,
-													   off, c->dim);
+													   off, c->vecsize);
 				CElem	   *e;
 
 				if (c->nelems == maxelems)
@@ -384,7 +384,7 @@ rebuild_page_for(Compactor *c, BlockNumber limit, BlockNumber *page,
 static BlockNumber
 packed_end(Compactor *c)
 {
-	Size		pair = HNSW_ELEMENT_TUPLE_SIZE(c->dim) +
+	Size		pair = HNSW_ELEMENT_TUPLE_SIZE(c->vecsize) +
 		HNSW_NEIGHBOR_TUPLE_SIZE(0, c->m) + 2 * sizeof(ItemIdData);
 	int64		live = 0;
 	BlockNumber ndup = 0;
@@ -697,7 +697,7 @@ drop_free_chains(Compactor *c)
 		for (; i < c->ndrops && HnswRefBlock(c->drops[i]) == blkno; i++)
 			ItemPointerSetInvalid(&HnswGetElement(c->index, page, blkno,
 												  HnswRefOffset(c->drops[i]),
-												  c->dim)->duptid);
+												  c->vecsize)->duptid);
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 	}
@@ -803,7 +803,7 @@ move_element(Compactor *c, HnswRef from, HnswRef to)
 	HnswNeighborTuple xn;
 	HnswNeighborTuple fn;
 	ItemPointerData fntid;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(c->dim);
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(c->vecsize);
 	CElem	   *xe;
 	CElem	   *fe;
 	CElem		key;
@@ -822,9 +822,9 @@ move_element(Compactor *c, HnswRef from, HnswRef to)
 	pageset_start(c, &ps, InvalidBlockNumber);
 
 	x = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(from)),
-					   HnswRefBlock(from), HnswRefOffset(from), c->dim);
+					   HnswRefBlock(from), HnswRefOffset(from), c->vecsize);
 	f = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(to)),
-					   HnswRefBlock(to), HnswRefOffset(to), c->dim);
+					   HnswRefBlock(to), HnswRefOffset(to), c->vecsize);
 	xn = HnswGetNeighbors(c->index, pageset_page(&ps, HnswRefBlock(xe->nref)),
 						  HnswRefBlock(xe->nref), HnswRefOffset(xe->nref), c->m);
 	fn = HnswGetNeighbors(c->index, pageset_page(&ps, HnswRefBlock(fe->nref)),
@@ -869,7 +869,7 @@ move_element_rebuild(Compactor *c, HnswRef from, HnswRef to)
 	HnswNeighborTuple xn;
 	HnswElementTuple ecopy;
 	HnswNeighborTuple ncopy;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(c->dim);
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(c->vecsize);
 	Size		nsize;
 	Page		page;
 	CElem	   *xe;
@@ -885,7 +885,7 @@ move_element_rebuild(Compactor *c, HnswRef from, HnswRef to)
 	pageset_start(c, &ps, pblk);
 
 	x = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(from)),
-					   HnswRefBlock(from), HnswRefOffset(from), c->dim);
+					   HnswRefBlock(from), HnswRefOffset(from), c->vecsize);
 	xn = HnswGetNeighbors(c->index, pageset_page(&ps, HnswRefBlock(xe->nref)),
 						  HnswRefBlock(xe->nref), HnswRefOffset(xe->nref), c->m);
 	nsize = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
@@ -1068,7 +1068,7 @@ rewrite_lists(Compactor *c, BlockNumber end)
 
 		for (; i < c->nmoves && HnswRefBlock(c->moves[i].from) == blkno; i++)
 			HnswGetElement(c->index, page, blkno,
-						   HnswRefOffset(c->moves[i].from), c->dim)->flags =
+						   HnswRefOffset(c->moves[i].from), c->vecsize)->flags =
 				HNSW_ELEMENT_FREE;
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
@@ -1095,7 +1095,7 @@ move_slot_tuple(Compactor *c, HnswRef slot, BlockNumber roomblk)
 	pageset_add(&ps, roomblk);
 	pageset_start(c, &ps, InvalidBlockNumber);
 	e = HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(slot)),
-					   HnswRefBlock(slot), HnswRefOffset(slot), c->dim);
+					   HnswRefBlock(slot), HnswRefOffset(slot), c->vecsize);
 	if (!(e->flags & HNSW_ELEMENT_FREE))
 		elog(ERROR, "hnsw: compaction's free slot at block %u offset %u changed",
 			 HnswRefBlock(slot), HnswRefOffset(slot));
@@ -1215,7 +1215,7 @@ move_duplicate(Compactor *c, HnswRef from, HnswRef to)
 	if (predIsElement)
 		set_tid(&HnswGetElement(c->index, pageset_page(&ps, HnswRefBlock(pred)),
 								HnswRefBlock(pred), HnswRefOffset(pred),
-								c->dim)->duptid, to);
+								c->vecsize)->duptid, to);
 	else
 		set_tid(&HnswGetDuplicate(c->index, pageset_page(&ps, HnswRefBlock(pred)),
 								  HnswRefBlock(pred),
@@ -1370,7 +1370,7 @@ HnswPageCompact(Relation index, BufferAccessStrategy strategy)
 	c.index = index;
 	c.strategy = strategy;
 	HnswReadMeta(index, &c.meta);
-	c.dim = c.meta.dimensions;
+	c.vecsize = HnswGetIndexInfo(index)->vecsize;
 	c.m = c.meta.m;
 	c.nblocks = RelationGetNumberOfBlocks(index);
 

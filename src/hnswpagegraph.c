@@ -151,13 +151,13 @@ page_distances(HnswGraph *g, const float *q, HnswCandidate *c, int n,
 			LockBuffer(buf, BUFFER_LOCK_SHARE);
 			etup = HnswGetElement(index, BufferGetPage(buf),
 								  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-								  g->dim);
+								  g->vecsize);
 			e->dist = HnswDistance(g, q, etup->vec, bound);
 			if (vecs)
 			{
-				float	   *v = palloc(sizeof(float) * g->dim);
+				float	   *v = palloc(g->vecsize);
 
-				memcpy(v, etup->vec, sizeof(float) * g->dim);
+				memcpy(v, etup->vec, g->vecsize);
 				vecs[i - 2] = v;
 			}
 			e->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
@@ -212,14 +212,14 @@ page_vector(HnswGraph *g, const HnswCandidate *c)
 {
 	Relation	index = graph_index(g);
 	BlockNumber blkno = HnswRefBlock(c->ref);
-	float	   *v = palloc(sizeof(float) * g->dim);
+	float	   *v = palloc(g->vecsize);
 	Buffer		buf;
 
 	buf = read_buffer((HnswPageGraph *) g, blkno, c->ref);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	memcpy(v, HnswGetElement(index, BufferGetPage(buf), blkno,
-							 HnswRefOffset(c->ref), g->dim)->vec,
-		   sizeof(float) * g->dim);
+							 HnswRefOffset(c->ref), g->vecsize)->vec,
+		   g->vecsize);
 	UnlockReleaseBuffer(buf);
 	return v;
 }
@@ -283,7 +283,7 @@ page_locate(HnswGraph *g, HnswRef ref, HnswCandidate *c)
 	buf = read_buffer((HnswPageGraph *) g, HnswRefBlock(ref), ref);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	etup = HnswGetElement(index, BufferGetPage(buf), HnswRefBlock(ref),
-						  HnswRefOffset(ref), g->dim);
+						  HnswRefOffset(ref), g->vecsize);
 	c->ref = ref;
 	c->dist = 0;
 	c->deleted = (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) != 0;
@@ -516,7 +516,7 @@ HnswPageGraphCreate(Relation index, bool forSearch)
 	pg->index = index;
 	HnswGraphInit(&pg->g, &hnsw_page_ops,
 				  HnswMetricKernel(info->metric, !forSearch),
-				  info->dimensions, info->m, info->efConstruction,
+				  info->dimensions, info->vecsize, info->m, info->efConstruction,
 				  HnswPageMaxLevel(info->m));
 	return pg;
 }

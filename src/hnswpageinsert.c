@@ -70,7 +70,7 @@ claim_slot(Relation index, Buffer buf, OffsetNumber off,
 	epage = GenericXLogRegisterBuffer(state, buf, 0);
 	npage = nbuf == InvalidBuffer ? epage :
 		GenericXLogRegisterBuffer(state, nbuf, 0);
-	old = HnswGetElement(index, epage, blkno, off, pg->g.dim);
+	old = HnswGetElement(index, epage, blkno, off, pg->g.vecsize);
 	if (HnswGetNeighbors(index, npage, nblk, noff, pg->g.m)->nslots !=
 		ca->ntup->nslots)
 		HnswTupleCorrupted(index, nblk, noff, "neighbor tuple");
@@ -152,7 +152,7 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	BlockNumber tried = InvalidBlockNumber;
 	HnswGraph  *g = &pg->g;
 	Relation	index = pg->index;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dim);
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->vecsize);
 	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(level, g->m);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(nsize);
@@ -172,7 +172,7 @@ write_element(HnswPageGraph *pg, const float *vec, int level,
 	for (int t = 1; t < HNSW_HEAPTIDS; t++)
 		ItemPointerSetInvalid(&etup->heaptids[t]);
 	ItemPointerSetInvalid(&etup->duptid);
-	memcpy(etup->vec, vec, sizeof(float) * g->dim);
+	memcpy(etup->vec, vec, g->vecsize);
 	ntup->type = HNSW_NEIGHBOR_TUPLE;
 	ntup->nslots = (level + 2) * g->m;
 	for (int lc = 0; lc <= level + 1; lc++)
@@ -312,9 +312,9 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, pg->g.dim);
+	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, pg->g.vecsize);
 	if ((etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) ||
-		memcmp(etup->vec, vec, sizeof(float) * pg->g.dim) != 0)
+		memcmp(etup->vec, vec, pg->g.vecsize) != 0)
 	{
 		UnlockReleaseBuffer(buf);
 		return false;
@@ -323,7 +323,7 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 	{
 		state = GenericXLogStart(index);
 		etup = HnswGetElement(index, GenericXLogRegisterBuffer(state, buf, 0),
-							  blkno, offno, pg->g.dim);
+							  blkno, offno, pg->g.vecsize);
 		etup->heaptids[etup->ntids++] = *heaptid;
 		GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
@@ -379,7 +379,7 @@ add_heaptid(HnswPageGraph *pg, const HnswCandidate *c, const float *vec,
 		elog(ERROR, "failed to add duplicate tuple to index \"%s\"",
 			 RelationGetRelationName(index));
 	etup = HnswGetElement(index, GenericXLogRegisterBuffer(state, buf, 0),
-						  blkno, offno, pg->g.dim);
+						  blkno, offno, pg->g.vecsize);
 	ItemPointerSet(&etup->duptid, BufferGetBlockNumber(dbuf), doff);
 	GenericXLogFinish(state);
 	if (newpage)

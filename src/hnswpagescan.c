@@ -63,7 +63,7 @@ HnswPageResultTids(HnswPageGraph *pg, const HnswCandidate *c, const float *q,
 
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, g->dim);
+	etup = HnswGetElement(index, BufferGetPage(buf), blkno, offno, g->vecsize);
 	if (!(etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE)) &&
 		g->dist(q, etup->vec, g->dim) == c->dist)
 		n = HnswCollectHeapTids(index, blkno, offno, etup, tids, maxtids);

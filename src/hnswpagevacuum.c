@@ -100,7 +100,7 @@ HnswPageRemoveHeapTids(Relation index, BlockNumber blkno,
 					   IndexBulkDeleteCallback dead, void *deadState,
 					   double *removed, HnswRemovedFn fn, void *arg)
 {
-	int			dim = HnswGetIndexInfo(index)->dimensions;
+	Size		vecsize = HnswGetIndexInfo(index)->vecsize;
 	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno,
 										 RBM_NORMAL, strategy);
 	GenericXLogState *state;
@@ -121,7 +121,7 @@ HnswPageRemoveHeapTids(Relation index, BlockNumber blkno,
 
 		if (!is_element(page, off))
 			continue;
-		etup = HnswGetElement(index, page, blkno, off, dim);
+		etup = HnswGetElement(index, page, blkno, off, vecsize);
 		if (etup->flags & HNSW_ELEMENT_FREE)
 			continue;
 		if (etup->flags & HNSW_ELEMENT_DELETED)
@@ -171,7 +171,7 @@ HnswPageLiveElements(Relation index, BlockNumber blkno,
 					 BufferAccessStrategy strategy, HnswCandidate *elems,
 					 int *levels)
 {
-	int			dim = HnswGetIndexInfo(index)->dimensions;
+	Size		vecsize = HnswGetIndexInfo(index)->vecsize;
 	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno,
 										 RBM_NORMAL, strategy);
 	Page		page;
@@ -186,7 +186,7 @@ HnswPageLiveElements(Relation index, BlockNumber blkno,
 
 		if (!is_element(page, off))
 			continue;
-		etup = HnswGetElement(index, page, blkno, off, dim);
+		etup = HnswGetElement(index, page, blkno, off, vecsize);
 		if (etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE))
 			continue;
 		elems[n].ref = HnswRefFromTid(blkno, off);
@@ -266,7 +266,7 @@ int64
 HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
 					 BufferAccessStrategy strategy)
 {
-	int			dim = HnswGetIndexInfo(index)->dimensions;
+	Size		vecsize = HnswGetIndexInfo(index)->vecsize;
 	int64		nfreed = 0;
 	int64		i = 0;
 	BlockNumber lowest[HNSW_MAX_LEVEL + 1];
@@ -306,7 +306,7 @@ HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
 			{
 				HnswElementTuple etup = HnswGetElement(index, page, blkno,
 													   HnswRefOffset(refs[i]),
-													   dim);
+													   vecsize);
 
 				/*
 				 * Pass 1 flagged it on the page, and inserts add rows only

@@ -131,7 +131,7 @@ search(IndexScanDesc scan)
 	pgstat_count_index_scan(index);
 
 	old = MemoryContextSwitchTo(so->cxt);
-	q = palloc(sizeof(float) * info->dimensions);
+	q = palloc(info->vecsize);
 
 	/*
 	 * Without an ORDER BY argument, with a NULL one, or with a zero vector

@@ -97,9 +97,6 @@
 /* Every element flag hnswpage.h defines: each means "no heap TIDs" */
 #define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE | HNSW_ELEMENT_MOVED)
 
-/* How far a stored cosine vector's squared norm may stray from 1 */
-#define HNSW_VERIFY_NORM_SLACK		1e-3
-
 extern PGDLLEXPORT Datum tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS);
 
 /* An element tuple as the walk saw it */
@@ -175,6 +172,8 @@ typedef struct VerifyState
 	Relation	heap;
 	const char *name;			/* the index's name, for messages */
 	int			dim;
+	Size		vecsize;		/* bytes of a stored vector */
+	const HnswFormat *format;	/* what those bytes are */
 	int			m;
 	int			maxLevel;		/* highest level whose neighbor tuple fits */
 	bool		normalized;		/* cosine: stored vectors have norm 1 */
@@ -480,12 +479,12 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 	ItemId		itemid = PageGetItemId(page, off);
 	HnswElementTuple etup = (HnswElementTuple) PageGetItem(page, itemid);
 	bool		gone;
-	double		norm = 0;
+	char	   *bad;
 
-	if (ItemIdGetLength(itemid) != HNSW_ELEMENT_TUPLE_SIZE(vs->dim))
+	if (ItemIdGetLength(itemid) != HNSW_ELEMENT_TUPLE_SIZE(vs->vecsize))
 		corrupted(vs, blkno, off,
 				  "The element tuple is %u bytes long, expected %zu for %d dimensions.",
-				  ItemIdGetLength(itemid), HNSW_ELEMENT_TUPLE_SIZE(vs->dim),
+				  ItemIdGetLength(itemid), HNSW_ELEMENT_TUPLE_SIZE(vs->vecsize),
 				  vs->dim);
 	if (etup->level > vs->maxLevel)
 		corrupted(vs, blkno, off,
@@ -520,17 +519,9 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 	if (etup->unused != 0)
 		corrupted(vs, blkno, off, "The element's padding is 0x%04x, not 0.",
 				  etup->unused);
-	for (int i = 0; i < vs->dim; i++)
-	{
-		if (!isfinite(etup->vec[i]))
-			corrupted(vs, blkno, off,
-					  "Element %d of the vector is not a finite number.", i);
-		norm += (double) etup->vec[i] * etup->vec[i];
-	}
-	if (vs->normalized && fabs(norm - 1.0) > HNSW_VERIFY_NORM_SLACK)
-		corrupted(vs, blkno, off,
-				  "The vector of a cosine index has squared norm %g, not 1.",
-				  norm);
+	bad = vs->format->check(etup->vec, vs->dim, vs->normalized);
+	if (bad)
+		corrupted(vs, blkno, off, "%s", bad);
 	return etup;
 }
 
@@ -692,6 +683,7 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	PageHeader	hdr = (PageHeader) page;
 	HnswMetaPage m;
 	int			typmod;
+	int			maxdim;
 
 	if (!read_page(vs, HNSW_METAPAGE_BLKNO))
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
@@ -719,11 +711,12 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	 * possible.
 	 */
 	typmod = TupleDescAttr(RelationGetDescr(vs->index), 0)->atttypmod;
-	if (m->dimensions < 1 || m->dimensions > HNSW_MAX_DIM ||
+	maxdim = HnswGetMetric(vs->index)->format->maxDimensions;
+	if (m->dimensions < 1 || m->dimensions > maxdim ||
 		(typmod >= 0 && (int64) m->dimensions != typmod))
 		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has %u dimensions, but the indexed column has %d (at most %d).",
-				  m->dimensions, typmod, HNSW_MAX_DIM);
+				  m->dimensions, typmod, maxdim);
 	if (m->m < HNSW_MIN_M || m->m > HNSW_MAX_M ||
 		m->efConstruction < HNSW_MIN_EF_CONSTRUCTION ||
 		m->efConstruction > HNSW_MAX_EF_CONSTRUCTION)
@@ -1416,7 +1409,7 @@ check_heap_rows(VerifyState *vs, Snapshot snapshot)
 	indexInfo->ii_ExclusionStrats = NULL;
 
 	vs->info = *HnswGetIndexInfo(vs->index);
-	vs->vecbuf = palloc(sizeof(float) * vs->dim);
+	vs->vecbuf = palloc(vs->vecsize);
 	vs->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw_verify row",
 									   ALLOCSET_DEFAULT_SIZES);
 	scan = table_beginscan_strat(vs->heap, snapshot, 0, NULL, true, true);
@@ -1557,6 +1550,8 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	vs->m = meta.m;
 	vs->maxLevel = HnswPageMaxLevel(vs->m);
 	vs->normalized = HnswGetIndexInfo(index)->metric->normalize;
+	vs->format = HnswGetMetric(index)->format;
+	vs->vecsize = vs->format->size(vs->dim);
 
 	vs->nblocks = RelationGetNumberOfBlocks(index);
 	vs->nblocksNow = vs->nblocks;

@@ -77,10 +77,20 @@ our @HNSW_VERIFY_COLUMNS =
 
 # The operator of each opclass.
 our %HNSW_OPCLASS = (
-	vector_l2_ops     => '<->',
-	vector_ip_ops     => '<#>',
-	vector_cosine_ops => '<=>',
-	vector_l1_ops     => '<+>',
+	vector_l2_ops      => '<->',
+	vector_ip_ops      => '<#>',
+	vector_cosine_ops  => '<=>',
+	vector_l1_ops      => '<+>',
+	halfvec_l2_ops     => '<->',
+	halfvec_ip_ops     => '<#>',
+	halfvec_cosine_ops => '<=>',
+	halfvec_l1_ops     => '<+>',
+	bit_hamming_ops    => '<~>',
+	bit_jaccard_ops    => '<%>',
+	sparsevec_l2_ops     => '<->',
+	sparsevec_ip_ops     => '<#>',
+	sparsevec_cosine_ops => '<=>',
+	sparsevec_l1_ops     => '<+>',
 );
 
 =pod
@@ -486,7 +496,9 @@ WHERE i.indexrelid = '$index'::regclass}), -1;
 	# vector, LIMIT the larger of k and the group's size, must return
 	# every row of the group.
 	my @cond = ("a.$col IS NOT NULL");
-	push @cond, "vector_norm(a.$col) > 0" if $op eq '<=>';
+	# (the norm function of the opclass's type)
+	push @cond, ($opclass =~ /^vector_/ ? 'vector_norm' : 'l2_norm')
+	  . "(a.$col) > 0" if $op eq '<=>';
 	push @cond, "($pred)" if $pred ne '';
 	push @cond, "($o{where})" if defined $o{where};
 	my $inner_pred = $pred ne '' ? "WHERE ($pred)" : '';
@@ -873,7 +885,38 @@ sub hnsw_server_errors
 	return [ $log =~ /^.*\b(?:ERROR|FATAL|PANIC):.*$/mg ];
 }
 
-push @EXPORT, qw(hnsw_topk_dist hnsw_ids hnsw_out_of_order hnsw_server_errors);
+=pod
+
+=item hnsw_recall_dist($approx, $exact)
+
+Recall@k of two hnsw_topk_dist results that allows for ties: a result of
+$approx counts if its distance is at most the k-th distance of $exact
+(k being how many $exact has for the query), so that among rows at equal
+distances (bit strings under Hamming distance have many) any may stand
+for any.  The mean over the queries of min(hits, k) / k.
+
+=cut
+
+sub hnsw_recall_dist
+{
+	my ($approx, $exact) = @_;
+	my ($sum, $n) = (0, 0);
+	for my $qid (keys %$exact)
+	{
+		my $want = $exact->{$qid};
+		next unless @$want;
+		my $bound = $want->[-1][1];
+		my $hits = grep { $_->[1] <= $bound } @{ $approx->{$qid} // [] };
+		$hits = @$want if $hits > @$want;
+		$sum += $hits / scalar(@$want);
+		$n++;
+	}
+	die 'hnsw_recall_dist: no queries' if $n == 0;
+	return $sum / $n;
+}
+
+push @EXPORT, qw(hnsw_topk_dist hnsw_ids hnsw_out_of_order hnsw_server_errors
+  hnsw_recall_dist);
 
 =pod
 

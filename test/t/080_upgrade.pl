@@ -87,6 +87,21 @@ is( $node->safe_psql(
 SELECT id FROM t ORDER BY v <-> '[9,9,9,9,9,9,9,8.5]' LIMIT 1}),
 	'100000', 'a row inserted after the update is found through the index');
 
+# The new types' hnsw opclasses came with the update and index the
+# table's vectors.
+is( $node->safe_psql(
+		'postgres', q{
+CREATE INDEX t_half ON t USING hnsw ((v::halfvec(8)) halfvec_l2_ops);
+CREATE INDEX t_bit ON t USING hnsw ((binary_quantize(v)::bit(8)) bit_hamming_ops);
+CREATE INDEX t_sparse ON t USING hnsw ((v::sparsevec(8)) sparsevec_cosine_ops);
+SET enable_seqscan = off;
+SELECT (SELECT id FROM t ORDER BY v::halfvec(8) <-> '[9,9,9,9,9,9,9,8.5]' LIMIT 1),
+	   (SELECT count(*) FROM (SELECT id FROM t
+		ORDER BY binary_quantize(v)::bit(8) <~> B'11111111' LIMIT 5) s),
+	   (SELECT id FROM t ORDER BY v::sparsevec(8) <=> '[9,9,9,9,9,9,9,9]'::vector::sparsevec(8) LIMIT 1)}),
+	'100000|5|100000',
+	'the updated extension builds and searches halfvec, bit and sparsevec indexes');
+
 # ------------------------------------------------------------ same objects
 
 # Every member object of the extension, with what defines a function
@@ -113,7 +128,10 @@ my @fresh = split /\n/, $fresh;
 cmp_ok(scalar @fresh, '>', 100, 'the fresh install has its objects (' . scalar(@fresh) . ')');
 is_deeply(\@updated, \@fresh, 'the updated database has exactly the objects of a fresh 0.2.0 install');
 for my $new ('type halfvec', 'type sparsevec', 'function hamming_distance(bit,bit)',
-	'operator class halfvec_ops for access method btree')
+	'operator class halfvec_ops for access method btree',
+	'operator class halfvec_l2_ops for access method hnsw',
+	'operator class bit_jaccard_ops for access method hnsw',
+	'operator class sparsevec_l1_ops for access method hnsw')
 {
 	ok((grep { index($_, $new) == 0 } @updated), "the update created $new");
 }
