@@ -76,7 +76,7 @@ DELETE FROM hhalf WHERE id = 302;
 SELECT * FROM hnsw_check('hhalf', 'emb', 'halfvec_cosine_ops', '<=>', '[10.5,-40.25,3.125]', 'halfvec');
 INSERT INTO hhalf VALUES (302, '[0,0,0]');
 CREATE INDEX hhalf_cos ON hhalf USING hnsw (emb halfvec_cosine_ops);
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hhalf_cos', true);
 SET enable_seqscan = off;
 -- the zero row is not in the index: 300 of the 301 non-NULL rows
@@ -93,7 +93,7 @@ CREATE INDEX hhalf_l2 ON hhalf USING hnsw (emb halfvec_l2_ops);
 INSERT INTO hhalf SELECT i, ARRAY[i, -i, i / 2.0]::halfvec FROM generate_series(400, 420) i;
 DELETE FROM hhalf WHERE id % 3 = 0;
 VACUUM hhalf;
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hhalf_l2', true);
 SET enable_seqscan = off;
 SET hnsw.ef_search = 1000;
@@ -116,7 +116,7 @@ INSERT INTO hhalf4000 SELECT i, array_fill(i, ARRAY[4000])::halfvec FROM generat
 SET enable_seqscan = off;
 SELECT id FROM hhalf4000 ORDER BY emb <-> array_fill(7, ARRAY[4000])::halfvec LIMIT 3;
 RESET enable_seqscan;
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hhalf4000_idx', true);
 DROP TABLE hhalf4000;
 CREATE TABLE hhalf4001 (id int, emb halfvec(4001));
@@ -150,7 +150,7 @@ CREATE INDEX hbit_ham ON hbit USING hnsw (b bit_hamming_ops);
 INSERT INTO hbit SELECT i, (i::bigint * 40503 % 1099511627776)::bit(40) FROM generate_series(400, 450) i;
 DELETE FROM hbit WHERE id % 4 = 0;
 VACUUM hbit;
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hbit_ham', true);
 SET enable_seqscan = off;
 SET hnsw.ef_search = 1000;
@@ -171,7 +171,7 @@ SET enable_seqscan = off;
 SELECT id, b <~> repeat('10', 32000)::bit(64000) AS dist
 FROM hbit64000 ORDER BY b <~> repeat('10', 32000)::bit(64000) LIMIT 4;
 RESET enable_seqscan;
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hbit64000_idx', true);
 DROP TABLE hbit64000;
 CREATE TABLE hbit64001 (id int, b bit(64001));
@@ -205,7 +205,7 @@ DELETE FROM hsparse WHERE id = 302;
 SELECT * FROM hnsw_check('hsparse', 'emb', 'sparsevec_cosine_ops', '<=>', '{1:10.5,40:-3,70:2.5}/100', 'sparsevec');
 INSERT INTO hsparse VALUES (302, '{}/100');
 CREATE INDEX hsparse_cos ON hsparse USING hnsw (emb sparsevec_cosine_ops);
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hsparse_cos', true);
 SET enable_seqscan = off;
 SELECT count(*) FROM (SELECT id FROM hsparse ORDER BY emb <=> '{2:1}/100' LIMIT 1000) s;
@@ -218,7 +218,7 @@ CREATE INDEX hsparse_l2 ON hsparse USING hnsw (emb sparsevec_l2_ops);
 INSERT INTO hsparse SELECT i, format('{%s:%s}/100', i - 399, i)::sparsevec FROM generate_series(400, 420) i;
 DELETE FROM hsparse WHERE id % 3 = 0;
 VACUUM hsparse;
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hsparse_l2', true);
 SET enable_seqscan = off;
 SET hnsw.ef_search = 1000;
@@ -240,7 +240,7 @@ CREATE INDEX hsparse1000_idx ON hsparse1000 USING hnsw (emb sparsevec_l1_ops);
 SET enable_seqscan = off;
 SELECT id FROM hsparse1000 ORDER BY emb <+> (SELECT emb FROM hsparse1000 WHERE id = 2) LIMIT 3;
 RESET enable_seqscan;
-SELECT elements, heap_tids, deleted, unreachable, unreachable_upper
+SELECT elements - deleted AS live_elements, heap_tids, unreachable, unreachable_upper
 FROM hnsw_verify('hsparse1000_idx', true);
 INSERT INTO hsparse1000
 SELECT 4, ('{' || string_agg(k * 997 || ':1', ',') || '}/1000000')::sparsevec
