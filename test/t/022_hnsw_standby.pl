@@ -10,7 +10,7 @@
 # All of it for one opclass of each type family (hnsw_families: vector,
 # halfvec, bit, sparsevec), whose elements and inserts are logged each in
 # its own format; vector's also through a build that outgrows
-# maintenance_work_mem.  The other types' tables are smaller (a fifth), to
+# maintenance_work_mem.  The other types' tables are smaller, to
 # keep the file's time.
 #
 # 16 dimensions, not 32: in 32-dimensional gaussian clusters a few rows in
@@ -59,7 +59,7 @@ my @cases = (
 		+{
 			%{ $others[$_] },
 			table => "t_$others[$_]{family}",
-			n => 1000,
+			n => 600,
 			seed => 0.3 + $_ / 10
 		}
 	} 0 .. $#others);
@@ -195,10 +195,10 @@ for my $c (@cases)
 $standby->stop;
 
 # UNLOGGED: after a crash, the tables and their indexes are reset to
-# empty.  One table of each family, of n rows, then n/2 inserts; n/5 as
-# many rows for the other families as for vector.
+# empty.  One table of each family, of n rows, then n/2 inserts; a tenth
+# as many rows for the other families as for vector.
 my @unlogged =
-  map { +{ %$_, table => "u_$_->{family}", n => $_->{family} eq 'vector' ? 1000 : 200 } }
+  map { +{ %$_, table => "u_$_->{family}", n => $_->{family} eq 'vector' ? 1000 : 100 } }
   ($vector, @others);
 for my $c (@unlogged)
 {

@@ -9,7 +9,7 @@
 # All of it for one opclass of each type family (hnsw_families: vector,
 # halfvec, bit, sparsevec), whose elements and inserts are logged each in
 # its own format; vector's also through a build that outgrows
-# maintenance_work_mem.  The other types' tables are smaller (a fifth), to
+# maintenance_work_mem.  The other types' tables are smaller, to
 # keep the file's time.
 #
 # 16 dimensions, not 32: in 32-dimensional gaussian clusters a few rows in
@@ -64,7 +64,7 @@ for my $wal_level ('minimal', 'replica')
 			+{
 				%{ $others[$_] },
 				table => "t_$others[$_]{family}",
-				n => 800,
+				n => 640,
 				seed => 0.3 + $_ / 10
 			}
 		} 0 .. $#others);
