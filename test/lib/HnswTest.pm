@@ -144,7 +144,9 @@ Adds C<n> rows to C<$table> (created as C<id int PRIMARY KEY, v vector(dim)>
 unless C<create> is 0), ids C<first_id> .. C<first_id + n - 1>; row i
 belongs to cluster C<1 + (i * stride) % clusters>.  Options: n, seed
 (required), first_id (1), sigma (0.3), stride (1), create (1), unlogged (0),
-dbname.
+type and value (the column's type, and a sub that makes the SQL of a value
+of it from the SQL of a vector: C<value> of hnsw_families; the rows are the
+same vectors, so made), dbname.
 
 =cut
 
@@ -166,16 +168,19 @@ sub hnsw_load
 		my $dim = $node->safe_psql($db,
 			'SELECT cardinality(x) FROM hnsw_centres LIMIT 1');
 		my $unlogged = $o{unlogged} ? 'UNLOGGED' : '';
-		$sql .= "CREATE $unlogged TABLE $table (id int PRIMARY KEY, v vector($dim));\n";
+		my $type = $o{type} // "vector($dim)";
+		$sql .= "CREATE $unlogged TABLE $table (id int PRIMARY KEY, v $type);\n";
 	}
 	# The centre is fetched by a scalar subquery, so the rows are produced
 	# (and random() drawn) in generate_series order whatever the plan.
+	my $point = qq{hnsw_point((SELECT x FROM hnsw_centres
+                        WHERE c = 1 + (i * $stride) % (SELECT count(*) FROM hnsw_centres)),
+                       $sigma)};
+	$point = $o{value}->($point) if defined $o{value};
 	$sql .= qq{
 SELECT setseed($seed);
 INSERT INTO $table (id, v)
-  SELECT i, hnsw_point((SELECT x FROM hnsw_centres
-                        WHERE c = 1 + (i * $stride) % (SELECT count(*) FROM hnsw_centres)),
-                       $sigma)
+  SELECT i, $point
   FROM generate_series($first, $last) i;
 };
 	$node->safe_psql($db, $sql);
@@ -942,6 +947,71 @@ context the exact answers after it.  Options: those of hnsw_topk.
 
 =cut
 
+=pod
+
+=item hnsw_families($node, $dim, %opts)
+
+One opclass of each type family the hnsw index serves, for the tests
+that run their checks over each (standby, crash): a list of hash refs,
+each with family (vector, halfvec, bit, sparsevec), opclass, op (its
+operator), type (of a column holding the clustered vectors of $dim
+dimensions as that type) and value (a sub: given the SQL of a vector, the
+SQL of the value of the type made from it, which uses that SQL once).
+halfvec and sparsevec hold the vectors themselves (sparsevec densely),
+bit a thermometer code of them, five bits per coordinate (whether it is
+above -0.6, -0.3, 0, 0.3, 0.6), so that the Hamming distance of two codes
+follows the L1 distance of the vectors and two rows of a cluster seldom
+share a code (as the 16 bits of binary_quantize over 16 dimensions
+would).  Creates the function of that code, C<hnsw_bits(vector) RETURNS
+bit>, in $node (once: not in hnsw_setup_data, which also serves
+databases of version 0.1.0, without binary_quantize).  Options: dbname
+('postgres').
+
+=cut
+
+sub hnsw_families
+{
+	my ($node, $dim, %o) = @_;
+	my $bits = 5 * $dim;
+	$node->safe_psql(
+		$o{dbname} // 'postgres', qq{
+CREATE OR REPLACE FUNCTION hnsw_bits(v vector) RETURNS bit
+LANGUAGE sql IMMUTABLE AS \$\$
+  SELECT (binary_quantize(v + a) || binary_quantize(v + b) || binary_quantize(v)
+          || binary_quantize(v - b) || binary_quantize(v - a))::bit($bits)
+  FROM (SELECT array_fill(0.6::real, ARRAY[vector_dims(v)])::vector AS a,
+               array_fill(0.3::real, ARRAY[vector_dims(v)])::vector AS b) c
+\$\$;
+});
+	my @f = (
+		{
+			family => 'vector',
+			opclass => 'vector_l2_ops',
+			type => "vector($dim)",
+			value => sub { $_[0] }
+		},
+		{
+			family => 'halfvec',
+			opclass => 'halfvec_l2_ops',
+			type => "halfvec($dim)",
+			value => sub { "($_[0])::halfvec($dim)" }
+		},
+		{
+			family => 'bit',
+			opclass => 'bit_hamming_ops',
+			type => 'bit(' . 5 * $dim . ')',
+			value => sub { "hnsw_bits($_[0])" }
+		},
+		{
+			family => 'sparsevec',
+			opclass => 'sparsevec_l2_ops',
+			type => "sparsevec($dim)",
+			value => sub { "($_[0])::sparsevec($dim)" }
+		},);
+	$_->{op} = $HNSW_OPCLASS{ $_->{opclass} } for @f;
+	return @f;
+}
+
 sub hnsw_serial_ids
 {
 	my ($node, $table, $start, %o) = @_;
@@ -980,7 +1050,7 @@ sub hnsw_recall_at
 	return wantarray ? ($recall, $exact) : $recall;
 }
 
-push @EXPORT, qw(hnsw_serial_ids hnsw_insert_script hnsw_recall_at);
+push @EXPORT, qw(hnsw_serial_ids hnsw_insert_script hnsw_recall_at hnsw_families);
 
 1;
 

@@ -6,6 +6,12 @@
 # that takes inserts.  Once with wal_level = minimal (the builds are then
 # synced rather than logged) and once with wal_level = replica.
 #
+# All of it for one opclass of each type family (hnsw_families: vector,
+# halfvec, bit, sparsevec), whose elements and inserts are logged each in
+# its own format; vector's also through a build that outgrows
+# maintenance_work_mem.  The other types' tables are smaller, to
+# keep the file's time.
+#
 # 16 dimensions, not 32: in 32-dimensional gaussian clusters a few rows in
 # 10,000 are outliers that no neighbor list keeps (their in-degree in the
 # graph is 0, with a sequential build as much as here), so "every row is
@@ -22,6 +28,7 @@ use Test::More;
 use HnswTest;
 
 my $K = 10;
+my $dim = 16;
 
 for my $wal_level ('minimal', 'replica')
 {
@@ -32,41 +39,90 @@ for my $wal_level ('minimal', 'replica')
 		"wal_level = $wal_level\ncheckpoint_timeout = '1h'\nmax_wal_size = '1GB'\n");
 	$node->start;
 
-	hnsw_setup_data($node, dim => 16, clusters => 30, seed => 0.25);
+	hnsw_setup_data($node, dim => $dim, clusters => 30, seed => 0.25);
 	hnsw_load($node, 'q', n => 50, seed => 0.75, stride => 7);
-	hnsw_load($node, 't', n => 4000, seed => 0.5);
-	hnsw_load($node, 's', n => 4000, seed => 0.6);
+
+	# The indexed tables: vector's t (indexed in memory) and s (its build
+	# outgrows maintenance_work_mem), then one of each other family.  n:
+	# the rows of the first load, after which come 4 committed loads of
+	# n/8 rows, an open transaction of n/8 more, and after recovery n*3/40
+	# inserts; seed: the first load's.  Each has its queries (q's vectors,
+	# as its type).
+	my ($vector, @others) = hnsw_families($node, $dim);
+	my @cases = (
+		{ %$vector, table => 't', n => 4000, seed => 0.5 },
+		{
+			%$vector,
+			table => 's',
+			opclass => 'vector_l1_ops',
+			op => '<+>',
+			n => 4000,
+			seed => 0.6,
+			spill => 1
+		},
+		map {
+			+{
+				%{ $others[$_] },
+				table => "t_$others[$_]{family}",
+				n => 640,
+				seed => 0.3 + $_ / 10
+			}
+		} 0 .. $#others);
+	for my $c (@cases)
+	{
+		$c->{index} = "$c->{table}_v_idx";
+		$c->{queries} = "q_$c->{table}";
+		$c->{committed} = $c->{n} * 3 / 2;
+		hnsw_load($node, $c->{table}, n => $c->{n}, seed => $c->{seed},
+			type => $c->{type}, value => $c->{value});
+		$node->safe_psql('postgres',
+			"CREATE TABLE $c->{queries} AS SELECT id, "
+			  . $c->{value}->('v')
+			  . ' AS v FROM q');
+	}
 	$node->safe_psql('postgres', 'CHECKPOINT');
 
-	$node->safe_psql('postgres',
-		'CREATE INDEX t_v_idx ON t USING hnsw (v vector_l2_ops)');
-	my ($ret, $out, $err) = $node->psql(
-		'postgres', q{
-SET maintenance_work_mem = '1MB';
-CREATE INDEX s_v_idx ON s USING hnsw (v vector_l1_ops);
-});
-	is($ret, 0, "$wal_level: build of s_v_idx") or diag($err);
-	like($err, qr/hnsw graph no longer fits into maintenance_work_mem/,
-		"$wal_level: the build of s_v_idx outgrew maintenance_work_mem");
+	for my $c (@cases)
+	{
+		my ($ret, $out, $err) = $node->psql('postgres',
+			($c->{spill} ? "SET maintenance_work_mem = '1MB';\n" : '')
+			  . "CREATE INDEX $c->{index} ON $c->{table} USING hnsw (v $c->{opclass});"
+		);
+		is($ret, 0, "$wal_level: build of $c->{index}") or diag($err);
+		if ($c->{spill})
+		{
+			like($err, qr/hnsw graph no longer fits into maintenance_work_mem/,
+				"$wal_level: the build of $c->{index} outgrew maintenance_work_mem");
+		}
+		else
+		{
+			unlike($err, qr/hnsw graph no longer fits into maintenance_work_mem/,
+				"$wal_level: the build of $c->{index} was made in memory");
+		}
+	}
 
 	# Committed inserts after the builds, in several transactions.
 	for my $i (0 .. 3)
 	{
-		my $first = 4001 + 500 * $i;
-		hnsw_load($node, 't', n => 500, seed => 0.51 + $i / 100,
-			first_id => $first, create => 0);
-		hnsw_load($node, 's', n => 500, seed => 0.61 + $i / 100,
-			first_id => $first, create => 0);
+		for my $c (@cases)
+		{
+			my $step = $c->{n} / 8;
+			hnsw_load($node, $c->{table}, n => $step,
+				seed => $c->{seed} + 0.01 + $i / 100,
+				first_id => $c->{n} + 1 + $step * $i, create => 0,
+				value => $c->{value});
+		}
 	}
-	my $committed = 6000;
 
 	my %before;
-	for my $case ([ 't', '<->', 't_v_idx' ], [ 's', '<+>', 's_v_idx' ])
+	for my $c (@cases)
 	{
-		my ($table, $op, $index) = @$case;
-		$before{$table} = hnsw_topk($node, $table, 'q', $op, k => $K,
+		my ($table, $op, $index, $queries) = @$c{qw(table op index queries)};
+		$before{$table} = hnsw_topk($node, $table, $queries, $op, k => $K,
 			ef_search => 100, index => $index,
 			name => "$wal_level, $index before the crash");
+		is(scalar(grep { @{ $before{$table}{$_} } == $K } keys %{ $before{$table} }),
+			50, "$wal_level, $index: before the crash, $K results for each of 50 queries");
 		my $lost = hnsw_unreachable($node, $table, $op, ef_search => 100,
 			index => $index, name => "$wal_level, $index before the crash");
 		is(scalar(@$lost), 0,
@@ -78,30 +134,34 @@ CREATE INDEX s_v_idx ON s USING hnsw (v vector_l1_ops);
 	# (and maybe on disk) but must never come back.
 	my $open = $node->background_psql('postgres', on_error_stop => 1);
 	$open->query_safe(
-		q{BEGIN;
-INSERT INTO t (id, v) SELECT i, hnsw_point(x, 0.3)
-  FROM generate_series(9001, 9500) i JOIN hnsw_centres ON c = 1 + i % 30;
-INSERT INTO s (id, v) SELECT i, hnsw_point(x, 0.3)
-  FROM generate_series(9001, 9500) i JOIN hnsw_centres ON c = 1 + i % 30;});
+		"BEGIN;\n"
+		  . join(
+			'',
+			map {
+				"INSERT INTO $_->{table} (id, v) SELECT i, "
+				  . $_->{value}->('hnsw_point(x, 0.3)')
+				  . " FROM generate_series(9001, 9000 + $_->{n} / 8) i"
+				  . " JOIN hnsw_centres ON c = 1 + i % 30;\n"
+			} @cases));
 
 	$node->stop('immediate');
 	# psql lost its server; it exits on its own at end of input.
 	eval { $open->quit; };
 	$node->start;
 
-	for my $case ([ 't', '<->', 't_v_idx' ], [ 's', '<+>', 's_v_idx' ])
+	for my $c (@cases)
 	{
-		my ($table, $op, $index) = @$case;
+		my ($table, $op, $index, $queries) = @$c{qw(table op index queries)};
 		my $name = "$wal_level, $index";
 
 		is($node->safe_psql('postgres', "SELECT count(*) FROM $table"),
-			$committed, "$name: the committed rows, and only those, are back");
+			$c->{committed}, "$name: the committed rows, and only those, are back");
 
 		# (reachable => 0: see 021_hnsw_concurrent.pl.)
 		hnsw_verify_check($node, $index, name => "$name after the crash",
 			reachable => 0);
 
-		my $after = hnsw_topk($node, $table, 'q', $op, k => $K,
+		my $after = hnsw_topk($node, $table, $queries, $op, k => $K,
 			ef_search => 100, index => $index,
 			name => "$name after the crash");
 		is_deeply($after, $before{$table},
@@ -119,14 +179,14 @@ INSERT INTO s (id, v) SELECT i, hnsw_point(x, 0.3)
 		is( $node->safe_psql(
 				'postgres',
 				"SELECT reltuples::bigint FROM pg_class WHERE relname = '$index'"),
-			$committed,
+			$c->{committed},
 			"$name: after VACUUM the index holds one heap TID per row");
 
 		# It takes inserts again, after the VACUUM: these look for free
 		# slots over pages that the crash may have left all zeros (the
 		# open transaction's new pages whose WAL never reached disk).
-		hnsw_load($node, $table, n => 300, seed => 0.9, first_id => 10001,
-			create => 0);
+		hnsw_load($node, $table, n => $c->{n} * 3 / 40, seed => 0.9,
+			first_id => 10001, create => 0, value => $c->{value});
 		$lost = hnsw_unreachable($node, $table, $op, ef_search => 100,
 			index => $index, name => "$name, inserts after recovery",
 			where => 'a.id > 10000');
