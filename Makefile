@@ -21,12 +21,6 @@ OBJS = \
 	src/hnswinsert.o \
 	src/hnswmem.o \
 	src/hnswpage.o \
-	src/hnswpagebuild.o \
-	src/hnswpagecompact.o \
-	src/hnswpagegraph.o \
-	src/hnswpageinsert.o \
-	src/hnswpagescan.o \
-	src/hnswpagevacuum.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \

@@ -4,7 +4,7 @@
  *	  The hnsw access method's header: options and settings, the metric,
  *	  the AM callbacks, and the entry points that the callbacks use of the
  *	  two storage rooms, the graph in memory (hnswmem.c) and the graph on
- *	  pages (hnswpage*.c).  Nothing here knows about pages.
+ *	  pages (hnswpage.c).  Nothing here knows about pages.
  *
  * The map of the house:
  *	 hnsw.c			handler, reloptions, settings (hnsw.*), amvalidate,
@@ -20,12 +20,11 @@
  *					design note is in hnswgraph.h)
  *	 hnswmem.c		HnswGraphOps in memory, for CREATE INDEX; hands the
  *					finished graph to the page room's bulk writer
- *	 hnswpage.h, hnswpage.c (pages, tuples, walks, metapage),
- *	 hnswpagegraph.c (HnswGraphOps over pages), hnswpageinsert.c,
- *	 hnswpagebuild.c (the bulk writer), hnswpagescan.c,
- *	 hnswpagevacuum.c (vacuum's passes)
+ *	 hnswpage.h, hnswpage.c
  *					the only room that knows pages: formats, buffers, locks
- *					and WAL (its design note and lock rules are in hnswpage.h)
+ *					and WAL (its design note and lock rules are in hnswpage.h);
+ *					HnswGraphOps over pages, inserts, the bulk writer, the
+ *					scan's reads, vacuum's page work and compaction
  *	 hnswverify.c	hnsw_verify(), reading pages through hnswpage.h
  *
  *-------------------------------------------------------------------------
@@ -193,7 +192,7 @@ extern int64 HnswMemHeapTids(HnswMemGraph *mg, ItemPointer *out);
 extern Size HnswMemSize(HnswMemGraph *mg, int *grown);
 extern void HnswMemFree(HnswMemGraph *mg);
 
-/* hnswpage*.c: the graph on pages, as the callbacks use it */
+/* hnswpage.c: the graph on pages, as the callbacks use it */
 typedef struct HnswPageGraph HnswPageGraph;
 extern int	HnswPageMaxLevel(int m);
 extern bool HnswReadBuiltOptions(Relation index, int maxDimensions,
@@ -206,7 +205,7 @@ extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
 extern void HnswPageGraphSetStrategy(HnswPageGraph *pg,
 									 BufferAccessStrategy strategy);
 
-/* hnswpagescan.c: what a scan reads besides the graph */
+/* hnswpage.c: what a scan reads besides the graph */
 typedef struct HnswPageWalk HnswPageWalk;
 extern HnswRef HnswPageEntryPoint(Relation index, int *level);
 extern int	HnswPageResultTids(HnswPageGraph *pg, const HnswCandidate *c,
@@ -216,7 +215,7 @@ extern HnswPageWalk *HnswPageWalkBegin(Relation index);
 extern int	HnswPageWalkNext(HnswPageWalk *walk, ItemPointer *tids,
 							 int *maxtids);
 
-/* hnswpagebuild.c: CREATE INDEX writes the graph built in memory, once */
+/* hnswpage.c: CREATE INDEX writes the graph built in memory, once */
 typedef struct HnswBulkWriter HnswBulkWriter;
 #define HNSW_NO_NEIGHBOR		PG_UINT32_MAX	/* empty slot, by element number */
 extern HnswBulkWriter *HnswBulkBegin(Relation index, int64 nelems);
@@ -230,7 +229,7 @@ extern BlockNumber HnswBulkFinish(HnswBulkWriter *w, int64 entry,
 								  int entryLevel);
 
 /*
- * hnswpagevacuum.c: the page work of vacuum's passes (hnswvacuum.c), which
+ * hnswpage.c: the page work of vacuum's passes (hnswvacuum.c), which
  * go over the data pages, blocks HNSW_FIRST_DATA_BLKNO up (the metapage is
  * block 0)
  */
@@ -263,7 +262,7 @@ extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
 extern int64 HnswPageFreeElements(Relation index, const HnswRef *refs,
 								  int64 n, BufferAccessStrategy strategy);
 
-/* hnswpagecompact.c: vacuum's last step, giving pages back */
+/* hnswpage.c: vacuum's last step, giving pages back */
 extern BlockNumber HnswPageCompact(Relation index,
 								   BufferAccessStrategy strategy);
 

@@ -135,6 +135,18 @@
 typedef uint64 HnswRef;
 
 #define HNSW_INVALID_REF		PG_UINT64_MAX
+
+/* Is ref among the first n of refs? */
+static inline bool
+HnswRefsContain(const HnswRef *refs, int n, HnswRef ref)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (refs[i] == ref)
+			return true;
+	}
+	return false;
+}
 extern int	HnswRefCmp(const void *a, const void *b);
 
 /* Slots of a layer within an element's lists (the same in both storages) */

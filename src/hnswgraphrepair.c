@@ -53,18 +53,6 @@ ranked_desc(const void *a, const void *b)
 	return ra->pos - rb->pos;
 }
 
-/* Is ref among the first n of refs? */
-static bool
-refs_contain(const HnswRef *refs, int n, HnswRef ref)
-{
-	for (int i = 0; i < n; i++)
-	{
-		if (refs[i] == ref)
-			return true;
-	}
-	return false;
-}
-
 /*
  * Where ref sits in a set's refs, or -1.  The in-memory storage numbers its
  * elements from 0, so a ref is often its own place; else a binary search.
@@ -228,7 +216,7 @@ has_other_parent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
 			continue;
 		g->ops->locate(g, nbrs[i], &nc);
 		if (!nc.deleted &&
-			refs_contain(theirs, g->ops->neighbors(g, &nc, layer, theirs), v))
+			HnswRefsContain(theirs, g->ops->neighbors(g, &nc, layer, theirs), v))
 			return true;
 	}
 	return false;
@@ -249,11 +237,11 @@ HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
 {
 	int			last = nout - 1;	/* out[last + 1 ..] are not to be dropped */
 
-	if (!refs_contain(out, nout, q->ref))
+	if (!HnswRefsContain(out, nout, q->ref))
 		return;					/* nothing will be written */
 	for (int i = 0; i < ncur; i++)
 	{
-		if (refs_contain(out, nout, cur[i]) ||
+		if (HnswRefsContain(out, nout, cur[i]) ||
 			has_other_parent(g, cur[i], 0, e->ref))
 			continue;
 		/* cur[i] (live) loses its last link: it takes another's place */
@@ -311,7 +299,7 @@ link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
 	if (e.deleted)
 		return false;
 	nm = g->ops->neighbors(g, &e, layer, members);
-	if (refs_contain(members, nm, x->ref))
+	if (HnswRefsContain(members, nm, x->ref))
 		return true;
 	memcpy(out, members, sizeof(HnswRef) * nm);
 	if (nm < cap)

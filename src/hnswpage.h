@@ -2,7 +2,7 @@
  *
  * hnswpage.h
  *	  The page room's private header: the disk format, the locking
- *	  protocol and WAL, and the helpers the hnswpage*.c files share.  Only
+ *	  protocol and WAL, and what hnswpage.c shares with the verifier.  Only
  *	  they and the verifier (hnswverify.c) include it; everyone else uses
  *	  the page room's entry points in hnsw.h.
  *
@@ -53,8 +53,8 @@
  * excluded a batch of pages at a time.  Deleted elements stay readable
  * until every repair is done: the repair walks through them.
  *
- * Vacuum's last step (hnswpagecompact.c) gives pages back when free slots
- * would let it give back enough: holding the index in AccessExclusiveLock,
+ * Vacuum's last step (compaction) gives pages back when free slots would
+ * let it give back enough: holding the index in AccessExclusiveLock,
  * taken without waiting, it moves the live elements of the last pages into
  * free slots of earlier ones (resizing a free slot's neighbor tuple, or
  * rebuilding a page of free slots only, for the highest levels, which
@@ -264,9 +264,6 @@ struct HnswPageGraph
 /* hnswpage.c: pages, tuples, the walks, the metapage */
 extern void HnswInitPage(Page page);
 extern void HnswCheckPage(Relation index, Page page, BlockNumber blkno);
-extern void HnswModifyMeta(Relation index,
-						   bool (*fn) (HnswMetaPage meta, void *arg),
-						   void *arg);
 extern void HnswTupleCorrupted(Relation index, BlockNumber blkno,
 							   OffsetNumber offno, const char *what)
 			pg_attribute_noreturn();
@@ -307,11 +304,11 @@ extern void HnswAdvanceFreeHint(Relation index, int level, BlockNumber from,
 								BlockNumber to);
 extern void HnswSetDuplicatePage(Relation index, BlockNumber blkno);
 
-/* hnswpagegraph.c: HnswGraphOps over pages */
+/* HnswGraphOps over pages */
 extern void HnswSetLayer(HnswNeighborTuple ntup, int m, int layer,
 						 const HnswRef *refs, int n);
 
-/* hnswpageinsert.c: the insert's operations */
+/* the insert's operations */
 extern bool HnswPageBeginInsert(HnswGraph *g, int level, HnswRef *entry,
 								int *entryLevel);
 extern bool HnswPageAddHeapTid(HnswGraph *g, const HnswCandidate *e,
