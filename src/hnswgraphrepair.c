@@ -545,9 +545,15 @@ relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 }
 
 /*
- * See that a search for x's vector on a layer, keeping ef, finds x, and if
- * it does not, link x from the nearest elements it found that take it
- * (link_from).  Returns whether it had to.
+ * See that a search for x's vector on a layer, keeping ef, finds x through
+ * x's own surroundings: that one of the others it keeps (the nearest to x
+ * it met) links to x.  Finding x is not enough: churn deletes x's
+ * surroundings, new elements fill them that never learned of x, and x is
+ * then linked only from afar.  A search whose descent happens to pass there
+ * finds x; one that lands among x's new neighbors, as a scan with a wider
+ * descent does, finds it at no ef.  If the search does not, link x from the
+ * nearest others it kept that take it (link_from).  Returns whether it had
+ * to.
  */
 static bool
 make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
@@ -555,8 +561,10 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 {
 	HnswCandidate x = set_candidate(set, xi);
 	HnswCandidate *w;
+	HnswRef		nbrs[2 * HNSW_MAX_M];
 	int			nw;
 	int			tried = 0;
+	bool		found = false;
 	bool		linked = false;
 
 	if (x.ref == entry)
@@ -566,10 +574,22 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 	for (int i = 0; i < nw; i++)
 	{
 		if (w[i].ref == x.ref)
+			found = true;
+	}
+	for (int i = 0; found && i < nw; i++)
+	{
+		HnswCandidate o;
+
+		if (w[i].ref == x.ref)
+			continue;
+		g->ops->locate(g, w[i].ref, &o);
+		if (HnswRefsContain(nbrs, g->ops->neighbors(g, &o, layer, nbrs), x.ref))
 			return false;
 	}
 	for (int i = 0; i < nw && tried < HNSW_FINDABLE_LINKS; i++)
 	{
+		if (w[i].ref == x.ref)
+			continue;
 		tried++;
 		if (link_from(g, w[i].ref, &x, layer, NULL, NULL))
 			linked = true;
@@ -940,9 +960,10 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	 * x's list went stale: churn deletes x's surroundings, new elements
 	 * fill them that never learned of x, and x is then linked only from
 	 * afar, where a search for its vector never looks.  So a search for
-	 * each element's own vector, keeping HNSW_FINDABLE_EF, must find it, or
-	 * the nearest it found link to it.  A search per element: only after
-	 * deletes, since inserts alone leave no stale list behind.
+	 * each element's own vector, keeping HNSW_FINDABLE_EF, must find it
+	 * through one of the others it keeps, or the nearest it found link to
+	 * it.  A search per element: only after deletes, since inserts alone
+	 * leave no stale list behind.
 	 */
 	for (int64 i = 0; afterDeletes && i < set.n; i++)
 	{

@@ -175,8 +175,11 @@ my ($live, $distinct) = split /\|/,
 # few rows (0.05% to 0.12% here) that one at 1000 finds; see README.
 my $inv = hnsw_invariant($node, 'c', 'c_v_idx', tolerance => 0.002,
 	name => 'after the churn');
-my ($vac_rc, $vac_out, $vac_err) = $node->psql('postgres', 'VACUUM c');
+# (its own DEBUG lines say what the compaction planned and did: printed)
+my ($vac_rc, $vac_out, $vac_err) = $node->psql('postgres',
+	'SET client_min_messages = debug2; VACUUM c');
 is($vac_rc, 0, 'the final VACUUM succeeds') or diag($vac_err);
+diag(join("\n", grep { /c_v_idx/ } split /\n/, $vac_err));
 my $invv = hnsw_invariant($node, 'c', 'c_v_idx', after_vacuum => 1,
 	name => 'after the churn and a final VACUUM');
 
