@@ -21,6 +21,9 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "catalog/storage.h"
 #include "commands/vacuum.h"
@@ -2763,6 +2766,37 @@ packed_end(Compactor *c)
 }
 
 /*
+ * A free slot of any level, before block limit and before x in c->elems
+ * (from *any on, which moves past those that do not do), whose neighbor
+ * tuple is already x's size or can grow to it in the room of its page;
+ * the room is taken in the model.  NULL if none.
+ */
+static CElem *
+grow_slot(Compactor *c, CElem *x, int64 xi, BlockNumber limit, int64 *any)
+{
+	Size		want = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
+
+	for (; *any < xi; (*any)++)
+	{
+		CElem	   *e = &c->elems[*any];
+		Size		have = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, c->m);
+
+		if (HnswRefBlock(e->ref) >= limit)
+			return NULL;
+		if (e->free && !e->router && !e->gone && !e->filled &&
+			HnswRefBlock(e->nref) < limit &&
+			(want <= have || c->room[HnswRefBlock(e->nref)] >= want - have))
+		{
+			if (want > have)
+				c->room[HnswRefBlock(e->nref)] -= want - have;
+			(*any)++;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/*
  * Plan the element moves, the live elements from the last block down.
  * Each goes into the first free slot of its level that lies (with its
  * neighbor tuple) on an earlier block; if that is far out (the highest
@@ -2803,30 +2837,29 @@ plan_moves(Compactor *c)
 				break;
 			}
 		}
-		if ((s == NULL || HnswRefBlock(s->ref) >= goal) &&
-			rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
-							 &c->rebuildPage, false) != NULL)
-		{
-			s = &c->elems[0];	/* set below */
-			rebuild = true;
-		}
-		else if (s != NULL)
+		if (s != NULL && HnswRefBlock(s->ref) < goal)
 			(*f)++;
-		/* or any free slot before x whose neighbor tuple can grow enough */
-		for (; s == NULL && any < i; any++)
+		else
 		{
-			CElem	   *e = &c->elems[any];
-			Size		want = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
-			Size		have = HNSW_NEIGHBOR_TUPLE_SIZE(e->level, c->m);
+			/*
+			 * Past goal, or none: better any free slot before both whose
+			 * neighbor tuple is x's size or can grow to it where it is (the
+			 * highest levels have few slots, and one taken past goal holds
+			 * the end there); else a page of free slots rebuilt for x.
+			 */
+			CElem	   *g = grow_slot(c, x, i,
+									  s ? Min(xblk, goal) : xblk, &any);
 
-			if (e->free && !e->router && !e->gone && HnswRefBlock(e->ref) < xblk &&
-				HnswRefBlock(e->nref) < xblk &&
-				(want <= have || c->room[HnswRefBlock(e->nref)] >= want - have))
+			if (g != NULL)
+				s = g;
+			else if (rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
+									  &c->rebuildPage, false) != NULL)
 			{
-				if (want > have)
-					c->room[HnswRefBlock(e->nref)] -= want - have;
-				s = e;
+				s = &c->elems[0];	/* set below */
+				rebuild = true;
 			}
+			else if (s != NULL)
+				(*f)++;
 		}
 		if (s == NULL)
 			continue;
@@ -3720,6 +3753,22 @@ HnswPageCompact(Relation index, BufferAccessStrategy strategy)
 
 	if (RelationGetNumberOfBlocks(index) <= HNSW_COMPACT_MIN_PAGES)
 		return 0;
+
+	/*
+	 * An AccessExclusiveLock is WAL-logged for standbys under that lock's
+	 * transaction ID, and a VACUUM that vacuums its indexes in parallel
+	 * (PARALLEL, or its default with two or more large indexes) runs in
+	 * parallel mode, where no transaction ID can be assigned: taking the
+	 * lock would fail the whole VACUUM.  Such a VACUUM leaves compaction
+	 * to the next that is not parallel (autovacuum never is).
+	 */
+	if (IsInParallelMode() && XLogStandbyInfoActive() &&
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+	{
+		elog(DEBUG1, "hnsw compaction of \"%s\": not in a parallel vacuum",
+			 RelationGetRelationName(index));
+		return 0;
+	}
 	if (!ConditionalLockRelation(index, AccessExclusiveLock))
 	{
 		elog(DEBUG1, "hnsw compaction of \"%s\": the index is in use",
