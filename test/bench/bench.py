@@ -729,6 +729,8 @@ def main():
                         and args.m == PUBLISHED_PARAMS["m"]
                         and args.ef_construction == PUBLISHED_PARAMS["ef_construction"]):
                     entry["pgvector_published"] = p
+                elif p is None:
+                    print(f"note: pgvector has no published figures for {name}", file=sys.stderr)
                 else:
                     print(f"note: pgvector's published figures are for the full-size sets, k=10, m=16, "
                           f"ef_construction=64: not shown for {name}", file=sys.stderr)
