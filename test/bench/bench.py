@@ -77,6 +77,9 @@ SIZES = {
 
 # the sets that also run binary quantization with re-ranking (unless --no-bq)
 BQ_DATASETS = ("cosine3072",)
+# the binary quantization queries run with these: one search of ef_search
+# candidates per query (see bench_bq)
+BQ_SETTINGS = {"hnsw.iterative_scan": "off"}
 
 
 def parse_args():
@@ -216,10 +219,6 @@ def bench_bq(conn, ds, check, args, table, index):
         if clients:
             res["clients"] = clients
     return res
-
-
-# the binary quantization queries run with these (see bench_bq)
-BQ_SETTINGS = {"hnsw.iterative_scan": "off"}
 
 
 def build_indexes(conn, ds, args, table, index, kind, what="build"):
