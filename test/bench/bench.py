@@ -65,21 +65,28 @@ RECALL_TARGETS = (0.99, 0.95)
 QPS_TARGET = 2.0
 BUILD_TARGET = 0.5
 
-DATASETS = ("fashion-mnist", "gaussian", "cosine")
+DATASETS = ("fashion-mnist", "gaussian", "cosine", "cosine3072")
 
 # sizes: (full, --quick)
 SIZES = {
     "fashion-mnist": ({"n": 60000}, {"n": 10000}),
     "gaussian": ({"n": 200000, "dim": 128, "clusters": 1000}, {"n": 20000, "dim": 128, "clusters": 100}),
     "cosine": ({"n": 50000, "dim": 1536, "clusters": 500}, {"n": 5000, "dim": 1536, "clusters": 50}),
+    "cosine3072": ({"n": 50000, "dim": 3072, "clusters": 500}, {"n": 3000, "dim": 3072, "clusters": 30}),
 }
+
+# the sets that also run binary quantization with re-ranking (unless --no-bq)
+BQ_DATASETS = ("cosine3072",)
+# the binary quantization queries run with these: one search of ef_search
+# candidates per query (see bench_bq)
+BQ_SETTINGS = {"hnsw.iterative_scan": "off"}
 
 
 def parse_args():
     ap = argparse.ArgumentParser(prog="test/bench/run", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--dataset", default=None,
-                    help="comma-separated: fashion-mnist, gaussian, cosine or all "
+                    help="comma-separated: fashion-mnist, gaussian, cosine, cosine3072 or all "
                          "(default: fashion-mnist; all with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes, 200 queries, 1 pass: a smoke run")
@@ -94,6 +101,13 @@ def parse_args():
     ap.add_argument("--ef", default="10,15,20,30,40,60,80,120,160",
                     help="hnsw.ef_search values (pgvector's published ones, 10 to 160, and "
                          "points between, so that each recall target is met near its threshold)")
+    ap.add_argument("--bq-candidates", default="100",
+                    help="cosine3072's binary quantization with re-ranking: rows the inner query takes "
+                         "from the bit index by Hamming distance (its LIMIT), comma-separated")
+    ap.add_argument("--bq-ef", default="100,120,160,200,300,400,600,800",
+                    help="hnsw.ef_search values of the binary quantization queries; those below a "
+                         "candidate count are skipped for it (hnsw.iterative_scan is off there)")
+    ap.add_argument("--no-bq", action="store_true", help="skip the binary quantization mode")
     ap.add_argument("--query-format", choices=("binary", "text"), default="binary",
                     help="how the query vector is bound: binary (as drivers that know the type "
                          "send it, and as ann-benchmarks measures pgvector) or as a text literal")
@@ -132,6 +146,11 @@ def parse_args():
     args.queries = args.queries or (200 if args.quick else 1000)
     args.passes = args.passes or (1 if args.quick else 3)
     args.efs = [int(x) for x in args.ef.split(",") if x]
+    args.bq_cands = [int(x) for x in args.bq_candidates.split(",") if x]
+    args.bq_efs = [int(x) for x in args.bq_ef.split(",") if x]
+    for c in args.bq_cands:
+        if not any(ef >= c for ef in args.bq_efs):
+            ap.error(f"--bq-candidates {c}: no --bq-ef value is at least {c}")
     args.hnswlib_threads = [int(x) for x in args.hnswlib_build_threads.split(",") if x]
     return args
 
@@ -145,60 +164,115 @@ def make_dataset(name, args):
         return tb.fashion_mnist(n=size["n"], nq=args.queries)
     if name == "gaussian":
         return tb.clustered_gaussian(size["n"], size["dim"], size["clusters"], args.queries, args.seed)
-    return tb.clustered_unit(size["n"], size["dim"], size["clusters"], args.queries, args.seed)
+    return tb.clustered_unit(size["n"], size["dim"], size["clusters"], args.queries, args.seed, name=name)
 
 
 # ------------------------------------------------------------------ tinyhnsw
 
 def bench_tinyhnsw(conn, ds, check, args, table, index):
-    res = {"system": "tinyhnsw"}
+    """Load the table, build the index (on the column, or on emb::halfvec(dim)
+    above 2,000 dimensions) and measure it. The table stays for bench_bq;
+    main drops it."""
+    kind = tb.index_kind_for(ds.dim)
+    res = {"system": "tinyhnsw", "index_kind": kind.kind, "index": kind.describe(ds.metric),
+           "query": tb.query_sql(table, ds.metric, args.k, kind=kind),
+           "query_param_type": kind.param_type}
     tb.create_table(conn, table, ds.dim, with_labels=ds.labels is not None)
     res["load_seconds"] = tb.load_table(conn, table, ds)
     res["heap_main_fork_bytes"] = conn.execute(f"SELECT pg_relation_size('{table}')").fetchone()[0]
     if args.table_parallel_workers is not None:
         conn.execute(f"ALTER TABLE {table} SET (parallel_workers = {args.table_parallel_workers})")
-    # serial, then (unless max_parallel_maintenance_workers is 0) with parallel
-    # workers allowed; the queries use the index of the last build
-    res["builds"] = []
+    res["builds"] = build_indexes(conn, ds, args, table, index, kind)
+    res["build_seconds"] = res["builds"][0]["seconds"]
+    res["index_bytes"], res["index_pretty"] = tb.relation_size(conn, index)
+    res["table_bytes"] = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
+    res["force_index"] = args.force_index
+    res["runs"], clients = measure(conn, ds, check, args, table, index, kind, args.efs)
+    if clients:
+        res["clients"] = clients
+    return res
+
+
+def bench_bq(conn, ds, check, args, table, index):
+    """Binary quantization with re-ranking on the table bench_tinyhnsw
+    loaded: an index on binary_quantize(emb)::bit(dim) under
+    bit_hamming_ops, and per --bq-candidates count c the query that takes c
+    rows from it by Hamming distance and re-ranks them by the full vectors.
+    hnsw.iterative_scan is off, so that each query is one search of
+    ef_search candidates; ef values below c are skipped (they would return
+    fewer than c rows)."""
+    kind = tb.IndexKind("bq", ds.dim)
+    res = {"system": "tinyhnsw, binary quantization + re-ranking", "index_kind": "bq",
+           "index": kind.describe(ds.metric), "settings": dict(BQ_SETTINGS)}
+    res["builds"] = build_indexes(conn, ds, args, table, index, kind, what="bq build")
+    res["build_seconds"] = res["builds"][0]["seconds"]
+    res["index_bytes"], res["index_pretty"] = tb.relation_size(conn, index)
+    res["force_index"] = args.force_index
+    res["candidates"] = {}
+    for c in args.bq_cands:
+        ck = tb.IndexKind("bq", ds.dim, c)
+        efs = [ef for ef in args.bq_efs if ef >= c]
+        runs, clients = measure(conn, ds, check, args, table, index, ck, efs, BQ_SETTINGS,
+                                label=f"bq {c} ")
+        res["candidates"][c] = {"query": tb.query_sql(table, ds.metric, args.k, kind=ck),
+                                "ef_search": efs, "runs": runs}
+        if clients:
+            res["clients"] = clients
+    return res
+
+
+def build_indexes(conn, ds, args, table, index, kind, what="build"):
+    """Serial, then (unless max_parallel_maintenance_workers is 0) with
+    parallel workers allowed; the queries use the index of the last build.
+    Returns the builds."""
+    builds = []
     modes = [0] + ([args.parallel_workers] if args.parallel_workers > 0 else [])
     if args.no_serial_build and len(modes) > 1:
         modes = modes[1:]
     for workers in modes:
         conn.execute(f"SET max_parallel_maintenance_workers = {workers}")
-        label = "build (serial)" if workers == 0 else f"build ({workers}w allowed)"
+        label = f"{what} (serial)" if workers == 0 else f"{what} ({workers}w allowed)"
         seconds = tb.build_index(conn, table, index, ds.metric, args.m, args.ef_construction,
-                                 expected_rows=ds.n, label=label)
-        res["builds"].append({"max_parallel_maintenance_workers": workers, "seconds": seconds,
-                              "parallel_workers_seen": tb.build_index.parallel_workers_seen})
-    res["build_seconds"] = res["builds"][0]["seconds"]
-    res["index_bytes"], res["index_pretty"] = tb.relation_size(conn, index)
-    res["table_bytes"] = conn.execute(f"SELECT pg_total_relation_size('{table}')").fetchone()[0]
+                                 expected_rows=ds.n, label=label, kind=kind)
+        builds.append({"max_parallel_maintenance_workers": workers, "seconds": seconds,
+                       "parallel_workers_seen": tb.build_index.parallel_workers_seen})
+    return builds
 
-    qparams = tb.query_params(ds.queries, args.query_format == "binary")
-    sql = tb.query_sql(table, ds.metric, args.k)
+
+def measure(conn, ds, check, args, table, index, kind, efs, settings=None, label=""):
+    """Recall@k and QPS of the k-NN query through `index` (an IndexKind says
+    which query) at each ef_search in efs, under settings (SET for the
+    duration, and in --clients' sessions). An ef value whose plan does not
+    use the index is not measured unless --force-index. Returns (the runs per
+    ef, N with --clients N or else None)."""
+    settings = dict(settings or {})
     if args.force_index:
-        conn.execute("SET enable_seqscan = off")
-    res["force_index"] = args.force_index
+        settings["enable_seqscan"] = "off"
+    for name, value in settings.items():
+        conn.execute(f"SET {name} = {value}")
+    qparams = tb.query_params(ds.queries, args.query_format == "binary", kind)
+    sql = tb.query_sql(table, ds.metric, args.k, kind=kind)
 
     # the plan at each ef value (the index's cost depends on it)
     plans = {}
-    for ef in args.efs:
+    for ef in efs:
         conn.execute(f"SET hnsw.ef_search = {ef}")
-        ok, desc = tb.plan_check(conn, table, index, ds.metric, args.k, tb.vector_literal(ds.queries[0]))
+        ok, desc = tb.plan_check(conn, table, index, ds.metric, args.k, tb.vector_literal(ds.queries[0]),
+                                 kind=kind)
         plans[ef] = (ok, desc)
         if not ok:
-            print(f"WARNING: {ds.name}: at hnsw.ef_search = {ef} the planner does not use the index "
-                  f"({desc}); not measured (--force-index measures it anyway)", file=sys.stderr)
-    measured = [ef for ef in args.efs if plans[ef][0]]
+            print(f"WARNING: {ds.name}: {label}at hnsw.ef_search = {ef} the planner does not use the index "
+                  f"{index} ({desc}); not measured (--force-index measures it anyway)", file=sys.stderr)
+    measured = [ef for ef in efs if plans[ef][0]]
 
-    runs = {ef: {"plan": plans[ef][1], "qps_passes": []} for ef in args.efs}
+    runs = {ef: {"plan": plans[ef][1], "qps_passes": []} for ef in efs}
     if measured:
         warm = measured[len(measured) // 2]
-        tb.run_queries(conn, sql, qparams[:min(len(qparams), 200)], warm, label="warm-up")
+        tb.run_queries(conn, sql, qparams[:min(len(qparams), 200)], warm, label=f"{label}warm-up")
     for p in range(args.passes):
         for ef in measured:
-            label = f"ef {ef}" + (f" pass {p + 1}" if args.passes > 1 else "")
-            seconds, results = tb.run_queries(conn, sql, qparams, ef, label=label)
+            lab = f"{label}ef {ef}" + (f" pass {p + 1}" if args.passes > 1 else "")
+            seconds, results = tb.run_queries(conn, sql, qparams, ef, label=lab)
             runs[ef]["qps_passes"].append(len(qparams) / seconds)
             r = check.recall(results)
             if p == 0:
@@ -213,8 +287,7 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
         runs[ef].pop("first_results", None)
 
     if args.clients > 1 and measured:
-        settings = {"enable_seqscan": "off"} if args.force_index else {}
-        bar = tb.Progress(f"{args.clients} clients", len(measured) * args.passes, " runs")
+        bar = tb.Progress(f"{label}{args.clients} clients", len(measured) * args.passes, " runs")
         for p in range(args.passes):
             for i, ef in enumerate(measured):
                 qps = tb.run_clients(sql, qparams, ef, args.clients, settings)
@@ -223,13 +296,9 @@ def bench_tinyhnsw(conn, ds, check, args, table, index):
         bar.close()
         for ef in measured:
             runs[ef]["clients_qps"] = max(runs[ef]["clients_qps_passes"])
-        res["clients"] = args.clients
-    if args.force_index:
-        conn.execute("RESET enable_seqscan")
-    res["runs"] = runs
-    if not args.keep:
-        conn.execute(f"DROP TABLE {table}")
-    return res
+    for name in settings:
+        conn.execute(f"RESET {name}")
+    return runs, (args.clients if args.clients > 1 and measured else None)
 
 
 # ------------------------------------------------------------------ hnswlib
@@ -317,6 +386,9 @@ def print_report(entry, args):
     print(f"== {ds['name']}: {ds['n']:,} x {ds['dim']}, {ds['metric']}, {ds['queries']:,} queries, "
           f"k={args.k}, m={args.m}, ef_construction={args.ef_construction}")
     print(f"   ground truth: {entry['ground_truth']}")
+    if ours.get("index_kind", "vector") != "vector":
+        print(f"   index: {ours['index']}; query vector bound as {ours['query_param_type']} "
+              f"(recall against the exact float distances)")
     w = 16
     head = f"   {'':<26}{'tinyhnsw':>{w}}{'hnswlib':>{w}}{'ratio':>{w}}"
     if pub:
@@ -386,16 +458,7 @@ def print_report(entry, args):
         if pub:
             s += f" | {pub['recall'][ef]:>8.4f} {pub['qps'][ef]:>5}  {ratio(run['qps'], pub['qps'][ef]):>6}" \
                 if ef in pub["recall"] else " | -"
-        odd = []
-        if run.get("short"):
-            odd.append(f"{run['short']} queries got fewer than {args.k} rows")
-        if run.get("duplicates"):
-            odd.append(f"{run['duplicates']} queries got an id twice")
-        if run.get("results_differ_between_passes"):
-            odd.append("results differ between passes")
-        if odd:
-            s += "   !! " + "; ".join(odd)
-        print(s)
+        print(s + odd_notes(run, args.k))
     note = f"   QPS: best of {args.passes} pass{'es' if args.passes > 1 else ''} of {ds['queries']:,} queries " \
            f"(median in the JSON); one client, prepared statement, query vector bound in " \
            f"{args.query_format}"
@@ -411,6 +474,54 @@ def print_report(entry, args):
               + ("" if pub["same_data"] else "; its generated vectors are not ours"))
         print_targets(ours, pub)
     if ours.get("force_index"):
+        print("   queries ran with enable_seqscan = off (--force-index)")
+    if entry.get("tinyhnsw_bq"):
+        print_bq(entry["tinyhnsw_bq"], args)
+
+
+def odd_notes(run, k):
+    odd = []
+    if run.get("short"):
+        odd.append(f"{run['short']} queries got fewer than {k} rows")
+    if run.get("duplicates"):
+        odd.append(f"{run['duplicates']} queries got an id twice")
+    if run.get("results_differ_between_passes"):
+        odd.append("results differ between passes")
+    return "   !! " + "; ".join(odd) if odd else ""
+
+
+def print_bq(bq, args):
+    """bench_bq's figures: builds, index size, recall and QPS per
+    candidate count and ef_search."""
+    print()
+    print(f"   binary quantization with re-ranking: {bq['index']}")
+    w = 16
+    secs = lambda v: f"{v:.1f} s"  # noqa: E731
+    for b in bq["builds"]:
+        allowed = b["max_parallel_maintenance_workers"]
+        name = "build, serial" if allowed == 0 else f"build, {allowed} worker(s) allowed"
+        print(f"   {name:<26}{secs(b['seconds']):>{w}}")
+    print(f"   {'index size':<26}{tb.fmt_bytes(bq['index_bytes']):>{w}}")
+    print()
+    clients = bq.get("clients")
+    cols = f"   {'candidates':>10} {'ef_search':>9} | {'recall':>8} {'QPS':>7}"
+    if clients:
+        cols += f" {f'QPS {clients}cl':>9}"
+    print(cols)
+    for c, cand in bq["candidates"].items():
+        for ef in cand["ef_search"]:
+            run = cand["runs"][ef]
+            if "qps" not in run:
+                print(f"   {c:>10} {ef:>9} | not measured: the planner chose {run['plan']}")
+                continue
+            line = f"   {c:>10} {ef:>9} | {run['recall']:>8.4f} {run['qps']:>7,.0f}"
+            if clients:
+                line += f" {run['clients_qps']:>9,.0f}"
+            print(line + odd_notes(run, args.k))
+    print(f"   candidates: the inner query's LIMIT (rows taken from the bit index by Hamming distance, "
+          f"re-ranked by {args.k} nearest under the full vectors); hnsw.iterative_scan = off, so ef_search "
+          f"values below it are skipped; QPS as above")
+    if bq.get("force_index"):
         print("   queries ran with enable_seqscan = off (--force-index)")
 
 
@@ -480,15 +591,20 @@ def plot(entry, args, path):
     ds = entry["dataset"]
     fig, ax = plt.subplots(figsize=(8, 5.5))
 
-    def series(runs, key="qps"):
-        pts = [(ef, runs[ef]["recall"], runs[ef][key]) for ef in args.efs
+    def series(runs, key="qps", efs=args.efs):
+        pts = [(ef, runs[ef]["recall"], runs[ef][key]) for ef in efs
                if ef in runs and key in runs[ef]]
         return pts
 
-    lines = [("tinyhnsw (1 client)", series(entry["tinyhnsw"]["runs"]), "o-", None)]
+    name = "tinyhnsw" if entry["tinyhnsw"].get("index_kind", "vector") == "vector" else \
+        f"tinyhnsw, {entry['tinyhnsw']['index_kind']}"
+    lines = [(f"{name} (1 client)", series(entry["tinyhnsw"]["runs"]), "o-", None)]
     if entry["tinyhnsw"].get("clients"):
-        lines.append((f"tinyhnsw ({entry['tinyhnsw']['clients']} clients)",
+        lines.append((f"{name} ({entry['tinyhnsw']['clients']} clients)",
                       series(entry["tinyhnsw"]["runs"], "clients_qps"), "o--", None))
+    for c, cand in (entry.get("tinyhnsw_bq") or {}).get("candidates", {}).items():
+        lines.append((f"tinyhnsw, binary quantization, {c} re-ranked (1 client)",
+                      series(cand["runs"], efs=cand["ef_search"]), "d-", None))
     if entry.get("hnswlib"):
         lines.append(("hnswlib (1 thread)", series(entry["hnswlib"]["runs"]), "s-", None))
     pub = entry.get("pgvector_published")
@@ -595,6 +711,13 @@ def main():
                                  "queries": len(ds.queries), "params": ds.params},
                      "ground_truth": gt_note}
             entry["tinyhnsw"] = bench_tinyhnsw(conn, ds, check, args, table, table + "_idx")
+            if name in BQ_DATASETS and not args.no_bq and args.bq_cands:
+                if not args.keep:
+                    # its pages would share shared_buffers with the bit index's
+                    conn.execute(f"DROP INDEX {table}_idx")
+                entry["tinyhnsw_bq"] = bench_bq(conn, ds, check, args, table, table + "_bq_idx")
+            if not args.keep:
+                conn.execute(f"DROP TABLE {table}")
             if not args.no_hnswlib:
                 ref = bench_hnswlib(ds, check, args)
                 if ref:
@@ -605,6 +728,8 @@ def main():
                         and args.m == PUBLISHED_PARAMS["m"]
                         and args.ef_construction == PUBLISHED_PARAMS["ef_construction"]):
                     entry["pgvector_published"] = p
+                elif p is None:
+                    print(f"note: pgvector has no published figures for {name}", file=sys.stderr)
                 else:
                     print(f"note: pgvector's published figures are for the full-size sets, k=10, m=16, "
                           f"ef_construction=64: not shown for {name}", file=sys.stderr)

@@ -32,6 +32,73 @@ FASHION_MNIST_LABELS = [
 # operator and opclass per metric
 OPERATORS = {"l2": "<->", "cosine": "<=>", "ip": "<#>"}
 OPCLASSES = {"l2": "vector_l2_ops", "cosine": "vector_cosine_ops", "ip": "vector_ip_ops"}
+HALFVEC_OPCLASSES = {"l2": "halfvec_l2_ops", "cosine": "halfvec_cosine_ops", "ip": "halfvec_ip_ops"}
+
+# the most dimensions an hnsw index holds as vector; wider columns are
+# indexed as halfvec through an expression index
+VECTOR_INDEX_MAX_DIM = 2000
+
+
+@dataclass(frozen=True)
+class IndexKind:
+    """What the hnsw index on the table's vector column emb is built on, and
+    how the k-NN query reaches it (the README's recipes):
+
+    - "vector": the column itself, `emb vector_cosine_ops` and the like;
+    - "halfvec": the expression emb::halfvec(dim) (for more than 2,000
+      dimensions), queried with ORDER BY emb::halfvec(dim) <=> $1::halfvec(dim);
+    - "bq": binary quantization with re-ranking: the expression
+      binary_quantize(emb)::bit(dim) under bit_hamming_ops; the query takes
+      `candidates` rows by Hamming distance from the index and puts them in
+      order by the full vectors' distance.
+    """
+    kind: str = "vector"
+    dim: int = None
+    candidates: int = None
+
+    def index_key(self, metric):
+        """The key and opclass of CREATE INDEX ... USING hnsw (...)."""
+        if self.kind == "vector":
+            return f"emb {OPCLASSES[metric]}"
+        if self.kind == "halfvec":
+            return f"(emb::halfvec({int(self.dim)})) {HALFVEC_OPCLASSES[metric]}"
+        if self.kind == "bq":
+            return f"(binary_quantize(emb)::bit({int(self.dim)})) bit_hamming_ops"
+        raise ValueError(self.kind)
+
+    @property
+    def param_type(self):
+        """The type the query vector is bound as (and PREPAREd with)."""
+        return "halfvec" if self.kind == "halfvec" else "vector"
+
+    def knn_sql(self, table, metric, k, param, columns="id"):
+        """The k-NN query, with param (e.g. "$1" or "%(q)s") where the query
+        vector goes; in the "bq" query it goes twice."""
+        op = OPERATORS[metric]
+        if self.kind == "vector":
+            return f"SELECT {columns} FROM {table} ORDER BY emb {op} {param}::vector LIMIT {int(k)}"
+        if self.kind == "halfvec":
+            h = f"halfvec({int(self.dim)})"
+            return f"SELECT {columns} FROM {table} ORDER BY emb::{h} {op} {param}::{h} LIMIT {int(k)}"
+        if self.kind == "bq":
+            return (f"SELECT {columns} FROM (SELECT id, emb FROM {table} "
+                    f"ORDER BY binary_quantize(emb)::bit({int(self.dim)}) <~> binary_quantize({param}::vector) "
+                    f"LIMIT {int(self.candidates)}) s ORDER BY emb {op} {param}::vector LIMIT {int(k)}")
+        raise ValueError(self.kind)
+
+    def describe(self, metric):
+        s = f"hnsw ({self.index_key(metric)})"
+        if self.kind == "bq" and self.candidates:
+            s += f", {self.candidates} candidates re-ranked"
+        return s
+
+
+VECTOR_INDEX = IndexKind()
+
+
+def index_kind_for(dim):
+    """The plain vector index up to 2,000 dimensions, halfvec above."""
+    return VECTOR_INDEX if dim <= VECTOR_INDEX_MAX_DIM else IndexKind("halfvec", dim)
 
 
 def sigterm_as_interrupt():
@@ -220,7 +287,7 @@ def clustered_gaussian(n, dim, clusters, nq, seed, spread=1.0, sigma=0.5):
                            "spread": spread, "sigma": sigma})
 
 
-def clustered_unit(n, dim, clusters, nq, seed, noise=0.6):
+def clustered_unit(n, dim, clusters, nq, seed, noise=0.6, name="cosine"):
     """Unit vectors around `clusters` random unit directions (the noise
     vector's expected norm is `noise`, relative to the unit centre), as
     text embeddings tend to be; cosine."""
@@ -241,7 +308,7 @@ def clustered_unit(n, dim, clusters, nq, seed, noise=0.6):
 
     data = draw(n)
     queries = draw(nq)
-    return Dataset("cosine", "cosine", data, queries,
+    return Dataset(name, "cosine", data, queries,
                    params={"n": n, "dim": dim, "clusters": clusters, "nq": nq, "seed": seed,
                            "noise": noise})
 
@@ -526,27 +593,48 @@ class VectorParam:
         self.data = struct.pack(">hh", len(row), 0) + np.asarray(row, dtype=">f4").tobytes()
 
 
+class HalfvecParam(VectorParam):
+    """A query vector bound in halfvec's binary form (int16 dim, int16 0,
+    dim float16, big-endian), rounded to the nearest half by numpy, as a
+    driver that knows halfvec sends it (pgvector-python's HalfVector)."""
+    __slots__ = ()
+
+    def __init__(self, row):
+        self.data = struct.pack(">hh", len(row), 0) + np.asarray(row, dtype=np.float32).astype(">f2").tobytes()
+
+
 def register_vector_param(conn):
-    """Teach conn to send VectorParam in binary as the type vector (whose OID
-    the extension's installation chose)."""
+    """Teach conn to send VectorParam in binary as the type vector and
+    HalfvecParam as halfvec (whose OIDs the extension's installation chose)."""
     from psycopg.adapt import Dumper
     from psycopg.pq import Format
 
-    oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
+    oids = conn.execute("SELECT 'vector'::regtype::oid, to_regtype('halfvec')::oid").fetchone()
+    for cls, oid in zip((VectorParam, HalfvecParam), oids):
+        if oid is None:
+            continue
 
-    class VectorParamDumper(Dumper):
-        format = Format.BINARY
+        class ParamDumper(Dumper):
+            format = Format.BINARY
 
-        def dump(self, obj):
-            return obj.data
+            def dump(self, obj):
+                return obj.data
 
-    VectorParamDumper.oid = oid
-    conn.adapters.register_dumper(VectorParam, VectorParamDumper)
+        ParamDumper.oid = oid
+        conn.adapters.register_dumper(cls, ParamDumper)
 
 
-def query_params(rows, binary):
-    """The queries as bound parameters: VectorParam, or text literals."""
-    return [VectorParam(r) if binary else vector_literal(r) for r in rows]
+def query_params(rows, binary, kind=None):
+    """The queries as bound parameters: VectorParam (HalfvecParam for a
+    halfvec index; see IndexKind.param_type), or text literals."""
+    cls = HalfvecParam if kind is not None and kind.param_type == "halfvec" else VectorParam
+    return [cls(r) if binary else vector_literal(r) for r in rows]
+
+
+def _bind(sql, q):
+    """The parameters of one execution of sql (query_sql's) for query q:
+    the "bq" query names its parameter, as it uses it twice."""
+    return {"q": q} if "%(q)s" in sql else (q,)
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -645,14 +733,15 @@ def load_table(conn, table, ds, chunk=4096, ids=None, label="load (COPY)"):
 
 
 def build_index(conn, table, index, metric, m=16, ef_construction=64, expected_rows=None,
-                label="build (hnsw)"):
+                label="build (hnsw)", kind=VECTOR_INDEX):
     """CREATE INDEX ... USING hnsw on conn (in a thread), while this thread
     polls pg_stat_progress_create_index from a second connection and draws
     a progress bar. Returns the seconds CREATE INDEX took (as timed around
     the statement in its thread). Afterwards build_index.parallel_workers_seen
-    holds the most parallel workers the poller saw helping the build."""
+    holds the most parallel workers the poller saw helping the build. kind
+    (an IndexKind) says what the index is on."""
     conn.execute(f"DROP INDEX IF EXISTS {index}")
-    sql = (f"CREATE INDEX {index} ON {table} USING hnsw (emb {OPCLASSES[metric]}) "
+    sql = (f"CREATE INDEX {index} ON {table} USING hnsw ({kind.index_key(metric)}) "
            f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})")
     pid = conn.info.backend_pid
     outcome = {}
@@ -705,18 +794,21 @@ def relation_size(conn, name):
                         (name, name)).fetchone()
 
 
-def query_sql(table, metric, k, columns="id"):
-    return f"SELECT {columns} FROM {table} ORDER BY emb {OPERATORS[metric]} %s::vector LIMIT {int(k)}"
+def query_sql(table, metric, k, columns="id", kind=VECTOR_INDEX):
+    """The k-NN query for psycopg: one %s, or for the "bq" query %(q)s twice
+    (run_queries and run_clients bind either)."""
+    return kind.knn_sql(table, metric, k, "%(q)s" if kind.kind == "bq" else "%s", columns)
 
 
-def explain(conn, table, metric, k, literal, generic=False, analyze=False, columns="id", fmt_json=False):
+def explain(conn, table, metric, k, literal, generic=False, analyze=False, columns="id", fmt_json=False,
+            kind=VECTOR_INDEX):
     """EXPLAIN of the k-NN query as a prepared statement with the current
     settings: its custom plan (the literal folded in) or, with generic, the
     plan for any $1. The literal goes inline: EXPLAIN EXECUTE takes no bind
     parameters (and a vector literal is only digits, signs, dots, e,
     commas and brackets). Returns the plan's lines."""
-    conn.execute(f"PREPARE tinyhnsw_explain(vector) AS SELECT {columns} FROM {table} "
-                  f"ORDER BY emb {OPERATORS[metric]} $1 LIMIT {int(k)}")
+    conn.execute(f"PREPARE tinyhnsw_explain({kind.param_type}) AS "
+                 + kind.knn_sql(table, metric, k, "$1", columns))
     try:
         conn.execute("SET plan_cache_mode = " + ("force_generic_plan" if generic else "force_custom_plan"))
         opts = "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON" if analyze else "COSTS OFF"
@@ -728,9 +820,11 @@ def explain(conn, table, metric, k, literal, generic=False, analyze=False, colum
         conn.execute("DEALLOCATE tinyhnsw_explain")
 
 
-def plan_nodes(conn, table, metric, k, literal, generic=False):
-    """The plan's nodes, outermost first, e.g. ['Limit', 'Index Scan (idx)']."""
-    plan = explain(conn, table, metric, k, literal, generic=generic, fmt_json=True)
+def plan_nodes(conn, table, metric, k, literal, generic=False, kind=VECTOR_INDEX):
+    """The plan's nodes, outermost first, e.g. ['Limit', 'Index Scan (idx)'],
+    following each node's first child (for the "bq" query: Limit, Sort,
+    Subquery Scan, Limit, Index Scan)."""
+    plan = explain(conn, table, metric, k, literal, generic=generic, fmt_json=True, kind=kind)
     nodes = []
     node = plan[0][0]["Plan"] if isinstance(plan[0], list) else plan[0]["Plan"]
     while node:
@@ -743,13 +837,13 @@ def plan_nodes(conn, table, metric, k, literal, generic=False):
     return nodes
 
 
-def plan_check(conn, table, index, metric, k, literal):
+def plan_check(conn, table, index, metric, k, literal, kind=VECTOR_INDEX):
     """Whether the planner serves the k-NN query with the hnsw index, for a
     custom and for a generic plan, under the current settings (which
     include hnsw.ef_search, part of the index's cost). Returns
     (ok, description)."""
     want = f"Index Scan ({index})"
-    found = {g: plan_nodes(conn, table, metric, k, literal, generic=g) for g in (False, True)}
+    found = {g: plan_nodes(conn, table, metric, k, literal, generic=g, kind=kind) for g in (False, True)}
     ok = all(want in nodes for nodes in found.values())
     if ok:
         return True, "index scan"
@@ -773,13 +867,14 @@ def run_queries(conn, sql, queries, ef, label=None, order=None):
     bar = Progress(label, len(queries), " queries") if label else None
     if isinstance(queries[0], VectorParam):
         register_vector_param(conn)
+    params = [_bind(sql, q) for q in queries]
     cur = conn.cursor()
     # a first execution prepares the statement outside the timed loop
-    cur.execute(sql, (queries[0],), prepare=True)
+    cur.execute(sql, params[0], prepare=True)
     cur.fetchall()
     t0 = time.perf_counter()
     for count, i in enumerate(order, 1):
-        cur.execute(sql, (queries[i],), prepare=True)
+        cur.execute(sql, params[i], prepare=True)
         results[i] = [r[0] for r in cur.fetchall()]
         if bar and count % 50 == 0:
             bar.update(count)
@@ -811,15 +906,16 @@ def _client_main(sql, queries, ef, offset, settings, ready, start, out):
             conn.execute(f"SET hnsw.ef_search = {int(ef)}")
             if isinstance(queries[0], VectorParam):
                 register_vector_param(conn)
+            params = [_bind(sql, q) for q in queries]
             cur = conn.cursor()
-            cur.execute(sql, (queries[0],), prepare=True)
+            cur.execute(sql, params[0], prepare=True)
             cur.fetchall()
             n = len(queries)
             ready.put(None)
             start.wait()
             t0 = time.perf_counter()
             for j in range(n):
-                cur.execute(sql, (queries[(offset + j) % n],), prepare=True)
+                cur.execute(sql, params[(offset + j) % n], prepare=True)
                 cur.fetchall()
             out.put((t0, time.perf_counter(), n, None))
     except BaseException as e:  # noqa: B902 - reported to the parent

@@ -1,9 +1,10 @@
 # The benchmark (test/bench/bench.py) end to end, at its --quick sizes,
 # against a server of this test's own: it must finish, write its JSON, and
 # report for every ef_search the recall an index working as designed gets,
-# with the query vector bound in binary (the default) and as a text literal.
-# Speed is not asserted; this guards the benchmark's code, which no other
-# test runs.
+# with the query vector bound in binary (the default) and as a text literal;
+# and cosine3072's halfvec expression index and binary quantization with
+# re-ranking. Speed is not asserted; this guards the benchmark's code, which
+# no other test runs.
 use strict;
 use warnings;
 
@@ -27,8 +28,8 @@ local $ENV{PGDATABASE} = 'postgres';
 # Run bench.py; returns its report (the JSON it wrote), or undef
 sub bench
 {
-	my ($format, $datasets) = @_;
-	my $dir = "$out/$format";
+	my ($format, $datasets, @extra) = @_;
+	my $dir = "$out/$format-$datasets";
 	my ($stdout, $stderr) = ('', '');
 
 	mkdir $dir or die "mkdir $dir: $!";
@@ -39,7 +40,7 @@ sub bench
 			'--queries', '100', '--ef', '10,40,160',
 			'--query-format', $format, '--no-hnswlib',
 			'--no-plot', '--cache-dir', '',
-			'--maintenance-work-mem', '256MB', '--out', $dir
+			'--maintenance-work-mem', '256MB', '--out', $dir, @extra
 		],
 		'<', \undef, '>', \$stdout, '2>', \$stderr);
 	ok($ok, "bench.py --query-format $format exits 0")
@@ -94,6 +95,34 @@ check_report($report, 'binary', 'gaussian', 'cosine') if $report;
 
 $report = bench('text', 'cosine');
 check_report($report, 'text', 'cosine') if $report;
+
+# cosine3072, 3,000 x 3,072: at that size the planner prefers a sequential
+# scan (the TOASTed vectors' main fork is small), hence --force-index; the
+# plan check must still find our indexes
+$report = bench('binary', 'cosine3072', '--force-index', '--bq-candidates', '20,100',
+	'--bq-ef', '40,100');
+if ($report)
+{
+	check_report($report, 'binary', 'cosine3072');
+	my $entry = $report->{datasets}[0];
+	is($entry->{tinyhnsw}{index_kind}, 'halfvec', 'cosine3072: halfvec expression index');
+	is($entry->{tinyhnsw}{runs}{40}{plan}, 'index scan', 'cosine3072: the plan uses it');
+	my $bq = $entry->{tinyhnsw_bq};
+	ok($bq && $bq->{index_bytes} > 0, 'cosine3072: binary quantization index size reported');
+	# ef 40 is below 100 candidates: skipped, not run short
+	is_deeply($bq->{candidates}{100}{ef_search}, [100], 'bq: ef below the candidates skipped');
+	foreach my $c (20, 100)
+	{
+		my $run = $bq->{candidates}{$c}{runs}{100};
+		ok(defined $run->{qps} && $run->{qps} > 0, "bq $c candidates: ef 100 measured");
+		is($run->{plan}, 'index scan', "bq $c candidates: the plan uses the bit index");
+		ok(!$run->{short} && !$run->{duplicates}, "bq $c candidates: k distinct rows each");
+	}
+	# more candidates re-ranked find at least as much
+	cmp_ok($bq->{candidates}{100}{runs}{100}{recall}, '>=', 0.9, 'bq: recall\@10 with 100 candidates');
+	cmp_ok($bq->{candidates}{100}{runs}{100}{recall}, '>=',
+		$bq->{candidates}{20}{runs}{100}{recall} - 0.02, 'bq: recall does not fall with more candidates');
+}
 
 $node->stop;
 
