@@ -936,7 +936,8 @@ get new ones.  Options: dbname ('postgres').
 The text of a pgbench script that inserts one row into C<table> ('c'),
 drawn with C<hnsw_point(x, 0.3)> around the centre of a random one of
 C<clusters> (30) clusters, from a seed that pgbench draws, so that a
-seeded run inserts the same rows.
+seeded run inserts the same rows.  With C<value> (of hnsw_families) the
+row is that vector as the family's type.
 
 =item hnsw_recall_at($node, $table, $queries, $op, %opts)
 
@@ -1028,12 +1029,14 @@ sub hnsw_insert_script
 	my (%o) = @_;
 	my $table = $o{table} // 'c';
 	my $clusters = $o{clusters} // 30;
+	my $point = 'hnsw_point(x, 0.3)';
+	$point = $o{value}->($point) if defined $o{value};
 	return qq{
 \\set seed random(0, 999999999)
 \\set c random(1, $clusters)
 BEGIN;
 SELECT setseed(:seed / 1000000000.0);
-INSERT INTO $table (v) SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c;
+INSERT INTO $table (v) SELECT $point FROM hnsw_centres WHERE c = :c;
 COMMIT;
 };
 }
