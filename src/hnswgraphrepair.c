@@ -273,6 +273,29 @@ linked_elsewhere(HnswGraph *g, HnswRef v, int layer, HnswRef r,
 	return at >= 0 && indeg[at] >= 2;
 }
 
+/* Elements whose layer-0 link from some list a link_from took */
+typedef struct RefBag
+{
+	HnswRef    *refs;
+	int64		n;
+	int64		max;
+	MemoryContext cxt;			/* refs lives here, not in a per-element one */
+} RefBag;
+
+static void
+bag_add(RefBag *bag, HnswRef ref)
+{
+	if (bag->n == bag->max)
+	{
+		bag->max = Max(64, bag->max * 2);
+		bag->refs = bag->refs ?
+			repalloc_huge(bag->refs, sizeof(HnswRef) * bag->max) :
+			MemoryContextAllocExtended(bag->cxt, sizeof(HnswRef) * bag->max,
+									   MCXT_ALLOC_HUGE);
+	}
+	bag->refs[bag->n++] = ref;
+}
+
 /*
  * Make r link to x on a layer: into a free slot of r's list, or in place of
  * the member farthest from r that another element links to as well, so
@@ -284,7 +307,7 @@ linked_elsewhere(HnswGraph *g, HnswRef v, int layer, HnswRef r,
  */
 static bool
 link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
-		  const HnswElementSet *set, uint32 *indeg)
+		  const HnswElementSet *set, uint32 *indeg, RefBag *evicted)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswCandidate e;
@@ -328,6 +351,8 @@ link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
 	if (!g->ops->replace_neighbors(g, &e, layer, members, nm, out,
 								   Max(nm, slot + 1)))
 		return false;
+	if (evicted && layer == 0 && slot < nm)
+		bag_add(evicted, members[slot]);
 	if (indeg)
 	{
 		int64		at;
@@ -368,7 +393,7 @@ link_from_own(HnswGraph *g, const HnswCandidate *x, const HnswElementSet *set,
 	qsort(c, nn, sizeof(Ranked), ranked_asc);
 	for (int i = 0; i < nn && i < HNSW_RELINK_TRIES; i++)
 	{
-		if (!c[i].c.deleted && link_from(g, c[i].c.ref, x, 0, set, indeg))
+		if (!c[i].c.deleted && link_from(g, c[i].c.ref, x, 0, set, indeg, NULL))
 			return true;
 	}
 	return false;
@@ -472,7 +497,7 @@ link_from_nearest_reached(HnswGraph *g, const HnswElementSet *set,
 
 	for (int i = 0; i < nbest; i++)
 	{
-		if (link_from(g, best[i].ref, x, layer, NULL, NULL))
+		if (link_from(g, best[i].ref, x, layer, NULL, NULL, NULL))
 			return true;
 	}
 	return false;
@@ -528,7 +553,7 @@ relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 		if (w[i].ref == x.ref || at < 0 || !reached[at])
 			continue;
 		tried++;
-		if (link_from(g, w[i].ref, &x, layer, NULL, NULL))
+		if (link_from(g, w[i].ref, &x, layer, NULL, NULL, NULL))
 			return true;
 	}
 
@@ -552,12 +577,12 @@ relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
  * then linked only from afar.  A search whose descent happens to pass there
  * finds x; one that lands among x's new neighbors, as a scan with a wider
  * descent does, finds it at no ef.  If the search does not, link x from the
- * nearest others it kept that take it (link_from).  Returns whether it had
- * to.
+ * nearest others it kept that take it (link_from; what that takes a link
+ * from goes into evicted, if given).  Returns whether it had to.
  */
 static bool
 make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
-			  HnswRef entry, int entryLevel, int ef)
+			  HnswRef entry, int entryLevel, int ef, RefBag *evicted)
 {
 	HnswCandidate x = set_candidate(set, xi);
 	HnswCandidate *w;
@@ -591,7 +616,7 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 		if (w[i].ref == x.ref)
 			continue;
 		tried++;
-		if (link_from(g, w[i].ref, &x, layer, NULL, NULL))
+		if (link_from(g, w[i].ref, &x, layer, NULL, NULL, evicted))
 			linked = true;
 	}
 	return linked;
@@ -775,7 +800,7 @@ link_to_root(HnswGraph *g, const HnswElementSet *set, int64 xi,
 		nbest = nearest_marked(g, set, xv, 0, inroot, scanned, best);
 	for (int i = 0; i < nbest; i++)
 	{
-		if (link_from(g, x.ref, &best[i], 0, NULL, NULL))
+		if (link_from(g, x.ref, &best[i], 0, NULL, NULL, NULL))
 			return true;
 	}
 	return false;
@@ -900,6 +925,7 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	int64	   *queue;
 	int64		entryAt;
 	int64		linked = 0;
+	RefBag		evicted = {NULL, 0, 0, CurrentMemoryContext};
 
 	*missed = 0;
 	g->ops->live_elements(g, &set);
@@ -929,7 +955,7 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 			CHECK_FOR_INTERRUPTS();
 			old = MemoryContextSwitchTo(tmp);
 			if (make_findable(g, &set, i, layer, set.entry, set.entryLevel,
-							  HNSW_SCAN_DESCENT_MIN))
+							  HNSW_SCAN_DESCENT_MIN, NULL))
 				linked++;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(tmp);
@@ -970,11 +996,47 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(tmp);
 		if (make_findable(g, &set, i, 0, set.entry, set.entryLevel,
-						  HNSW_FINDABLE_EF))
+						  HNSW_FINDABLE_EF, &evicted))
 			linked++;
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
 	}
+
+	/*
+	 * Each link those searches gave took a place in a full list from a
+	 * member linked from elsewhere too, but that elsewhere may be afar: an
+	 * element checked earlier in the pass may have lost the one link from
+	 * its surroundings.  Check those again, and what that takes, a few
+	 * rounds.
+	 */
+	for (int round = 0; round < HNSW_CONNECT_ROUNDS && evicted.n > 0; round++)
+	{
+		RefBag		again = evicted;
+
+		evicted.refs = NULL;
+		evicted.n = evicted.max = 0;
+		qsort(again.refs, again.n, sizeof(HnswRef), HnswRefCmp);
+		for (int64 k = 0; k < again.n; k++)
+		{
+			int64		at;
+
+			if (k > 0 && again.refs[k] == again.refs[k - 1])
+				continue;
+			at = set_index(&set, again.refs[k]);
+			if (at < 0)
+				continue;		/* deleted meanwhile, or not live */
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(tmp);
+			if (make_findable(g, &set, at, 0, set.entry, set.entryLevel,
+							  HNSW_FINDABLE_EF, &evicted))
+				linked++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(tmp);
+		}
+		pfree(again.refs);
+	}
+	if (evicted.refs)
+		pfree(evicted.refs);
 
 	/*
 	 * Last, reachability, which the links above may have cost: each takes
