@@ -53,7 +53,7 @@ include $(PGXS)
 # both, so it has the same objects as an updated 0.1.0 (test/t/080_upgrade.pl
 # checks that).
 SQL_0_1_0 = src/vector.sql src/hnsw.sql src/hnswverify.sql src/hnswfanout.sql
-SQL_0_2_0 = src/halfvec.sql src/bitvec.sql src/sparsevec.sql src/hnswtypes.sql
+SQL_0_2_0 = src/halfvec.sql src/bitvec.sql src/sparsevec.sql src/hnswtypes.sql src/hnswcost.sql
 
 tinyhnsw--0.1.0.sql: $(SQL_0_1_0)
 	cat $^ > $@

@@ -162,3 +162,26 @@ SET enable_seqscan = off;
 SELECT id FROM hpart ORDER BY emb <-> '[0.5,0.5,0.5]' LIMIT 3;
 RESET enable_seqscan;
 DROP TABLE hpart;
+
+-- Vectors too wide for a page are kept in TOAST: a sequential scan reads
+-- each of them, not just the table's main fork (about 50 bytes a row), and
+-- the planner prices it so (src/hnsw.c, vector_cost_support).  1,000 rows
+-- of vector(3072): the README's halfvec recipe uses its index at
+-- ef_search 160 (once: Seq Scan, at every ef_search), and so does the
+-- binary quantization recipe's inner query.
+CREATE TABLE hwide (id int PRIMARY KEY, emb vector(3072));
+INSERT INTO hwide
+SELECT i, (SELECT array_agg(((i * 0.7548776662 + d * 0.5698402910) % 1)::real)
+           FROM generate_series(1, 3072) d)::vector
+FROM generate_series(1, 1000) i;
+CREATE INDEX hwide_half ON hwide USING hnsw ((emb::halfvec(3072)) halfvec_cosine_ops);
+ANALYZE hwide;
+SET hnsw.ef_search = 160;
+EXPLAIN (COSTS OFF)
+SELECT id FROM hwide ORDER BY emb::halfvec(3072) <=> (SELECT emb FROM hwide WHERE id = 1)::halfvec(3072) LIMIT 10;
+DROP INDEX hwide_half;
+CREATE INDEX hwide_bq ON hwide USING hnsw ((binary_quantize(emb)::bit(3072)) bit_hamming_ops);
+EXPLAIN (COSTS OFF)
+SELECT id FROM hwide ORDER BY binary_quantize(emb)::bit(3072) <~> binary_quantize((SELECT emb FROM hwide WHERE id = 1)) LIMIT 100;
+RESET hnsw.ef_search;
+DROP TABLE hwide;

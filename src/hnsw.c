@@ -3,8 +3,10 @@
  * hnsw.c
  *	  Module entry point and the hnsw access method's catalogue side: the
  *	  handler, reloptions (m, ef_construction), settings (hnsw.*), the
- *	  per-index cache of options and metric, amvalidate and amcostestimate.
- *	  The metrics that opclasses name are hnswformat.c's.
+ *	  per-index cache of options and metric, amvalidate and amcostestimate,
+ *	  and the planner support that prices a distance's reads of vectors
+ *	  stored out of line.  The metrics that opclasses name are
+ *	  hnswformat.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +16,7 @@
 #include <math.h>
 
 #include "access/amvalidate.h"
+#include "access/heaptoast.h"
 #include "access/stratnum.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -23,10 +26,14 @@
 #include "catalog/pg_amproc.h"
 #include "catalog/pg_opclass.h"
 #include "catalog/pg_opfamily.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/progress.h"
 #include "commands/vacuum.h"
 #include "fmgr.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/supportnodes.h"
+#include "optimizer/cost.h"
 #include "optimizer/optimizer.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
@@ -337,6 +344,92 @@ hnswcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	*indexSelectivity = costs.indexSelectivity;
 	*indexCorrelation = 0;
 	*indexPages = pages;
+}
+
+/*
+ * Planner support (SupportRequestCost) of the distance functions and of
+ * the casts and quantizers that read a whole vector: a column of vectors
+ * too wide for a page (vector over about 2,030 dimensions, halfvec over
+ * about 4,070; STORAGE main moves them out of line only then) is read
+ * from TOAST by every call on it, which the planner does not see: it
+ * prices a sequential scan by the table's main fork, about 50 bytes a row,
+ * and preferred one to the index at every ef_search on 3,000 rows of
+ * vector(3072) indexed as halfvec (test/bench, cosine3072), though each
+ * query then read every row's 12 kB.  A call whose argument is such a
+ * column costs what reading it inline would: its pages at
+ * seq_page_cost.  The column's width comes from its typmod; without one
+ * it is unknown, and the call costs what its procost says, as does a call
+ * on anything but a column.
+ */
+static Datum
+vector_cost_support(FunctionCallInfo fcinfo, Size elemsize)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestCost *req;
+	List	   *args;
+	ListCell   *lc;
+	Cost		per_call;
+
+	if (!IsA(rawreq, SupportRequestCost))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestCost *) rawreq;
+	if (req->node == NULL)
+		PG_RETURN_POINTER(NULL);
+	if (IsA(req->node, FuncExpr))
+		args = ((FuncExpr *) req->node)->args;
+	else if (IsA(req->node, OpExpr))
+		args = ((OpExpr *) req->node)->args;
+	else
+		PG_RETURN_POINTER(NULL);
+
+	per_call = cpu_operator_cost;
+	{
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(req->funcid));
+
+		if (HeapTupleIsValid(tup))
+		{
+			per_call *= ((Form_pg_proc) GETSTRUCT(tup))->procost;
+			ReleaseSysCache(tup);
+		}
+	}
+	foreach(lc, args)
+	{
+		Node	   *arg = (Node *) lfirst(lc);
+		Var		   *var;
+		double		width;
+
+		while (arg && IsA(arg, RelabelType))
+			arg = (Node *) ((RelabelType *) arg)->arg;
+		if (arg == NULL || !IsA(arg, Var))
+			continue;
+		var = (Var *) arg;
+		if (var->vartypmod <= 0)
+			continue;
+		/* the varlena header, dimensions and an unused word, then elements */
+		width = VARHDRSZ + 2 * sizeof(int16) + (double) elemsize * var->vartypmod;
+		if (width > TOAST_TUPLE_TARGET_MAIN)
+			per_call += width / BLCKSZ * seq_page_cost;
+	}
+	req->startup = 0;
+	req->per_tuple = per_call;
+	PG_RETURN_POINTER(req);
+}
+
+extern PGDLLEXPORT Datum hnsw_vector_cost_support(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum hnsw_halfvec_cost_support(PG_FUNCTION_ARGS);
+
+PG_FUNCTION_INFO_V1(hnsw_vector_cost_support);
+Datum
+hnsw_vector_cost_support(PG_FUNCTION_ARGS)
+{
+	return vector_cost_support(fcinfo, sizeof(float));
+}
+
+PG_FUNCTION_INFO_V1(hnsw_halfvec_cost_support);
+Datum
+hnsw_halfvec_cost_support(PG_FUNCTION_ARGS)
+{
+	return vector_cost_support(fcinfo, sizeof(uint16));
 }
 
 /* The access method of an operator family, for sort families */
