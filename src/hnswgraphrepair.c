@@ -576,9 +576,12 @@ relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
  * surroundings, new elements fill them that never learned of x, and x is
  * then linked only from afar.  A search whose descent happens to pass there
  * finds x; one that lands among x's new neighbors, as a scan with a wider
- * descent does, finds it at no ef.  If the search does not, link x from the
- * nearest others it kept that take it (link_from; what that takes a link
- * from goes into evicted, if given).  Returns whether it had to.
+ * descent does, finds it at no ef.  (On the upper layers, which every
+ * search crosses with few candidates, finding x is enough: asking more
+ * there only moved links around at every VACUUM of an unchanged index.)
+ * If the search does not, link x from the nearest others it kept that take
+ * it (link_from; what that takes a link from goes into evicted, if given).
+ * Returns whether it had to.
  */
 static bool
 make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
@@ -601,6 +604,9 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 		if (w[i].ref == x.ref)
 			found = true;
 	}
+	/* upper layers, searched with the narrowest descent: found is enough */
+	if (found && layer > 0)
+		return false;
 	for (int i = 0; found && i < nw; i++)
 	{
 		HnswCandidate o;
