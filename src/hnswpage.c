@@ -2809,85 +2809,95 @@ static void
 plan_moves(Compactor *c)
 {
 	int64		next[HNSW_MAX_LEVEL + 1];
-	int64		any = 0;
 	BlockNumber goal = packed_end(c);
 
 	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
 		next[l] = 0;
-	for (int64 i = c->nelems - 1; i >= 0; i--)
+
+	/*
+	 * The highest levels first: they have the fewest slots, and an element
+	 * that finds none of its own level before goal takes a slot of another
+	 * level (grow_slot); the levels done before it need theirs no more.
+	 */
+	for (int lv = HNSW_MAX_LEVEL; lv >= 0; lv--)
 	{
-		CElem	   *x = &c->elems[i];
-		BlockNumber xblk = HnswRefBlock(x->ref);
-		int64	   *f = &next[x->level];
-		CElem	   *s = NULL;
-		bool		rebuild = false;
+		int64		any = 0;
 
-		/* a slot filled by a move stays: lists are renamed one hop only */
-		if (x->free || x->filled)
-			continue;
-		/* the first free slot of the level before x, if any */
-		for (; *f < i; (*f)++)
+		for (int64 i = c->nelems - 1; i >= 0; i--)
 		{
-			CElem	   *e = &c->elems[*f];
+			CElem	   *x = &c->elems[i];
+			BlockNumber xblk = HnswRefBlock(x->ref);
+			int64	   *f = &next[x->level];
+			CElem	   *s = NULL;
+			bool		rebuild = false;
 
-			if (e->free && !e->router && !e->gone && e->level == x->level &&
-				HnswRefBlock(e->ref) < xblk && HnswRefBlock(e->nref) < xblk)
+			/* a slot filled by a move stays: lists are renamed one hop only */
+			if (x->level != lv || x->free || x->filled)
+				continue;
+			/* the first free slot of the level before x, if any */
+			for (; *f < i; (*f)++)
 			{
-				s = e;
-				break;
-			}
-		}
-		if (s != NULL && HnswRefBlock(s->ref) < goal)
-			(*f)++;
-		else
-		{
-			/*
-			 * Past goal, or none: better any free slot before both whose
-			 * neighbor tuple is x's size or can grow to it where it is (the
-			 * highest levels have few slots, and one taken past goal holds
-			 * the end there); else a page of free slots rebuilt for x.
-			 */
-			CElem	   *g = grow_slot(c, x, i,
-									  s ? Min(xblk, goal) : xblk, &any);
+				CElem	   *e = &c->elems[*f];
 
-			if (g != NULL)
-				s = g;
-			else if (rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
-									  &c->rebuildPage, false) != NULL)
-			{
-				s = &c->elems[0];	/* set below */
-				rebuild = true;
+				if (e->free && !e->router && !e->gone && e->level == x->level &&
+					HnswRefBlock(e->ref) < xblk && HnswRefBlock(e->nref) < xblk)
+				{
+					s = e;
+					break;
+				}
 			}
-			else if (s != NULL)
+			if (s != NULL && HnswRefBlock(s->ref) < goal)
 				(*f)++;
-		}
-		if (s == NULL)
-			continue;
-		if (rebuild)
-		{
-			int64		first;
-			int64		last;
+			else
+			{
+				/*
+				 * Past goal, or none: better any free slot before both whose
+				 * neighbor tuple is x's size or can grow to it where it is (the
+				 * highest levels have few slots, and one taken past goal holds
+				 * the end there); else a page of free slots rebuilt for x.
+				 */
+				CElem	   *g = grow_slot(c, x, i,
+										  s ? Min(xblk, goal) : xblk, &any);
 
-			/* the page rebuild_page_for took: x goes to its offset 1 */
-			block_elems(c, c->rebuildPage - 1, &first, &last);
-			s = &c->elems[first];
-			s->gone = false;
-			s->nref = HnswRefFromTid(c->rebuildPage - 1, FirstOffsetNumber + 1);
-		}
+				if (g != NULL)
+					s = g;
+				else if (rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
+										  &c->rebuildPage, false) != NULL)
+				{
+					s = &c->elems[0];	/* set below */
+					rebuild = true;
+				}
+				else if (s != NULL)
+					(*f)++;
+			}
+			if (s == NULL)
+				continue;
+			if (rebuild)
+			{
+				int64		first;
+				int64		last;
 
-		/* x's content goes to slot s; x's slot becomes free */
-		c->moves[c->nmoves].from = x->ref;
-		c->moves[c->nmoves].to = s->ref;
-		c->moves[c->nmoves].level = s->level;
-		c->moves[c->nmoves].rebuild = rebuild;
-		c->nmoves++;
-		s->free = false;
-		s->filled = true;
-		s->dup = x->dup;
-		s->level = x->level;
-		x->free = true;
-		x->router = true;
-		x->dup = HNSW_INVALID_REF;
+				/* the page rebuild_page_for took: x goes to its offset 1 */
+				block_elems(c, c->rebuildPage - 1, &first, &last);
+				s = &c->elems[first];
+				s->gone = false;
+				s->nref = HnswRefFromTid(c->rebuildPage - 1, FirstOffsetNumber + 1);
+			}
+
+			/* x's content goes to slot s; x's slot becomes free */
+			c->moves[c->nmoves].from = x->ref;
+			c->moves[c->nmoves].to = s->ref;
+			c->moves[c->nmoves].level = s->level;
+			c->moves[c->nmoves].rebuild = rebuild;
+			c->nmoves++;
+			s->free = false;
+			s->filled = true;
+			s->dup = x->dup;
+			s->level = x->level;
+			x->free = true;
+			x->router = true;
+			x->dup = HNSW_INVALID_REF;
+		}
 	}
 }
 
