@@ -629,6 +629,26 @@ make_findable(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 }
 
 /*
+ * make_findable for set element i on a layer, in the per-element memory
+ * context tmp (reset after).
+ */
+static bool
+findable_in(HnswGraph *g, const HnswElementSet *set, int64 i, int layer,
+			int ef, MemoryContext tmp, RefBag *evicted)
+{
+	MemoryContext old;
+	bool		linked;
+
+	CHECK_FOR_INTERRUPTS();
+	old = MemoryContextSwitchTo(tmp);
+	linked = make_findable(g, set, i, layer, set->entry, set->entryLevel, ef,
+						   evicted);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(tmp);
+	return linked;
+}
+
+/*
  * The entry point must be of the highest level of any live element, or
  * searches cannot enter that element's upper layers.  Vacuum replaces a
  * deleted entry point with the highest live element it saw, and one of the
@@ -958,13 +978,8 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	{
 		for (int layer = Min(set.levels[i], set.entryLevel); layer >= 1; layer--)
 		{
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(tmp);
-			if (make_findable(g, &set, i, layer, set.entry, set.entryLevel,
-							  HNSW_SCAN_DESCENT_MIN, NULL))
+			if (findable_in(g, &set, i, layer, HNSW_SCAN_DESCENT_MIN, tmp, NULL))
 				linked++;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(tmp);
 		}
 	}
 
@@ -999,13 +1014,8 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	 */
 	for (int64 i = 0; afterDeletes && i < set.n; i++)
 	{
-		CHECK_FOR_INTERRUPTS();
-		old = MemoryContextSwitchTo(tmp);
-		if (make_findable(g, &set, i, 0, set.entry, set.entryLevel,
-						  HNSW_FINDABLE_EF, &evicted))
+		if (findable_in(g, &set, i, 0, HNSW_FINDABLE_EF, tmp, &evicted))
 			linked++;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
 	}
 
 	/*
@@ -1029,15 +1039,9 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 			if (k > 0 && again.refs[k] == again.refs[k - 1])
 				continue;
 			at = set_index(&set, again.refs[k]);
-			if (at < 0)
-				continue;		/* deleted meanwhile, or not live */
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(tmp);
-			if (make_findable(g, &set, at, 0, set.entry, set.entryLevel,
-							  HNSW_FINDABLE_EF, &evicted))
+			if (at >= 0 &&		/* not deleted meanwhile, and live */
+				findable_in(g, &set, at, 0, HNSW_FINDABLE_EF, tmp, &evicted))
 				linked++;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(tmp);
 		}
 		pfree(again.refs);
 	}

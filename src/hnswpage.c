@@ -2397,8 +2397,9 @@ HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
  * nor a crash loses anything:
  *	 1. free slots give up their emptied duplicate chains (that room is
  *		where step 4 moves live duplicate tuples);
- *	 2. an element moves from slot T, on a late page, into a free slot F of
- *		its level on an earlier one, in one record over the pages of both:
+ *	 2. an element moves from slot T, on a late page, into a free slot F on
+ *		an earlier one (of its level, or one whose neighbor tuple is
+ *		resized in place to it), in one record over the pages of both:
  *		F gets its vector, heap TIDs, chain and lists; T keeps the vector
  *		but no heap TIDs, is flagged DELETED (never returned, still
  *		traversed), and each of its lists leads to F first.  Whoever
@@ -2797,12 +2798,13 @@ grow_slot(Compactor *c, CElem *x, int64 xi, BlockNumber limit, int64 *any)
 }
 
 /*
- * Plan the element moves, the live elements from the last block down.
- * Each goes into the first free slot of its level that lies (with its
- * neighbor tuple) on an earlier block; if that is far out (the highest
- * levels have few slots) into a page of free slots rebuilt for it; or
- * else into any earlier free slot whose neighbor tuple can be resized in
- * place to the element's level.  The model in c->elems is updated as if
+ * Plan the element moves, level by level from the highest, each level's
+ * live elements from the last block down.  Each goes into the first free
+ * slot of its level that lies (with its neighbor tuple) on an earlier
+ * block; if that is past goal, or there is none, into an earlier free slot
+ * of another level whose neighbor tuple can be resized in place to the
+ * element's (grow_slot); else into a page of free slots rebuilt for it;
+ * else into the slot past goal.  The model in c->elems is updated as if
  * done.
  */
 static void
