@@ -290,7 +290,7 @@ cmp_ok($ratio, '<=', $MAX_RATIO,
 # few elements of the highest levels find no free slot of their level
 # before the packing's end.  Each used to take one far out, which held the
 # end there: 1.00 to 1.79 times a fresh build after a delete of 70% of
-# uniform rows (over 1.3 in 2 of 13 tables; a mean of 1.20).  They now take
+# uniform rows (over 1.3 in 2 of 13 tables; a mean of 1.18).  They now take
 # first any earlier free slot whose neighbor tuple is as large or grows in
 # place: 1.00 to 1.06 on uniform rows.  An element of the top level may
 # still find neither (nearly every page's last neighbor tuple lies on the
