@@ -2411,7 +2411,10 @@ HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
  *		FREE slot may be reused at once);
  *	 3b. a free slot that stays, but whose neighbor tuple lies past the new
  *		end, gets a new, empty one in room before it (on the slot's page or
- *		a later one, as rule 7 asks), in one record with the slot;
+ *		a later one, as rule 7 asks), in one record with the slot; with no
+ *		room, a slot that is its page's last line pointer is dropped, line
+ *		pointer and all (first, a record per slot: the room it leaves may
+ *		be taken by another's new tuple);
  *	 4. each duplicate tuple of a live chain that lies past the new end
  *		moves into an unreferenced duplicate tuple or free room on an
  *		earlier duplicate page, in one record with the tuple that names it;
@@ -2467,6 +2470,7 @@ typedef struct Compactor
 	bool	   *isdup;			/* per block: a duplicate page */
 	Size	   *room;			/* per block: free space */
 	int		   *nitems;			/* per block: tuples */
+	OffsetNumber *maxoff;		/* per block: its last line pointer */
 	bool	   *rebuilt;		/* per block: rebuilt for one moved element */
 	bool	   *dupconv;		/* per block: rebuilt as a duplicate page */
 	BlockNumber rebuildPage;	/* where rebuild_page_for looks next */
@@ -2572,6 +2576,7 @@ take_inventory(Compactor *c)
 	c->isdup = palloc0(sizeof(bool) * c->nblocks);
 	c->room = palloc0(sizeof(Size) * c->nblocks);
 	c->nitems = palloc0(sizeof(int) * c->nblocks);
+	c->maxoff = palloc0(sizeof(OffsetNumber) * c->nblocks);
 	c->rebuilt = palloc0(sizeof(bool) * c->nblocks);
 	c->dupconv = palloc0(sizeof(bool) * c->nblocks);
 	c->rebuildPage = HNSW_METAPAGE_BLKNO + 1;
@@ -2592,6 +2597,7 @@ take_inventory(Compactor *c)
 		c->isdup[blkno] = (HnswPageGetOpaque(page)->flags & HNSW_PAGE_DUPLICATES) != 0;
 		c->room[blkno] = PageGetExactFreeSpace(page);
 		maxoff = PageGetMaxOffsetNumber(page);
+		c->maxoff[blkno] = maxoff;
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 		{
 			ItemId		itemid = PageGetItemId(page, off);
@@ -3037,8 +3043,13 @@ plan_dup_moves(Compactor *c, BlockNumber end, CMove **dmoves, int64 *ndmoves)
  * it.  A free slot's neighbor tuple holds no list (step 3 clears it), so
  * rather than keep its page, step 3b gives the slot a new, empty one in
  * free room before the end, on the slot's page or a later one (rule 7)
- * (*smoves: from the slot, to the page); a live element's neighbor tuple
- * stays where it is, and raises the end.
+ * (*smoves: from the slot, to the page).  With no room there, a slot that
+ * is its page's last line pointer is dropped (to HNSW_INVALID_REF): a page
+ * filled up as its last element was written keeps that element's neighbor
+ * tuple on the next page, so nearly every page ends so, and raising the
+ * end for one such slot used to reach the next page's, and so on, for
+ * dozens of pages.  A live element's neighbor tuple stays where it is, and
+ * raises the end.
  */
 static BlockNumber
 slots_end(Compactor *c, BlockNumber end, CMove **smoves, int64 *nsmoves)
@@ -3077,6 +3088,20 @@ slots_end(Compactor *c, BlockNumber end, CMove **smoves, int64 *nsmoves)
 						HnswRefFromTid(roomblk, InvalidOffsetNumber);
 					c->room[roomblk] -= need;
 					e->newntup = true;
+					continue;
+				}
+				roomblk = HnswRefBlock(e->ref);
+				if (e->dup == HNSW_INVALID_REF && !c->isdup[roomblk] &&
+					!c->rebuilt[roomblk] && !c->dupconv[roomblk] &&
+					HnswRefOffset(e->ref) == c->maxoff[roomblk])
+				{
+					(*smoves)[*nsmoves].from = e->ref;
+					(*smoves)[(*nsmoves)++].to = HNSW_INVALID_REF;
+					c->maxoff[roomblk]--;
+					c->room[roomblk] +=
+						MAXALIGN(HNSW_ELEMENT_TUPLE_SIZE(c->vecsize)) +
+						sizeof(ItemIdData);
+					e->gone = true;
 					continue;
 				}
 			}
@@ -3525,6 +3550,35 @@ move_slot_tuple(Compactor *c, HnswRef slot, BlockNumber roomblk)
 }
 
 /*
+ * Step 3b, first: a free slot that is its page's last line pointer, whose
+ * neighbor tuple lies past the end and finds no room before it, goes; its
+ * line pointer goes with it, so the page keeps no unused one.  Nothing
+ * names a free slot (step 3 renamed the routers).
+ */
+static void
+drop_slot(Compactor *c, HnswRef slot)
+{
+	PageSet		ps = {0};
+	Page		page;
+	HnswElementTuple e;
+
+	pageset_add(&ps, HnswRefBlock(slot));
+	pageset_start(c, &ps, InvalidBlockNumber);
+	page = pageset_page(&ps, HnswRefBlock(slot));
+	e = HnswGetElement(c->index, page, HnswRefBlock(slot),
+					   HnswRefOffset(slot), c->vecsize);
+	if (!(e->flags & HNSW_ELEMENT_FREE) || ItemPointerIsValid(&e->duptid) ||
+		HnswRefOffset(slot) != PageGetMaxOffsetNumber(page))
+		elog(ERROR, "hnsw: compaction's free slot at block %u offset %u changed",
+			 HnswRefBlock(slot), HnswRefOffset(slot));
+	PageIndexTupleDeleteNoCompact(page, HnswRefOffset(slot));
+	if (PageGetMaxOffsetNumber(page) != HnswRefOffset(slot) - 1)
+		elog(ERROR, "hnsw: compaction left an unused line pointer on block %u",
+			 HnswRefBlock(slot));
+	pageset_finish(&ps);
+}
+
+/*
  * Step 4's room: the pages of free slots planned to hold duplicate tuples
  * become empty duplicate pages, a page per record.  Nothing names their
  * slots any more (step 3 cleared free slots' lists).
@@ -3758,6 +3812,7 @@ HnswPageCompact(Relation index, BufferAccessStrategy strategy)
 	int64		ndmoves;
 	CMove	   *smoves;
 	int64		nsmoves;
+	int64		nsdrops = 0;
 	BlockNumber dend;
 	BlockNumber send;
 	MemoryContext cxt;
@@ -3818,9 +3873,12 @@ HnswPageCompact(Relation index, BufferAccessStrategy strategy)
 	prune_moves(&c, end);
 	dend = plan_dup_moves(&c, end, &dmoves, &ndmoves);
 	send = slots_end(&c, dend, &smoves, &nsmoves);
-	elog(DEBUG1, "hnsw compaction of \"%s\": %u pages, %u needed (%u for the elements, %u for the duplicates, %u for the free slots, %u at the packing of a fresh build), %lld element and %lld duplicate tuple moves",
+	for (int64 i = 0; i < nsmoves; i++)
+		nsdrops += smoves[i].to == HNSW_INVALID_REF;
+	elog(DEBUG1, "hnsw compaction of \"%s\": %u pages, %u needed (%u for the elements, %u for the duplicates, %u for the free slots, %u at the packing of a fresh build), %lld element and %lld duplicate tuple moves, %lld free slots given a neighbor tuple and %lld dropped",
 		 RelationGetRelationName(index), c.nblocks, send, end, dend, send,
-		 packed_end(&c), (long long) c.nmoves, (long long) ndmoves);
+		 packed_end(&c), (long long) c.nmoves, (long long) ndmoves,
+		 (long long) (nsmoves - nsdrops), (long long) nsdrops);
 	end = send;
 	if (c.nblocks - end < Max(HNSW_COMPACT_MIN_PAGES,
 							  c.nblocks * HNSW_COMPACT_MIN_FRACTION))
@@ -3838,8 +3896,13 @@ HnswPageCompact(Relation index, BufferAccessStrategy strategy)
 	HnswWaitPoint("vacuum_compact_moved");
 	qsort(c.moves, c.nmoves, sizeof(CMove), cmove_cmp);
 	rewrite_lists(&c, end);
+	/* the drops first: the room they leave may be taken by a move */
 	for (int64 i = 0; i < nsmoves && !must_stop(&c); i++)
-		move_slot_tuple(&c, smoves[i].from, HnswRefBlock(smoves[i].to));
+		if (smoves[i].to == HNSW_INVALID_REF)
+			drop_slot(&c, smoves[i].from);
+	for (int64 i = 0; i < nsmoves && !must_stop(&c); i++)
+		if (smoves[i].to != HNSW_INVALID_REF)
+			move_slot_tuple(&c, smoves[i].from, HnswRefBlock(smoves[i].to));
 	if (c.stopped)
 		goto done;
 	convert_dup_pages(&c);

@@ -60,15 +60,16 @@
  * rebuilding a page of free slots only, for the highest levels, which
  * seldom find a slot of their own level), moves live duplicate tuples
  * likewise, gives a free slot whose neighbor tuple lies past the new end an
- * empty one before it, renames the moved elements in every list and
+ * empty one before it (or, with no room there, drops the slot if it is its
+ * page's last line pointer: no unused line pointer is ever left), renames the moved elements in every list and
  * truncates the relation.  A moved element's old slot stays, until the
  * renaming, a router flagged DELETED | MOVED whose lists lead to the new
  * slot first.  A compaction that stopped before the renaming (a crash, or
  * someone waiting for the index) leaves routers that the next vacuum's
  * passes treat as any deleted element: they repair the lists that name
  * them and free them, before that vacuum compacts again.  So a free slot's
- * neighbor tuple can change size or place, and a page of free slots can be
- * rebuilt; nothing else moves.
+ * neighbor tuple can change size or place, a free slot at a page's end can
+ * go, and a page of free slots can be rebuilt; nothing else moves.
  *
  * Every walk over the elements goes through HnswScanElements, and every
  * walk along a duplicate chain through HnswWalkChain, bounded by the room

@@ -73,7 +73,8 @@ CREATE INDEX ${table}_fresh_idx ON ${table}_fresh USING hnsw (v vector_l2_ops);
 	return size_of("${table}_idx") / size_of("${table}_fresh_idx");
 }
 
-# VACUUM with the compaction's DEBUG1 summary: (element moves, duplicate moves)
+# VACUUM with the compaction's DEBUG1 summary: (element moves, duplicate
+# moves, pages the free slots raise the end by)
 sub vacuum_debug
 {
 	my ($table) = @_;
@@ -81,7 +82,8 @@ sub vacuum_debug
 		"SET client_min_messages = debug1; VACUUM $table");
 	is($rc, 0, "VACUUM $table succeeds") or diag($err);
 	note(join("\n", grep { /hnsw compaction/ } split /\n/, $err));
-	return $err =~ /(\d+) element and (\d+) duplicate tuple moves/ ? ($1, $2) : (0, 0);
+	return $err =~ /(\d+) for the duplicates, (\d+) for the free slots.* (\d+) element and (\d+) duplicate tuple moves/
+	  ? ($3, $4, $2 - $1) : (0, 0, 0);
 }
 
 #------------------------------------------------------------------------
@@ -286,17 +288,17 @@ cmp_ok($ratio, '<=', $MAX_RATIO,
 	sprintf('7: and compacts: the index is %.2f times a fresh build', $ratio));
 
 #------------------------------------------------------------------------
-# 8. Deletes spread over every page: no page of free slots only, and the
-# few elements of the highest levels find no free slot of their level
-# before the packing's end.  Each used to take one far out, which held the
-# end there: 1.00 to 1.79 times a fresh build after a delete of 70% of
-# uniform rows (over 1.3 in 2 of 13 tables; a mean of 1.18).  They now take
-# first any earlier free slot whose neighbor tuple is as large or grows in
-# place: 1.00 to 1.06 on uniform rows.  An element of the top level may
-# still find neither (nearly every page's last neighbor tuple lies on the
-# next page, so no page is ever free slots only, to be rebuilt for it):
-# 1.22 and 1.34 in 2 of 32 tables here.  So: each table at most 1.5, and
-# the four's mean at most 1.15.
+# 8. Deletes spread over every page: no page of free slots only.  A page
+# filled up as its last element was written keeps that element's neighbor
+# tuple on the next page, so nearly every page ends with one, and where
+# that element is a free slot with no room for a new neighbor tuple before
+# the end, the end used to be raised past it; that reached the next page's
+# last slot, and so on: 1.00 to 1.12 times a fresh build after a delete of
+# 70% of uniform rows, and once, in CI, over 1.5.  Such a slot is now
+# dropped, line pointer and all (0 or 1 a table): 1.00 to 1.08 in 94
+# tables here, with the free slots raising the end by 1 page at most.  So: each table at most
+# $MAX_RATIO, the free slots raise it by 2 pages at most, and the four's
+# mean is at most 1.1.
 #------------------------------------------------------------------------
 my @ratios;
 for my $k (1 .. 4)
@@ -308,15 +310,17 @@ CREATE INDEX t8_${k}_idx ON t8_$k USING hnsw (v vector_l2_ops);
 SELECT setseed(0.05 * $k);
 DELETE FROM t8_$k WHERE random() < 0.7;
 });
-	vacuum_debug("t8_$k");
+	my (undef, undef, $raised) = vacuum_debug("t8_$k");
+	cmp_ok($raised, '<=', 2,
+		"8: table $k: free slots whose neighbor tuple lies past the end raise it by $raised pages");
 	push @ratios, ratio_to_fresh("t8_$k");
-	cmp_ok($ratios[-1], '<=', 1.5,
+	cmp_ok($ratios[-1], '<=', $MAX_RATIO,
 		sprintf('8: after a delete of 70%% spread over every page, table %d: the index is %.2f times a fresh build',
 			$k, $ratios[-1]));
 }
 my $mean = 0;
 $mean += $_ / @ratios for @ratios;
-cmp_ok($mean, '<=', 1.15,
+cmp_ok($mean, '<=', 1.1,
 	sprintf('8: over the four tables, the index is %.2f times a fresh build on average (%s)',
 		$mean, join(', ', map { sprintf('%.2f', $_) } @ratios)));
 hnsw_invariant($node, 't8_4', 't8_4_idx', after_vacuum => 1, name => '8: after the compaction');
