@@ -11,8 +11,8 @@
  * approximate nearest neighbor search using Hierarchical Navigable Small
  * World graphs").  The algorithm lives once, in hnswgraph.c, and works on
  * any storage that implements HnswGraphOps: hnswmem.c (the graph built in
- * memory by CREATE INDEX) and hnswpage.c (the graph in buffer pages, used
- * by inserts, scans and vacuum; see hnswpage.h).  Function comments there
+ * memory by CREATE INDEX) and hnswpagegraph.c (the graph in buffer pages,
+ * used by inserts, scans and vacuum; see hnswpage.h).  Function comments there
  * cite the paper's algorithm numbers.
  *
  * An element's vector is its format's stored form (hnsw.h, HnswFormat):
@@ -35,7 +35,7 @@
  * linked to.
  *
  * Every element must stay findable, and the algorithm, not the storage,
- * sees to it (hnswgraphrepair.c).  An insert that prunes a full layer-0
+ * sees to it (hnswgraphrepair.c, hnswgraphconnect.c).  An insert that prunes a full layer-0
  * list never takes the last incoming link of the member it drops (asked of
  * that member's own neighbors): it drops another that is linked from
  * elsewhere; and if every new neighbor of an element prunes it on layer 0,
@@ -377,7 +377,7 @@ extern bool HnswStreamNext(HnswStream *s, bool iterate, bool strict,
 						   HnswCandidate *out);
 extern uint32 HnswStreamMet(const HnswStream *s);
 
-/* hnswgraphrepair.c: keeping every element reachable */
+/* hnswgraphrepair.c and hnswgraphconnect.c: keeping every element reachable */
 extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
 								const float *evec, int layer,
 								const HnswRef *keep, int nkeep,
@@ -395,6 +395,8 @@ extern int64 HnswLinkOrphans(HnswGraph *g, int64 *orphans);
  * ---------------------------------------------------------------------------
  */
 extern void HnswVisitedClear(HnswVisited *v);
+extern bool HnswHasOtherParent(HnswGraph *g, HnswRef v, int layer,
+							   HnswRef except);
 extern bool HnswVisitedAdd(HnswVisited *v, uint64 key);
 extern int	HnswCandidateCmp(const void *a, const void *b);
 extern int	HnswSelectNeighbors(HnswGraph *g, HnswCandidate *c, int nc,

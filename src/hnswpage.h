@@ -2,9 +2,10 @@
  *
  * hnswpage.h
  *	  The page room's private header: the disk format, the locking
- *	  protocol and WAL, and what hnswpage.c shares with the verifier.  Only
- *	  they and the verifier (hnswverify.c) include it; everyone else uses
- *	  the page room's entry points in hnsw.h.
+ *	  protocol and WAL, and what the room's files (hnswpage*.c) share with
+ *	  each other and with the verifier.  Only they and the verifier
+ *	  (hnswverify.c) include it; everyone else uses the page room's entry
+ *	  points in hnsw.h.
  *
  * DESIGN NOTE: PAGES
  * ------------------
@@ -264,6 +265,10 @@ struct HnswPageGraph
 
 /* hnswpage.c: pages, tuples, the walks, the metapage */
 extern void HnswInitPage(Page page);
+extern Item HnswGetItem(Page page, OffsetNumber offno, Size minsize);
+extern void HnswModifyMeta(Relation index,
+						   bool (*fn) (HnswMetaPage meta, void *arg),
+						   void *arg);
 extern void HnswCheckPage(Relation index, Page page, BlockNumber blkno);
 extern void HnswTupleCorrupted(Relation index, BlockNumber blkno,
 							   OffsetNumber offno, const char *what)
@@ -305,11 +310,11 @@ extern void HnswAdvanceFreeHint(Relation index, int level, BlockNumber from,
 								BlockNumber to);
 extern void HnswSetDuplicatePage(Relation index, BlockNumber blkno);
 
-/* HnswGraphOps over pages */
+/* hnswpagegraph.c: HnswGraphOps over pages */
 extern void HnswSetLayer(HnswNeighborTuple ntup, int m, int layer,
 						 const HnswRef *refs, int n);
 
-/* the insert's operations */
+/* hnswpagegraph.c: the insert's operations */
 extern bool HnswPageBeginInsert(HnswGraph *g, int level, HnswRef *entry,
 								int *entryLevel);
 extern bool HnswPageAddHeapTid(HnswGraph *g, const HnswCandidate *e,

@@ -3,9 +3,12 @@
  * hnswverify.c
  *	  hnsw_verify(): walks an hnsw index and checks its invariants.
  *
- * This file owns the SQL function hnsw_verify(index, heapallindexed) and
- * everything it needs: its own checking of pages and tuples (stricter than
- * the checks on the search path in hnswpage.c, and reporting a damaged
+ * This file owns the SQL function hnsw_verify(index, heapallindexed), the
+ * walk over the pages that builds the map of the index (hnswverify.h), and
+ * the checks on the pages; the checks on the map (the graph, the chains,
+ * reachability, the heap TIDs) are in hnswverifymap.c.  Between them:
+ * their own checking of pages and tuples (stricter than
+ * the checks on the search path in hnswpage*.c, and reporting a damaged
  * index as an error that names the block and offset), the in-memory map of
  * the graph, and the optional heap cross-check.  It reads pages through
  * the page room (hnswpage.h: HnswCopyPage, the formats, HnswPageMaxLevel)
@@ -92,157 +95,14 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "hnswpage.h"
-
-/* Every element flag hnswpage.h defines: each means "no heap TIDs" */
-#define HNSW_KNOWN_ELEMENT_FLAGS	(HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE | HNSW_ELEMENT_MOVED)
+#include "hnswverify.h"
 
 extern PGDLLEXPORT Datum tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS);
 
-/* An element tuple as the walk saw it */
-typedef struct VElem
-{
-	HnswRef		ref;			/* where it is */
-	HnswRef		ntid;			/* its neighbor tuple */
-	HnswRef		duptid;			/* its first duplicate tuple, or invalid */
-	int32		ntup;			/* index in ntups[], -1 until paired */
-	uint8		level;
-	uint8		flags;
-	uint8		ntids;
-} VElem;
-
-/* A neighbor tuple as the walk (or a re-read) saw it */
-typedef struct VNtup
-{
-	HnswRef		ref;
-	int32		owner;			/* index in elems[], -1 until paired */
-	uint16		nslots;
-	uint32		l0start;		/* its layer-0 list in l0[] */
-	uint16		l0count;
-	uint32		upstart;		/* its upper-layer references in up[] */
-	uint16		upcount;
-} VNtup;
-
-/* A duplicate tuple as the walk (or a re-read) saw it */
-typedef struct VDup
-{
-	HnswRef		ref;
-	HnswRef		next;			/* next of the chain, or HNSW_INVALID_REF */
-	uint32		tidstart;		/* its heap TIDs in duptids[] */
-	uint16		ntids;
-	bool		chained;		/* met on some element's chain */
-} VDup;
-
-/* A reference on a layer above 0 */
-typedef struct VUpRef
-{
-	ItemPointerData tid;
-	uint8		layer;
-} VUpRef;
-
-/* A heap TID and the element holding it */
-typedef struct VHeapTid
-{
-	ItemPointerData tid;
-	int32		elem;
-} VHeapTid;
-
-/* An element or neighbor tuple met outside the walk (a re-read) */
-typedef struct VLate
-{
-	HnswRef		ref;			/* hash key */
-	uint8		type;			/* HNSW_*_TUPLE */
-	uint8		level;			/* element */
-	uint8		flags;
-	int32		index;			/* neighbor or duplicate tuple: in ntups[]/dups[] */
-} VLate;
-
-/* A growable array in the verifier's memory context */
-typedef struct VArray
-{
-	char	   *items;
-	Size		itemsize;
-	int64		count;
-	int64		capacity;
-} VArray;
-
-typedef struct VerifyState
-{
-	Relation	index;
-	Relation	heap;
-	const char *name;			/* the index's name, for messages */
-	int			dim;
-	Size		vecsize;		/* bytes of a stored vector */
-	const HnswFormat *format;	/* what those bytes are */
-	int			m;
-	int			maxLevel;		/* highest level whose neighbor tuple fits */
-	bool		normalized;		/* cosine: stored vectors have norm 1 */
-	BlockNumber nblocks;		/* sampled when the walk starts */
-	BlockNumber nblocksNow;		/* the latest look at the relation's size */
-	BufferAccessStrategy strategy;
-	PGAlignedBlock page;		/* the page being checked, a private copy */
-
-	VArray		elems;			/* VElem, in (block, offset) order */
-	VArray		ntups;			/* VNtup, walk order, then re-read ones */
-	int64		nwalkNtups;		/* how many of ntups the walk found */
-	VArray		l0;				/* ItemPointerData */
-	VArray		up;				/* VUpRef */
-	VArray		dups;			/* VDup, walk order, then re-read ones */
-	int64		nwalkDups;
-	VArray		duptids;		/* ItemPointerData: duplicate tuples' heap TIDs */
-	VArray		heaptids;		/* VHeapTid */
-	int64	   *elemStart;		/* per block: first index in elems[] */
-	int64	   *ntupStart;		/* per block: first index in ntups[] */
-	int64	   *dupStart;		/* per block: first index in dups[] */
-	uint8	   *pageKind;		/* per block: PAGE_* as the walk saw it */
-	HTAB	   *late;			/* VLate by ref */
-
-	/* summary */
-	int64		deleted;
-	int			maxLevelSeen;	/* of live elements */
-	int			entryLevel;
-	int64		unreachable;	/* live elements layer 0 does not reach */
-	int64		unreachableUpper;	/* the same, summed over layers >= 1 */
-
-	/* heapallindexed */
-	HnswIndexInfo info;			/* a copy: the relcache's may be rebuilt */
-	float	   *vecbuf;
-	MemoryContext rowcxt;
-} VerifyState;
-
-/* What the walk found a block to be */
-#define PAGE_NEW		0		/* all zeros */
-#define PAGE_ELEMENTS	1		/* element and neighbor tuples */
-#define PAGE_DUPLICATES	2		/* duplicate tuples */
-
-static void corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
-					  const char *fmt,...) pg_attribute_printf(4, 5) pg_attribute_noreturn();
 
 /* Growable arrays ---------------------------------------------------------- */
 
-/* An empty array of items of a size */
-static void
-varray_init(VArray *a, Size itemsize)
-{
-	a->itemsize = itemsize;
-	a->count = 0;
-	a->capacity = 64;
-	a->items = palloc(itemsize * a->capacity);
-}
 
-/* Room for one more item at the end; returns it */
-static void *
-varray_push(VArray *a)
-{
-	if (a->count == a->capacity)
-	{
-		a->capacity *= 2;
-		a->items = repalloc_huge(a->items, a->itemsize * a->capacity);
-	}
-	return a->items + a->itemsize * a->count++;
-}
-
-#define VITEM(a, type, i)	(((type *) (a).items) + (i))
 
 /* Reporting ---------------------------------------------------------------- */
 
@@ -250,9 +110,9 @@ varray_push(VArray *a)
  * Report corruption at a block (and offset, if valid) of the index, with
  * what is wrong as the detail.
  */
-static void
-corrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
-		  const char *fmt,...)
+void
+HnswVerifyCorrupted(VerifyState *vs, BlockNumber blkno, OffsetNumber offno,
+					const char *fmt,...)
 {
 	StringInfoData detail;
 
@@ -330,30 +190,30 @@ check_page_header(VerifyState *vs, Page page, BlockNumber blkno)
 	if (PageIsNew(page))
 	{
 		if (!page_all_zero(page))
-			corrupted(vs, blkno, InvalidOffsetNumber,
+			HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 					  "The page header has pd_upper 0, but the page is not all zeros.");
 		return PAGE_NEW;
 	}
 	if (PageGetPageSize(page) != BLCKSZ ||
 		PageGetPageLayoutVersion(page) != PG_PAGE_LAYOUT_VERSION ||
 		(hdr->pd_flags & ~PD_VALID_FLAG_BITS) != 0)
-		corrupted(vs, blkno, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 				  "The page header has size/version %u and flags 0x%x.",
 				  (unsigned) hdr->pd_pagesize_version, hdr->pd_flags);
 	if (hdr->pd_special != BLCKSZ - MAXALIGN(sizeof(HnswPageOpaqueData)))
-		corrupted(vs, blkno, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 				  "The special space starts at %u, expected %u.",
 				  hdr->pd_special,
 				  (unsigned) (BLCKSZ - MAXALIGN(sizeof(HnswPageOpaqueData))));
 	if (hdr->pd_lower < SizeOfPageHeaderData || hdr->pd_lower > hdr->pd_upper ||
 		hdr->pd_upper > hdr->pd_special ||
 		(hdr->pd_lower - SizeOfPageHeaderData) % sizeof(ItemIdData) != 0)
-		corrupted(vs, blkno, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 				  "The page header has pd_lower %u, pd_upper %u, pd_special %u.",
 				  hdr->pd_lower, hdr->pd_upper, hdr->pd_special);
 	opaque = HnswPageGetOpaque(page);
 	if (opaque->page_id != HNSW_PAGE_ID || (opaque->flags & ~okflags) != 0)
-		corrupted(vs, blkno, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 				  "The special space has page id 0x%04x and flags 0x%04x, expected 0x%04x and flags within 0x%04x.",
 				  opaque->page_id, opaque->flags, HNSW_PAGE_ID, okflags);
 	return (opaque->flags & HNSW_PAGE_DUPLICATES) ? PAGE_DUPLICATES : PAGE_ELEMENTS;
@@ -390,11 +250,11 @@ check_line_pointers(VerifyState *vs, Page page, BlockNumber blkno)
 		unsigned	len = ItemIdGetLength(itemid);
 
 		if (!ItemIdIsNormal(itemid))
-			corrupted(vs, blkno, off, "The line pointer has flags %u, expected %u (normal).",
+			HnswVerifyCorrupted(vs, blkno, off, "The line pointer has flags %u, expected %u (normal).",
 					  itemid->lp_flags, LP_NORMAL);
 		if (len == 0 || start != MAXALIGN(start) || start < hdr->pd_upper ||
 			start + len > hdr->pd_special)
-			corrupted(vs, blkno, off,
+			HnswVerifyCorrupted(vs, blkno, off,
 					  "The line pointer points to %u bytes at %u, outside the tuple space [%u, %u) or unaligned.",
 					  len, start, hdr->pd_upper, hdr->pd_special);
 		sorted[off - 1] = *itemid;
@@ -404,13 +264,13 @@ check_line_pointers(VerifyState *vs, Page page, BlockNumber blkno)
 	for (int i = 0; i < maxoff; i++)
 	{
 		if (ItemIdGetOffset(&sorted[i]) != pos)
-			corrupted(vs, blkno, InvalidOffsetNumber,
+			HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 					  "The tuples do not fill the tuple space: one starts at %u where %u was expected.",
 					  ItemIdGetOffset(&sorted[i]), pos);
 		pos += MAXALIGN(ItemIdGetLength(&sorted[i]));
 	}
 	if (pos != hdr->pd_special)
-		corrupted(vs, blkno, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, blkno, InvalidOffsetNumber,
 				  "The tuples end at %u, not at the special space (%u).",
 				  pos, hdr->pd_special);
 }
@@ -447,7 +307,7 @@ check_heaptid_slots(VerifyState *vs, BlockNumber blkno, OffsetNumber off,
 		ItemPointer tid = &tids[t];
 
 		if (t < nused ? !heap_tid_ok(tid) : !tid_is_unused(tid))
-			corrupted(vs, blkno, off,
+			HnswVerifyCorrupted(vs, blkno, off,
 					  "Heap TID slot %d of %d in use holds (%u,%u).",
 					  t, nused, ItemPointerGetBlockNumberNoCheck(tid),
 					  ItemPointerGetOffsetNumberNoCheck(tid));
@@ -482,46 +342,46 @@ check_element(VerifyState *vs, Page page, BlockNumber blkno, OffsetNumber off)
 	char	   *bad;
 
 	if (ItemIdGetLength(itemid) != HNSW_ELEMENT_TUPLE_SIZE(vs->vecsize))
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The element tuple is %u bytes long, expected %zu for %d dimensions.",
 				  ItemIdGetLength(itemid), HNSW_ELEMENT_TUPLE_SIZE(vs->vecsize),
 				  vs->dim);
 	if (etup->level > vs->maxLevel)
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The element has level %u, above the highest possible (%d).",
 				  etup->level, vs->maxLevel);
 	if ((etup->flags & ~HNSW_KNOWN_ELEMENT_FLAGS) != 0)
-		corrupted(vs, blkno, off, "The element has unknown flags 0x%02x.",
+		HnswVerifyCorrupted(vs, blkno, off, "The element has unknown flags 0x%02x.",
 				  etup->flags);
 	gone = (etup->flags & HNSW_KNOWN_ELEMENT_FLAGS) != 0;
 	/* vacuum may leave a live element only its chain's heap TIDs */
 	if (etup->ntids > HNSW_HEAPTIDS || (gone && etup->ntids != 0) ||
 		(!gone && etup->ntids == 0 && tid_is_unused(&etup->duptid)))
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The element has %u heap TIDs and flags 0x%02x.",
 				  etup->ntids, etup->flags);
 	check_heaptid_slots(vs, blkno, off, etup->heaptids, HNSW_HEAPTIDS,
 						etup->ntids);
 	if (!index_tid_ok(vs, &etup->neighbortid))
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The element's neighbor tuple TID (%u,%u) is not a valid index TID.",
 				  ItemPointerGetBlockNumberNoCheck(&etup->neighbortid),
 				  ItemPointerGetOffsetNumberNoCheck(&etup->neighbortid));
 	else if (ItemPointerGetBlockNumber(&etup->neighbortid) < blkno)
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The element's neighbor tuple is on block %u, before the element's (lock order rule 7).",
 				  ItemPointerGetBlockNumber(&etup->neighbortid));
 	if (!tid_is_unused(&etup->duptid) && !index_tid_ok(vs, &etup->duptid))
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The element's duplicate tuple TID (%u,%u) is not a valid index TID.",
 				  ItemPointerGetBlockNumberNoCheck(&etup->duptid),
 				  ItemPointerGetOffsetNumberNoCheck(&etup->duptid));
 	if (etup->unused != 0)
-		corrupted(vs, blkno, off, "The element's padding is 0x%04x, not 0.",
+		HnswVerifyCorrupted(vs, blkno, off, "The element's padding is 0x%04x, not 0.",
 				  etup->unused);
 	bad = vs->format->check(etup->vec, vs->dim, vs->normalized);
 	if (bad)
-		corrupted(vs, blkno, off, "%s", bad);
+		HnswVerifyCorrupted(vs, blkno, off, "%s", bad);
 	return etup;
 }
 
@@ -540,20 +400,20 @@ check_neighbors(VerifyState *vs, Page page, BlockNumber blkno,
 	int			level;
 
 	if (ItemIdGetLength(itemid) < offsetof(HnswNeighborTupleData, slots))
-		corrupted(vs, blkno, off, "The neighbor tuple is only %u bytes long.",
+		HnswVerifyCorrupted(vs, blkno, off, "The neighbor tuple is only %u bytes long.",
 				  ItemIdGetLength(itemid));
 	level = ntup->nslots / vs->m - 2;
 	if (ntup->nslots % vs->m != 0 || level < 0 || level > vs->maxLevel)
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The neighbor tuple has %u slots, not (level + 2) * m for m = %d and a level from 0 to %d.",
 				  ntup->nslots, vs->m, vs->maxLevel);
 	if (ItemIdGetLength(itemid) != HNSW_NEIGHBOR_TUPLE_SIZE(level, vs->m))
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The neighbor tuple is %u bytes long, expected %zu for %u slots.",
 				  ItemIdGetLength(itemid),
 				  HNSW_NEIGHBOR_TUPLE_SIZE(level, vs->m), ntup->nslots);
 	if (ntup->unused != 0)
-		corrupted(vs, blkno, off, "The neighbor tuple's padding is 0x%02x, not 0.",
+		HnswVerifyCorrupted(vs, blkno, off, "The neighbor tuple's padding is 0x%02x, not 0.",
 				  ntup->unused);
 	for (int layer = 0; layer <= level; layer++)
 	{
@@ -571,18 +431,18 @@ check_neighbors(VerifyState *vs, Page page, BlockNumber blkno,
 				continue;
 			}
 			if (ended)
-				corrupted(vs, blkno, off,
+				HnswVerifyCorrupted(vs, blkno, off,
 						  "Layer %d's list has an entry after its end (slot %d).",
 						  layer, i);
 			if (!index_tid_ok(vs, tid))
-				corrupted(vs, blkno, off,
+				HnswVerifyCorrupted(vs, blkno, off,
 						  "Layer %d's list holds (%u,%u), which is not a valid index TID.",
 						  layer, ItemPointerGetBlockNumberNoCheck(tid),
 						  ItemPointerGetOffsetNumberNoCheck(tid));
 			for (int j = 0; j < i; j++)
 			{
 				if (ItemPointerEquals(tid, &ntup->slots[start + j]))
-					corrupted(vs, blkno, off,
+					HnswVerifyCorrupted(vs, blkno, off,
 							  "Layer %d's list holds (%u,%u) twice.", layer,
 							  ItemPointerGetBlockNumber(tid),
 							  ItemPointerGetOffsetNumber(tid));
@@ -604,17 +464,17 @@ check_duplicate(VerifyState *vs, Page page, BlockNumber blkno,
 	HnswDuplicateTuple dtup = (HnswDuplicateTuple) PageGetItem(page, itemid);
 
 	if (ItemIdGetLength(itemid) != HNSW_DUPLICATE_TUPLE_SIZE)
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The duplicate tuple is %u bytes long, expected %zu.",
 				  ItemIdGetLength(itemid), (Size) HNSW_DUPLICATE_TUPLE_SIZE);
 	if (dtup->ntids > HNSW_DUPLICATE_TIDS || dtup->unused != 0)
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The duplicate tuple has %u heap TIDs and padding 0x%02x.",
 				  dtup->ntids, dtup->unused);
 	check_heaptid_slots(vs, blkno, off, dtup->heaptids, HNSW_DUPLICATE_TIDS,
 						dtup->ntids);
 	if (!tid_is_unused(&dtup->next) && !index_tid_ok(vs, &dtup->next))
-		corrupted(vs, blkno, off,
+		HnswVerifyCorrupted(vs, blkno, off,
 				  "The next duplicate tuple TID (%u,%u) is not a valid index TID.",
 				  ItemPointerGetBlockNumberNoCheck(&dtup->next),
 				  ItemPointerGetOffsetNumberNoCheck(&dtup->next));
@@ -686,23 +546,23 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	int			maxdim;
 
 	if (!read_page(vs, HNSW_METAPAGE_BLKNO))
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The index has no metapage.");
 	if (check_page_header(vs, page, HNSW_METAPAGE_BLKNO) == PAGE_NEW)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage is all zeros.");
 	m = HnswPageGetMeta(page);
 	if (hdr->pd_lower != (char *) m + sizeof(HnswMetaPageData) - (char *) page ||
 		hdr->pd_upper != hdr->pd_special)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage header has pd_lower %u and pd_upper %u.",
 				  hdr->pd_lower, hdr->pd_upper);
 	if (m->magic != HNSW_MAGIC_NUMBER)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has magic number 0x%08x, expected 0x%08x.",
 				  m->magic, HNSW_MAGIC_NUMBER);
 	if (m->version != HNSW_FORMAT_VERSION)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has format version %u, expected %u.",
 				  m->version, HNSW_FORMAT_VERSION);
 	/*
@@ -714,13 +574,13 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 	maxdim = HnswGetMetric(vs->index)->format->maxDimensions;
 	if (m->dimensions < 1 || m->dimensions > maxdim ||
 		(typmod >= 0 && (int64) m->dimensions != typmod))
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has %u dimensions, but the indexed column has %d (at most %d).",
 				  m->dimensions, typmod, maxdim);
 	if (m->m < HNSW_MIN_M || m->m > HNSW_MAX_M ||
 		m->efConstruction < HNSW_MIN_EF_CONSTRUCTION ||
 		m->efConstruction > HNSW_MAX_EF_CONSTRUCTION)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage has m %u and ef_construction %u, out of range.",
 				  m->m, m->efConstruction);
 	if (m->entryLevel == -1 ?
@@ -730,19 +590,19 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 		 m->entryBlkno == HNSW_METAPAGE_BLKNO ||
 		 m->entryBlkno == InvalidBlockNumber ||
 		 m->entryOffno < FirstOffsetNumber || m->entryOffno > MaxOffsetNumber))
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage names entry point (%u,%u) at level %d.",
 				  m->entryBlkno, m->entryOffno, m->entryLevel);
 	if (m->insertPage != InvalidBlockNumber &&
 		(m->insertPage == HNSW_METAPAGE_BLKNO ||
 		 m->insertPage >= RelationGetNumberOfBlocks(vs->index)))
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage names insert page %u, not a data page of the index.",
 				  m->insertPage);
 	if (m->dupPage != InvalidBlockNumber &&
 		(m->dupPage == HNSW_METAPAGE_BLKNO ||
 		 m->dupPage >= RelationGetNumberOfBlocks(vs->index)))
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage names duplicate page %u, not a data page of the index.",
 				  m->dupPage);
 	for (int l = 0; l <= HNSW_MAX_LEVEL; l++)
@@ -750,7 +610,7 @@ check_metapage(VerifyState *vs, HnswMetaPageData *meta)
 		if (m->freeHint[l] != InvalidBlockNumber &&
 			(m->freeHint[l] == HNSW_METAPAGE_BLKNO ||
 			 m->freeHint[l] >= RelationGetNumberOfBlocks(vs->index)))
-			corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+			HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 					  "The metapage's free slot hint for level %d is block %u, not a data page of the index.",
 					  l, m->freeHint[l]);
 	}
@@ -782,7 +642,7 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 		HnswRef		ref = HnswRefFromTid(blkno, off);
 
 		if ((type == HNSW_DUPLICATE_TUPLE) != (kind == PAGE_DUPLICATES))
-			corrupted(vs, blkno, off,
+			HnswVerifyCorrupted(vs, blkno, off,
 					  "A tuple of type %u is on a page %s duplicate tuples.", type,
 					  kind == PAGE_DUPLICATES ? "for" : "not for");
 		if (type == HNSW_DUPLICATE_TUPLE)
@@ -815,59 +675,10 @@ walk_page(VerifyState *vs, BlockNumber blkno)
 		else if (type == HNSW_NEIGHBOR_TUPLE)
 			record_neighbors(vs, check_neighbors(vs, page, blkno, off), ref);
 		else
-			corrupted(vs, blkno, off, "The tuple has type %u, not %u (element), %u (neighbors) or %u (duplicates).",
+			HnswVerifyCorrupted(vs, blkno, off, "The tuple has type %u, not %u (element), %u (neighbors) or %u (duplicates).",
 					  type, HNSW_ELEMENT_TUPLE, HNSW_NEIGHBOR_TUPLE,
 					  HNSW_DUPLICATE_TUPLE);
 	}
-}
-
-/* Index of ref among the refs of block's range of a walk array, or -1 */
-static int64
-find_in_walk(VerifyState *vs, const int64 *start, const VArray *a,
-			 int64 nwalk, HnswRef ref)
-{
-	BlockNumber blkno = HnswRefBlock(ref);
-	int64		lo;
-	int64		hi;
-
-	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= vs->nblocks)
-		return -1;
-	lo = start[blkno];
-	hi = (blkno + 1 < vs->nblocks ? start[blkno + 1] : nwalk) - 1;
-	while (lo <= hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-		HnswRef		r = *(HnswRef *) (a->items + a->itemsize * mid);
-
-		if (r == ref)
-			return mid;
-		if (r < ref)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
-/* Index of the walk's element at ref, or -1 */
-static inline int64
-find_elem(VerifyState *vs, HnswRef ref)
-{
-	return find_in_walk(vs, vs->elemStart, &vs->elems, vs->elems.count, ref);
-}
-
-/* Index of the walk's neighbor tuple at ref, or -1 */
-static inline int64
-find_ntup(VerifyState *vs, HnswRef ref)
-{
-	return find_in_walk(vs, vs->ntupStart, &vs->ntups, vs->nwalkNtups, ref);
-}
-
-/* Index of the walk's duplicate tuple at ref, or -1 */
-static inline int64
-find_dup(VerifyState *vs, HnswRef ref)
-{
-	return find_in_walk(vs, vs->dupStart, &vs->dups, vs->nwalkDups, ref);
 }
 
 /*
@@ -876,8 +687,8 @@ find_dup(VerifyState *vs, HnswRef ref)
  * such tuple.  The caller reports the absence, naming the reference that
  * led here.
  */
-static VLate *
-reread(VerifyState *vs, HnswRef ref, uint8 want)
+VLate *
+HnswVerifyReread(VerifyState *vs, HnswRef ref, uint8 want)
 {
 	BlockNumber blkno = HnswRefBlock(ref);
 	OffsetNumber off = HnswRefOffset(ref);
@@ -921,187 +732,12 @@ reread(VerifyState *vs, HnswRef ref, uint8 want)
 }
 
 /*
- * The level of the element at ref, from the walk or a re-read (fresh is
- * true: read it again even if the walk saw it, its slot may have been
- * reused since).  -1 if there is no element tuple there.
- */
-static int
-element_level(VerifyState *vs, HnswRef ref, bool fresh)
-{
-	int64		i;
-	VLate	   *late;
-
-	if (!fresh)
-	{
-		i = find_elem(vs, ref);
-		if (i >= 0)
-			return VITEM(vs->elems, VElem, i)->level;
-		late = hash_search(vs->late, &ref, HASH_FIND, NULL);
-		if (late && late->type == HNSW_ELEMENT_TUPLE)
-			return late->level;
-	}
-	late = reread(vs, ref, HNSW_ELEMENT_TUPLE);
-	return late ? late->level : -1;
-}
-
-/*
- * Check a reference from element e (its neighbor tuple nt) on a layer:
- * an element tuple, not e itself, of level >= layer.
- */
-static void
-check_reference(VerifyState *vs, const VElem *e, const VNtup *nt,
-				ItemPointer tid, int layer)
-{
-	HnswRef		ref = HnswRefFromItemPointer(tid);
-	int			level;
-
-	if (ref == e->ref)
-		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
-				  "The element at (%u,%u) is its own neighbor on layer %d.",
-				  HnswRefBlock(e->ref), HnswRefOffset(e->ref), layer);
-	level = element_level(vs, ref, false);
-	if (level >= 0 && level < layer)
-		level = element_level(vs, ref, true);
-	if (level < 0)
-		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
-				  "Layer %d's list of the element at (%u,%u) holds (%u,%u), which is not an element tuple.",
-				  layer, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-				  HnswRefBlock(ref), HnswRefOffset(ref));
-	if (level < layer)
-		corrupted(vs, HnswRefBlock(nt->ref), HnswRefOffset(nt->ref),
-				  "Layer %d's list of the element at (%u,%u) holds the element at (%u,%u), whose level is only %d.",
-				  layer, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-				  HnswRefBlock(ref), HnswRefOffset(ref), level);
-}
-
-/*
- * Give every element its neighbor tuple (one of its own, of the size its
- * level asks for) and check the references in it.
- */
-static void
-check_graph(VerifyState *vs)
-{
-	for (int64 i = 0; i < vs->elems.count; i++)
-	{
-		VElem	   *e = VITEM(vs->elems, VElem, i);
-		int64		n;
-		VNtup	   *nt;
-
-		CHECK_FOR_INTERRUPTS();
-		n = find_ntup(vs, e->ntid);
-		if (n < 0)
-		{
-			VLate	   *late = hash_search(vs->late, &e->ntid, HASH_FIND, NULL);
-
-			if (late == NULL || late->type != HNSW_NEIGHBOR_TUPLE)
-				late = reread(vs, e->ntid, HNSW_NEIGHBOR_TUPLE);
-			if (late == NULL)
-				corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-						  "The element's neighbor tuple TID (%u,%u) does not point to a neighbor tuple.",
-						  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid));
-			n = late->index;
-		}
-		nt = VITEM(vs->ntups, VNtup, n);
-		if (nt->owner >= 0)
-		{
-			VElem	   *other = VITEM(vs->elems, VElem, nt->owner);
-
-			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-					  "The element shares its neighbor tuple (%u,%u) with the element at (%u,%u).",
-					  HnswRefBlock(e->ntid), HnswRefOffset(e->ntid),
-					  HnswRefBlock(other->ref), HnswRefOffset(other->ref));
-		}
-		if (nt->nslots != (e->level + 2) * vs->m)
-			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-					  "The element has level %u, but its neighbor tuple (%u,%u) has %u slots, not %d.",
-					  e->level, HnswRefBlock(e->ntid), HnswRefOffset(e->ntid),
-					  nt->nslots, (e->level + 2) * vs->m);
-		nt->owner = i;
-		e->ntup = n;
-
-		/* a freed element's lists are history: nothing to check there */
-		if (e->flags & HNSW_ELEMENT_FREE)
-			continue;
-		for (int j = 0; j < nt->l0count; j++)
-			check_reference(vs, e, nt, VITEM(vs->l0, ItemPointerData, nt->l0start + j), 0);
-		for (int j = 0; j < nt->upcount; j++)
-		{
-			VUpRef	   *u = VITEM(vs->up, VUpRef, nt->upstart + j);
-
-			check_reference(vs, e, nt, &u->tid, u->layer);
-		}
-	}
-}
-
-/*
- * Follow each element's duplicate chain: every link a duplicate tuple, no
- * tuple met twice (two chains sharing a tuple, or a loop), the chain's heap
- * TIDs counted as the element's.  A live element must hold some heap TID,
- * itself or through its chain; a deleted or free one none.  (Inserts only
- * add heap TIDs, and to an element's own slots while it has room, so a
- * chain read before the element cannot make a live element look empty.)
- */
-static void
-check_chains(VerifyState *vs)
-{
-	for (int64 i = 0; i < vs->elems.count; i++)
-	{
-		VElem	   *e = VITEM(vs->elems, VElem, i);
-		HnswRef		ref = e->duptid;
-		HnswRef		from = e->ref;
-		int64		chaintids = 0;
-
-		CHECK_FOR_INTERRUPTS();
-		while (ref != HNSW_INVALID_REF)
-		{
-			int64		d = find_dup(vs, ref);
-			VDup	   *dup;
-
-			if (d < 0)
-			{
-				VLate	   *late = hash_search(vs->late, &ref, HASH_FIND, NULL);
-
-				if (late == NULL || late->type != HNSW_DUPLICATE_TUPLE)
-					late = reread(vs, ref, HNSW_DUPLICATE_TUPLE);
-				if (late == NULL)
-					corrupted(vs, HnswRefBlock(from), HnswRefOffset(from),
-							  "The duplicate chain of the element at (%u,%u) leads here to (%u,%u), which is not a duplicate tuple.",
-							  HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-							  HnswRefBlock(ref), HnswRefOffset(ref));
-				d = late->index;
-			}
-			dup = VITEM(vs->dups, VDup, d);
-			if (dup->chained)
-				corrupted(vs, HnswRefBlock(ref), HnswRefOffset(ref),
-						  "The duplicate tuple is met a second time, on the chain of the element at (%u,%u): two chains share it, or a chain loops.",
-						  HnswRefBlock(e->ref), HnswRefOffset(e->ref));
-			dup->chained = true;
-			for (int t = 0; t < dup->ntids; t++)
-			{
-				VHeapTid   *h = varray_push(&vs->heaptids);
-
-				h->tid = *VITEM(vs->duptids, ItemPointerData, dup->tidstart + t);
-				h->elem = i;
-			}
-			chaintids += dup->ntids;
-			from = ref;
-			ref = dup->next;
-		}
-		if ((e->flags & HNSW_KNOWN_ELEMENT_FLAGS) ? chaintids > 0 :
-			e->ntids + chaintids == 0)
-			corrupted(vs, HnswRefBlock(e->ref), HnswRefOffset(e->ref),
-					  "The element has flags 0x%02x, %u heap TIDs of its own and " INT64_FORMAT " on its duplicate chain.",
-					  e->flags, e->ntids, chaintids);
-	}
-}
-
-/*
  * Check the entry point on a metapage read under HNSW_UPDATE_LOCK in share
  * mode: no insert that raises the top can be half done then (hnswpage.h,
  * rule 2).  The entry point must be an element of exactly the entry level.
  */
-static void
-check_entry(VerifyState *vs, HnswMetaPageData *meta)
+void
+HnswVerifyEntry(VerifyState *vs, HnswMetaPageData *meta)
 {
 	HnswRef		entry;
 	int			level;
@@ -1113,66 +749,31 @@ check_entry(VerifyState *vs, HnswMetaPageData *meta)
 	/* pages never change kind: the duplicate page cannot be an element page */
 	if (meta->dupPage != InvalidBlockNumber && meta->dupPage < vs->nblocks &&
 		vs->pageKind[meta->dupPage] == PAGE_ELEMENTS)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The metapage names block %u as the duplicate page, but it holds elements.",
 				  meta->dupPage);
 	if (meta->entryLevel < 0)
 		return;
 	entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
-	level = element_level(vs, entry, false);
+	level = HnswVerifyElementLevel(vs, entry, false);
 	if (level != meta->entryLevel)
-		level = element_level(vs, entry, true);
+		level = HnswVerifyElementLevel(vs, entry, true);
 	if (level < 0)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The entry point (%u,%u) is not an element tuple.",
 				  meta->entryBlkno, meta->entryOffno);
 	if (level != meta->entryLevel)
-		corrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
+		HnswVerifyCorrupted(vs, HNSW_METAPAGE_BLKNO, InvalidOffsetNumber,
 				  "The entry point (%u,%u) has level %d, but the metapage says %d.",
 				  meta->entryBlkno, meta->entryOffno, level, meta->entryLevel);
-}
-
-/*
- * Add to the walk's queue the elements of the map that a neighbor tuple
- * links to on a layer and that the walk has not met yet.  References to
- * elements the map does not have (added while the walk ran) are skipped.
- */
-static void
-enqueue_links(VerifyState *vs, const VNtup *nt, int layer, bool *seen,
-			  int32 *queue, int64 *tail)
-{
-	int			count = layer == 0 ? nt->l0count : nt->upcount;
-
-	for (int j = 0; j < count; j++)
-	{
-		ItemPointer tid;
-		int64		t;
-
-		if (layer == 0)
-			tid = VITEM(vs->l0, ItemPointerData, nt->l0start + j);
-		else
-		{
-			VUpRef	   *u = VITEM(vs->up, VUpRef, nt->upstart + j);
-
-			if (u->layer != layer)
-				continue;
-			tid = &u->tid;
-		}
-		t = find_elem(vs, HnswRefFromItemPointer(tid));
-		if (t >= 0 && !seen[t])
-		{
-			seen[t] = true;
-			queue[(*tail)++] = (int32) t;
-		}
-	}
 }
 
 /*
  * The neighbor tuple of an entry point that the walk did not see (an
  * insert made it the entry point meanwhile), read once more, or NULL.
  */
-static VNtup *
-late_entry_neighbors(VerifyState *vs, HnswRef entry)
+VNtup *
+HnswVerifyLateEntry(VerifyState *vs, HnswRef entry)
 {
 	VLate	   *late = hash_search(vs->late, &entry, HASH_FIND, NULL);
 	Page		page = vs->page.data;
@@ -1186,236 +787,9 @@ late_entry_neighbors(VerifyState *vs, HnswRef entry)
 	check_page_header(vs, page, blkno);
 	check_line_pointers(vs, page, blkno);
 	etup = check_element(vs, page, blkno, HnswRefOffset(entry));
-	lnt = reread(vs, HnswRefFromItemPointer(&etup->neighbortid),
+	lnt = HnswVerifyReread(vs, HnswRefFromItemPointer(&etup->neighbortid),
 				 HNSW_NEIGHBOR_TUPLE);
 	return lnt != NULL ? VITEM(vs->ntups, VNtup, lnt->index) : NULL;
-}
-
-/*
- * Walk one layer breadth-first from the entry point, following only that
- * layer's links, and return how many live elements of level >= layer the
- * walk does not reach.  seen[] and queue[] have room for every element of
- * the map; seen[] must be all false.  An entry point added while the walk
- * ran is not in the map: its lists, read again (lateNt), seed the walk.
- */
-static int64
-walk_layer(VerifyState *vs, HnswRef entry, const VNtup *lateNt, int layer,
-		   bool *seen, int32 *queue)
-{
-	int64		n = vs->elems.count;
-	int64		i = find_elem(vs, entry);
-	int64		head = 0;
-	int64		tail = 0;
-	int64		unreached = 0;
-
-	if (i >= 0)
-	{
-		seen[i] = true;
-		queue[tail++] = (int32) i;
-	}
-	else if (lateNt != NULL)
-		enqueue_links(vs, lateNt, layer, seen, queue, &tail);
-
-	while (head < tail)
-	{
-		VElem	   *e = VITEM(vs->elems, VElem, queue[head++]);
-
-		CHECK_FOR_INTERRUPTS();
-		if (e->ntup >= 0 && e->level >= layer)
-			enqueue_links(vs, VITEM(vs->ntups, VNtup, e->ntup), layer, seen,
-						  queue, &tail);
-	}
-
-	for (int64 j = 0; j < n; j++)
-	{
-		VElem	   *e = VITEM(vs->elems, VElem, j);
-
-		if (!seen[j] && e->level >= layer &&
-			(e->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
-			unreached++;
-	}
-	return unreached;
-}
-
-/*
- * Count the live elements that a walk from the entry point does not reach:
- * on layer 0 (vs->unreachable), and summed over the layers above, each
- * walked by its own links among the elements of at least its level
- * (vs->unreachableUpper).  One seen[] and one queue[] serve every layer,
- * so memory stays at 5 bytes per element whatever the number of layers.
- */
-static void
-count_unreachable(VerifyState *vs, const HnswMetaPageData *meta)
-{
-	int64		n = vs->elems.count;
-	bool	   *seen;
-	int32	   *queue;
-	HnswRef		entry;
-	VNtup	   *lateNt = NULL;
-
-	vs->unreachable = 0;
-	vs->unreachableUpper = 0;
-	if (meta->entryLevel < 0)
-	{
-		/* no entry point: every live element is unreachable */
-		for (int64 j = 0; j < n; j++)
-		{
-			VElem	   *e = VITEM(vs->elems, VElem, j);
-
-			if ((e->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
-			{
-				vs->unreachable++;
-				vs->unreachableUpper += e->level;
-			}
-		}
-		return;
-	}
-
-	seen = palloc_extended(Max(n, 1) * sizeof(bool), MCXT_ALLOC_HUGE);
-	queue = palloc_extended(Max(n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
-	entry = HnswRefFromTid(meta->entryBlkno, meta->entryOffno);
-	if (find_elem(vs, entry) < 0)
-		lateNt = late_entry_neighbors(vs, entry);
-
-	/*
-	 * Layers above the entry level have no entry: a live element there
-	 * (seen only if inserts raised the top since the walk read it) counts
-	 * on each of them.
-	 */
-	for (int layer = 0; layer <= Max(meta->entryLevel, vs->maxLevelSeen); layer++)
-	{
-		int64		unreached;
-
-		if (layer <= meta->entryLevel)
-		{
-			memset(seen, 0, Max(n, 1) * sizeof(bool));
-			unreached = walk_layer(vs, entry, lateNt, layer, seen, queue);
-		}
-		else
-		{
-			unreached = 0;
-			for (int64 j = 0; j < n; j++)
-			{
-				VElem	   *e = VITEM(vs->elems, VElem, j);
-
-				if (e->level >= layer &&
-					(e->flags & HNSW_KNOWN_ELEMENT_FLAGS) == 0)
-					unreached++;
-			}
-		}
-		if (layer == 0)
-			vs->unreachable = unreached;
-		else
-			vs->unreachableUpper += unreached;
-	}
-	pfree(seen);
-	pfree(queue);
-}
-
-/* Heap TIDs ---------------------------------------------------------------- */
-
-/* Order heap TIDs, then the elements holding them */
-static int
-heaptid_cmp(const void *a, const void *b)
-{
-	const VHeapTid *ha = a;
-	const VHeapTid *hb = b;
-	int			c = ItemPointerCompare((ItemPointer) &ha->tid, (ItemPointer) &hb->tid);
-
-	if (c != 0)
-		return c;
-	return (ha->elem > hb->elem) - (ha->elem < hb->elem);
-}
-
-/* Sort the heap TIDs and check that none is held twice */
-static void
-check_heap_tids(VerifyState *vs)
-{
-	VHeapTid   *h = VITEM(vs->heaptids, VHeapTid, 0);
-
-	qsort(h, vs->heaptids.count, sizeof(VHeapTid), heaptid_cmp);
-	for (int64 i = 1; i < vs->heaptids.count; i++)
-	{
-		if (ItemPointerEquals(&h[i].tid, &h[i - 1].tid))
-		{
-			VElem	   *a = VITEM(vs->elems, VElem, h[i - 1].elem);
-			VElem	   *b = VITEM(vs->elems, VElem, h[i].elem);
-
-			corrupted(vs, HnswRefBlock(b->ref), HnswRefOffset(b->ref),
-					  "Heap TID (%u,%u) is held by this element and by the element at (%u,%u).",
-					  ItemPointerGetBlockNumber(&h[i].tid),
-					  ItemPointerGetOffsetNumber(&h[i].tid),
-					  HnswRefBlock(a->ref), HnswRefOffset(a->ref));
-		}
-	}
-}
-
-/* Compare heap TIDs only (to look one up) */
-static int
-heaptid_cmp_tid(const void *a, const void *b)
-{
-	return ItemPointerCompare((ItemPointer) &((const VHeapTid *) a)->tid,
-							  (ItemPointer) &((const VHeapTid *) b)->tid);
-}
-
-/* table_index_build_scan callback: the row must be in the index */
-static void
-heap_row_callback(Relation index, ItemPointer tid, Datum *values,
-				  bool *isnull, bool tupleIsAlive, void *state)
-{
-	VerifyState *vs = (VerifyState *) state;
-	VHeapTid	key;
-	bool		indexed;
-	MemoryContext old;
-
-	if (isnull[0])
-		return;
-	/* zero vectors under cosine are not indexed */
-	old = MemoryContextSwitchTo(vs->rowcxt);
-	indexed = HnswPrepareVector(&vs->info, values[0], vs->vecbuf);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(vs->rowcxt);
-	if (!indexed)
-		return;
-	key.tid = *tid;
-	key.elem = -1;
-	if (bsearch(&key, vs->heaptids.items, vs->heaptids.count, sizeof(VHeapTid),
-				heaptid_cmp_tid) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" lacks heap tuple (%u,%u) of table \"%s\"",
-						vs->name, ItemPointerGetBlockNumber(tid),
-						ItemPointerGetOffsetNumber(tid),
-						RelationGetRelationName(vs->heap))));
-}
-
-/*
- * With heapallindexed: every row the snapshot taken before the walk sees
- * and the index should hold is in some element.  Rows committed before the
- * snapshot were inserted into the index before it, and vacuum, which alone
- * removes heap TIDs from elements, is kept out by our lock on the table.
- */
-static void
-check_heap_rows(VerifyState *vs, Snapshot snapshot)
-{
-	IndexInfo  *indexInfo = BuildIndexInfo(vs->index);
-	TableScanDesc scan;
-
-	/* an MVCC scan of what the snapshot sees, no uniqueness business */
-	indexInfo->ii_Concurrent = true;
-	indexInfo->ii_Unique = false;
-	indexInfo->ii_ExclusionOps = NULL;
-	indexInfo->ii_ExclusionProcs = NULL;
-	indexInfo->ii_ExclusionStrats = NULL;
-
-	vs->info = *HnswGetIndexInfo(vs->index);
-	vs->vecbuf = palloc(vs->vecsize);
-	vs->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw_verify row",
-									   ALLOCSET_DEFAULT_SIZES);
-	scan = table_beginscan_strat(vs->heap, snapshot, 0, NULL, true, true);
-	table_index_build_scan(vs->heap, vs->index, indexInfo, true, false,
-						   heap_row_callback, vs, scan);
-	MemoryContextDelete(vs->rowcxt);
 }
 
 /* The SQL function --------------------------------------------------------- */
@@ -1585,14 +959,14 @@ tinyhnsw_hnsw_verify(PG_FUNCTION_ARGS)
 	vs->nwalkNtups = vs->ntups.count;
 	vs->nwalkDups = vs->dups.count;
 
-	check_graph(vs);
-	check_chains(vs);
-	check_entry(vs, &meta);
-	count_unreachable(vs, &meta);
-	check_heap_tids(vs);
+	HnswVerifyGraph(vs);
+	HnswVerifyChains(vs);
+	HnswVerifyEntry(vs, &meta);
+	HnswVerifyReachability(vs, &meta);
+	HnswVerifyHeapTids(vs);
 	if (heapallindexed)
 	{
-		check_heap_rows(vs, snapshot);
+		HnswVerifyHeapRows(vs, snapshot);
 		UnregisterSnapshot(snapshot);
 	}
 

@@ -391,7 +391,7 @@ is(scalar(@failures), 0,
 		'hnsw_verify reports a neighbor slot naming block 4294967295');
   TODO:
 	{
-		local $TODO = 'read_buffer() in hnswpage.c: blkno + 1 overflows, ReadBuffer(P_NEW)';
+		local $TODO = 'read_buffer() in hnswpagegraph.c: blkno + 1 overflows, ReadBuffer(P_NEW)';
 		is($out->{scans}, 'error',
 			'a scan meeting block 4294967295 fails with an ERROR');
 		is($out->{inserts}, 'error',
