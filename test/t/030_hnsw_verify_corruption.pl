@@ -374,9 +374,9 @@ is(scalar(@failures), 0,
 	'damage that breaks an invariant is reported, and nothing crashes or hangs')
   or diag(join("\n", @failures));
 
-# A known defect, kept visible: a neighbor slot naming block 0xFFFFFFFF
-# (InvalidBlockNumber, that is P_NEW) with a valid offset.  hnsw_verify
-# reports it; the scan and insert paths crashed the backend with it.
+# A neighbor slot naming block 0xFFFFFFFF (InvalidBlockNumber, that is
+# P_NEW) with a valid offset.  hnsw_verify reports it; the scan and insert
+# paths once crashed the backend with it, and must fail with an ERROR.
 {
 	my $tid = pack('vvv', 0xFFFF, 0xFFFF, 1);
 	my @damage;
@@ -389,15 +389,13 @@ is(scalar(@failures), 0,
 		'slot 0 of every neighbor tuple := (4294967295,1)');
 	is($out->{verify}, 'error',
 		'hnsw_verify reports a neighbor slot naming block 4294967295');
-  TODO:
-	{
-		local $TODO = 'read_buffer() in hnswpagegraph.c: blkno + 1 overflows, ReadBuffer(P_NEW)';
-		is($out->{scans}, 'error',
-			'a scan meeting block 4294967295 fails with an ERROR');
-		is($out->{inserts}, 'error',
-			'an insert meeting block 4294967295 fails with an ERROR');
-		is($out->{signal}, 0, 'no backend is terminated by a signal');
-	}
+	# read_buffer() (hnswpagegraph.c) checks a link's block against the
+	# index's size first: blkno + 1 used to overflow, and P_NEW extend it
+	is($out->{scans}, 'error',
+		'a scan meeting block 4294967295 fails with an ERROR');
+	is($out->{inserts}, 'error',
+		'an insert meeting block 4294967295 fails with an ERROR');
+	is($out->{signal}, 0, 'no backend is terminated by a signal');
 }
 
 # A graph cut above layer 0 only: the entry point's lists on layers 1 and

@@ -81,7 +81,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), $N, "$N rows inserted
 # in one run of many); an orphaned one (the defect) is missed by a search
 # at 1000 too, and counted unreachable.
 my $inv = hnsw_invariant($node, 't', 't_v_idx', reachable => 1,
-	tolerance => 0.0005, wide_strict => 1,
+	tolerance => 0.0005,
 	name => "$N one-by-one inserts, before VACUUM");
 diag(sprintf('%d one-by-one inserts, before VACUUM: %s rows missing, %s elements unreachable on layer 0',
 		$N, defined $inv->{missing} ? scalar(@{ $inv->{missing} }) : '?',
