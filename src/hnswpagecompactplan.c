@@ -214,6 +214,15 @@ rebuild_page_for(Compactor *c, BlockNumber limit, BlockNumber *page,
 	return NULL;
 }
 
+/* Whether an element of a level fits one page with its neighbor tuple */
+static bool
+pair_fits(Compactor *c, int level)
+{
+	return HNSW_ELEMENT_TUPLE_SIZE(c->vecsize) +
+		MAXALIGN(HNSW_NEIGHBOR_TUPLE_SIZE(level, c->m)) +
+		2 * sizeof(ItemIdData) <= HNSW_PAGE_CAPACITY;
+}
+
 /*
  * Where the index would end if packed as a fresh build: the live elements
  * at level 0's density, and the duplicate pages.  Moves to slots past it
@@ -326,14 +335,17 @@ plan_moves(Compactor *c)
 				 * Past goal, or none: better any free slot before both whose
 				 * neighbor tuple is x's size or can grow to it where it is (the
 				 * highest levels have few slots, and one taken past goal holds
-				 * the end there); else a page of free slots rebuilt for x.
+				 * the end there); else a page of free slots rebuilt for x, if
+				 * x's two tuples fit one page (a sparsevec element at m 4
+				 * shares its page with a neighbor tuple of level 0 only).
 				 */
 				CElem	   *g = grow_slot(c, x, i,
 										  s ? Min(xblk, goal) : xblk, &any);
 
 				if (g != NULL)
 					s = g;
-				else if (rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
+				else if (pair_fits(c, x->level) &&
+						 rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
 										  &c->rebuildPage, false) != NULL)
 				{
 					s = &c->elems[0];	/* set below */
