@@ -14,8 +14,16 @@
 # after the churn must be at least 0.95, and that of a fresh build of the
 # same rows (REINDEX, replayed) at least 0.99.
 #
-# Two indexes: an l2 index built in memory, and a cosine index whose build
-# outgrew maintenance_work_mem (so that it went on with logged inserts).
+# Two vector indexes: an l2 index built in memory, and a cosine index whose
+# build outgrew maintenance_work_mem (so that it went on with logged
+# inserts).  And one index for each other type family (hnsw_families:
+# halfvec, bit, sparsevec; issue 14: the suites test each family), churned
+# in the same cycles, searched by the same readers and held to the same
+# assertions and thresholds, on smaller tables to keep the file's time
+# (%ROWS; a sparsevec element is stored at its largest size, about a
+# page).  The figures above are vector's.  Recall counts a result as a hit
+# if it is no farther than the exact k-th (hnsw_recall_dist: bit strings
+# under Hamming distance have many ties).
 #
 # 16 dimensions: see 021_hnsw_concurrent.pl.
 use strict;
@@ -33,6 +41,12 @@ my $K = 10;
 my $NQ = 100;
 my $N0 = 6000;
 my $CYCLES = 4;
+# Rows of each other family's table at first, and inserted in each cycle
+# (vector: $N0 and 2,000).
+my %ROWS = (
+	halfvec => [ 1200, 400 ],
+	bit => [ 1200, 400 ],
+	sparsevec => [ 500, 150 ]);
 
 my $primary = PostgreSQL::Test::Cluster->new('churn_primary');
 $primary->init(allows_streaming => 1);
@@ -52,6 +66,28 @@ hnsw_setup_data($primary, dim => 16, clusters => 30, seed => 0.25);
 hnsw_load($primary, 'q', n => $NQ, seed => 0.75, stride => 7);
 hnsw_load($primary, 't', n => $N0, seed => 0.5);
 hnsw_load($primary, 'u', n => $N0, seed => 0.6);
+# Each case: table, operator, index, the sub making a value of the column's
+# type from a vector, rows inserted per cycle, the seed of its first load.
+my @cases = (
+	[ 't', '<->', 't_v_idx', sub { $_[0] }, 2000, 0.5 ],
+	[ 'u', '<=>', 'u_v_idx', sub { $_[0] }, 2000, 0.6 ]);
+my @others = grep { $_->{family} ne 'vector' } hnsw_families($primary, 16);
+for my $f (@others)
+{
+	my $family = $f->{family};
+	my $table = "f_$family";
+	hnsw_load($primary, $table, n => $ROWS{$family}[0], seed => 0.7,
+		type => $f->{type}, value => $f->{value});
+	push @cases,
+	  [ $table, $f->{op}, "${table}_v_idx", $f->{value}, $ROWS{$family}[1], 0.7 ];
+}
+# The queries as each case's type.
+for my $case (@cases)
+{
+	my ($table, $value) = @$case[ 0, 3 ];
+	$primary->safe_psql('postgres',
+		"CREATE TABLE q_$table AS SELECT id, " . $value->('v') . ' AS v FROM q');
+}
 
 $primary->backup('backup');
 my $standby = PostgreSQL::Test::Cluster->new('churn_standby');
@@ -77,45 +113,38 @@ CREATE INDEX u_v_idx ON u USING hnsw (v vector_cosine_ops);
 is($ret, 0, 'build of u_v_idx') or diag($err);
 like($err, qr/hnsw graph no longer fits into maintenance_work_mem/,
 	'the build of u_v_idx outgrew maintenance_work_mem');
+for my $f (@others)
+{
+	$primary->safe_psql('postgres',
+		"CREATE INDEX f_$f->{family}_v_idx ON f_$f->{family} USING hnsw (v $f->{opclass})");
+}
 $primary->safe_psql('postgres', 'ANALYZE');
 $primary->wait_for_catchup($standby);
 
-my @cases = ([ 't', '<->', 't_v_idx' ], [ 'u', '<=>', 'u_v_idx' ]);
-
 # Searches on the standby during all the cycles: each must return 10 rows.
-my $readers = hnsw_pgbench_start(
-	$standby,
+my %searches;
+for my $case (@cases)
+{
+	my ($table, $op, $index, $value) = @$case;
+	my $query = $value->('hnsw_point(x, 0.3)');
+	$searches{"051_search_$table\@1"} = qq{
+\\set seed random(0, 999999999)
+\\set c random(1, 30)
+BEGIN;
+SET LOCAL enable_seqscan = off;
+SELECT setseed(:seed / 1000000000.0);
+SELECT count(*) AS found FROM (SELECT id FROM $table
+  ORDER BY v $op (SELECT $query FROM hnsw_centres WHERE c = :c)
+  LIMIT 10) r \\gset
+\\if :found < 10
+DO \$\$ BEGIN RAISE EXCEPTION 'a search of $index returned fewer than 10 rows'; END \$\$;
+\\endif
+COMMIT;
+};
+}
+my $readers = hnsw_pgbench_start($standby,
 	'--no-vacuum --client=2 --jobs=1 --time=25 --random-seed=99',
-	{
-		'051_search_t@1' => q{
-\set seed random(0, 999999999)
-\set c random(1, 30)
-BEGIN;
-SET LOCAL enable_seqscan = off;
-SELECT setseed(:seed / 1000000000.0);
-SELECT count(*) AS found FROM (SELECT id FROM t
-  ORDER BY v <-> (SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c)
-  LIMIT 10) r \gset
-\if :found < 10
-DO $$ BEGIN RAISE EXCEPTION 'a search of t_v_idx returned fewer than 10 rows'; END $$;
-\endif
-COMMIT;
-},
-		'051_search_u@1' => q{
-\set seed random(0, 999999999)
-\set c random(1, 30)
-BEGIN;
-SET LOCAL enable_seqscan = off;
-SELECT setseed(:seed / 1000000000.0);
-SELECT count(*) AS found FROM (SELECT id FROM u
-  ORDER BY v <=> (SELECT hnsw_point(x, 0.3) FROM hnsw_centres WHERE c = :c)
-  LIMIT 10) r \gset
-\if :found < 10
-DO $$ BEGIN RAISE EXCEPTION 'a search of u_v_idx returned fewer than 10 rows'; END $$;
-\endif
-COMMIT;
-},
-	});
+	\%searches);
 
 my @verify_cols = @HNSW_VERIFY_COLUMNS;
 my $compared = 0;
@@ -127,11 +156,11 @@ for my $cycle (1 .. $CYCLES)
 {
 	for my $case (@cases)
 	{
-		my ($table) = @$case;
-		my $seed = ($table eq 't' ? 0.5 : 0.6) + $cycle / 100;
+		my ($table, $value, $per_cycle, $seed0) = @$case[ 0, 3, 4, 5 ];
+		my $seed = $seed0 + $cycle / 100;
 		# (from cycle 2 on, into the slots the last VACUUM freed)
-		hnsw_load($primary, $table, n => 2000, seed => $seed,
-			first_id => $next_id, create => 0);
+		hnsw_load($primary, $table, n => $per_cycle, seed => $seed,
+			first_id => $next_id, create => 0, value => $value);
 		$primary->safe_psql('postgres',
 			"DELETE FROM $table WHERE id % 5 = $cycle % 5");
 		$primary->safe_psql('postgres', "VACUUM $table");
@@ -150,10 +179,10 @@ for my $cycle (1 .. $CYCLES)
 
 		for my $ef (40, 100)
 		{
-			my $p = hnsw_topk($primary, $table, 'q', $op, k => $K,
+			my $p = hnsw_topk($primary, $table, "q_$table", $op, k => $K,
 				ef_search => $ef, index => $index,
 				name => "$name, ef_search $ef, primary");
-			my $s = hnsw_topk($standby, $table, 'q', $op, k => $K,
+			my $s = hnsw_topk($standby, $table, "q_$table", $op, k => $K,
 				ef_search => $ef, index => $index,
 				name => "$name, ef_search $ef, standby");
 			is(scalar(grep { @{ $p->{$_} } == $K } keys %$p),
@@ -204,21 +233,22 @@ unlike($rerr, qr/error|abort/i, 'nothing wrong on the searches\' stderr')
 for my $case (@cases)
 {
 	my ($table, $op, $index) = @$case;
-	my $exact = hnsw_topk($primary, $table, 'q', $op, k => $K, exact => 1);
-	my $churned = hnsw_recall(
-		hnsw_topk(
-			$standby, $table, 'q', $op, k => $K, ef_search => 100,
+	my $exact = hnsw_topk_dist($primary, $table, "q_$table", $op, k => $K,
+		exact => 1);
+	my $churned = hnsw_recall_dist(
+		hnsw_topk_dist(
+			$standby, $table, "q_$table", $op, k => $K, ef_search => 100,
 			index => $index, name => "$index on the standby, recall"),
 		$exact);
 	$primary->safe_psql('postgres', "REINDEX INDEX $index");
 	$primary->wait_for_catchup($standby);
-	my $fresh_p = hnsw_topk($primary, $table, 'q', $op, k => $K,
+	my $fresh_p = hnsw_topk_dist($primary, $table, "q_$table", $op, k => $K,
 		ef_search => 100, index => $index, name => "$index rebuilt, primary");
-	my $fresh_s = hnsw_topk($standby, $table, 'q', $op, k => $K,
+	my $fresh_s = hnsw_topk_dist($standby, $table, "q_$table", $op, k => $K,
 		ef_search => 100, index => $index, name => "$index rebuilt, standby");
 	is_deeply($fresh_s, $fresh_p,
 		"$index rebuilt: the standby returns the primary's ids, in order");
-	my $fresh = hnsw_recall($fresh_s, $exact);
+	my $fresh = hnsw_recall_dist($fresh_s, $exact);
 	cmp_ok($fresh, '>=', 0.99,
 		"$index rebuilt after the churn: recall\@$K at ef_search 100 >= 0.99");
 	# 0.95, the floor of 052_hnsw_soak.pl for an index under churn.  Since
