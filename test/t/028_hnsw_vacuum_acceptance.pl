@@ -70,7 +70,8 @@ my $MIN_RECALL = 0.95;
 # family.  A sparsevec element is stored at its largest size, about a page
 # (a table of 1,500 rows made an index of 3,001 blocks), hence its smaller
 # tables.  8 s of pgbench still ran VACUUM 2 or 3 times among the writers
-# (3.8 to 5.1 s per VACUUM and its sleep; vector's 30 s: 4 times, 8.5 s).
+# (3.6 to 5.2 s per VACUUM and its sleep; vector's 30 s: 4 times, 8.3 to
+# 8.5 s).
 my %SIZE = (
 	vector => {
 		sparse => 10000,
