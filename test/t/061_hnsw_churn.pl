@@ -174,7 +174,7 @@ my ($live, $distinct) = split /\|/,
 # A churned graph is not a fresh build: a search at ef_search 100 misses a
 # few rows (0.05% to 0.12% here) that one at 1000 finds; see README.
 # Open (issue 12): as the churn left it, before the final VACUUM, the index
-# hid 1 row of about 50,000 even from a search at ef_search 1000 in 2 of 8
+# hid 1 row of about 50,000 even from a search at ef_search 1000 in 2 of 10
 # runs (found again after that VACUUM).  Reported, not yet asserted.
 my $inv = hnsw_invariant($node, 'c', 'c_v_idx', tolerance => 0.002,
 	name => 'after the churn',
