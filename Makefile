@@ -22,11 +22,6 @@ OBJS = \
 	src/hnswinsert.o \
 	src/hnswmem.o \
 	src/hnswpage.o \
-	src/hnswpagebuild.o \
-	src/hnswpagecompact.o \
-	src/hnswpagecompactplan.o \
-	src/hnswpagegraph.o \
-	src/hnswpagevacuum.o \
 	src/hnswscan.o \
 	src/hnswvacuum.o \
 	src/hnswverify.o \
@@ -73,6 +68,6 @@ tinyhnsw--0.2.0.sql: $(SQL_0_1_0) $(SQL_0_2_0)
 
 # PGXS tracks no header dependencies: every object depends on our headers,
 # so a changed struct never meets a stale object.
-$(OBJS): src/hnsw.h src/hnswgraph.h src/hnswpage.h src/hnswpagecompact.h src/hnswverify.h src/vector.h src/distance.h \
+$(OBJS): src/hnsw.h src/hnswgraph.h src/hnswpage.h src/hnswverify.h src/vector.h src/distance.h \
 	src/floatparse.h src/vecutil.h src/float16.h src/halfdistance.h src/halfvec.h \
 	src/sparsevec.h

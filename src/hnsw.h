@@ -4,7 +4,7 @@
  *	  The hnsw access method's header: options and settings, the metric,
  *	  the AM callbacks, and the entry points that the callbacks use of the
  *	  two storage rooms, the graph in memory (hnswmem.c) and the graph on
- *	  pages (hnswpage*.c).  Nothing here knows about pages.
+ *	  pages (hnswpage.c).  Nothing here knows about pages.
  *
  * The map of the house:
  *	 hnsw.c			handler, reloptions, settings (hnsw.*), amvalidate,
@@ -21,13 +21,12 @@
  *					design note is in hnswgraph.h)
  *	 hnswmem.c		HnswGraphOps in memory, for CREATE INDEX; hands the
  *					finished graph to the page room's bulk writer
- *	 hnswpage.h, hnswpage*.c
+ *	 hnswpage.h, hnswpage.c
  *					the only room that knows pages: formats, buffers, locks
  *					and WAL (its design note and lock rules are in hnswpage.h);
- *					the core and the scan's reads (hnswpage.c), HnswGraphOps
- *					over pages and inserts (hnswpagegraph.c), the bulk writer
- *					(hnswpagebuild.c), vacuum's page work (hnswpagevacuum.c)
- *					and compaction (hnswpagecompact*.c)
+ *					in sections: the core, HnswGraphOps over pages and
+ *					inserts, the bulk writer, the scan's reads, vacuum's
+ *					page work and compaction
  *	 hnswverify.c, hnswverifymap.c
  *					hnsw_verify(), reading pages through hnswpage.h
  *
@@ -204,7 +203,7 @@ extern bool HnswReadBuiltOptions(Relation index, int maxDimensions,
 extern void HnswWriteMetaPage(Relation index, ForkNumber fork, int dimensions,
 							  int m, int efConstruction, bool logit);
 
-/* hnswpagegraph.c: the graph on pages, as the callbacks use it */
+/* hnswpage.c: the graph on pages, as the callbacks use it */
 typedef struct HnswPageGraph HnswPageGraph;
 extern HnswPageGraph *HnswPageGraphCreate(Relation index, bool forSearch);
 extern HnswGraph *HnswPageGraphBase(HnswPageGraph *pg);
@@ -221,7 +220,7 @@ extern HnswPageWalk *HnswPageWalkBegin(Relation index);
 extern int	HnswPageWalkNext(HnswPageWalk *walk, ItemPointer *tids,
 							 int *maxtids);
 
-/* hnswpagebuild.c: CREATE INDEX writes the graph built in memory, once */
+/* hnswpage.c: CREATE INDEX writes the graph built in memory, once */
 typedef struct HnswBulkWriter HnswBulkWriter;
 #define HNSW_NO_NEIGHBOR		PG_UINT32_MAX	/* empty slot, by element number */
 extern HnswBulkWriter *HnswBulkBegin(Relation index, int64 nelems);
@@ -235,7 +234,7 @@ extern BlockNumber HnswBulkFinish(HnswBulkWriter *w, int64 entry,
 								  int entryLevel);
 
 /*
- * hnswpagevacuum.c: the page work of vacuum's passes (hnswvacuum.c), which
+ * hnswpage.c: the page work of vacuum's passes (hnswvacuum.c), which
  * go over the data pages, blocks HNSW_FIRST_DATA_BLKNO up (the metapage is
  * block 0)
  */
@@ -268,7 +267,7 @@ extern bool HnswPageReplaceLayer(HnswPageGraph *pg, uint64 neighborsAt,
 extern int64 HnswPageFreeElements(Relation index, const HnswRef *refs,
 								  int64 n, BufferAccessStrategy strategy);
 
-/* hnswpagecompact.c: vacuum's last step, giving pages back */
+/* hnswpage.c: vacuum's last step, giving pages back */
 extern BlockNumber HnswPageCompact(Relation index,
 								   BufferAccessStrategy strategy);
 

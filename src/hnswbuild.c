@@ -27,7 +27,7 @@
  * When the graph outgrows maintenance_work_mem, a NOTICE says so and the
  * build goes on slower: serially, the graph built so far is written and
  * logged and the remaining rows go through the ordinary on-page insert
- * path (hnswpagegraph.c); in parallel, the participants stop adding to the
+ * path (hnswpage.c); in parallel, the participants stop adding to the
  * graph, the leader writes it, and a second, serial scan of the heap
  * inserts the rows the graph does not hold.
  *

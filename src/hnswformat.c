@@ -7,7 +7,7 @@
  *	  how a datum becomes that stored form, and the distance kernels
  *	  between two stored forms.
  *
- * The algorithm (hnswgraph*.c) and the storages (hnswmem.c, hnswpage*.c)
+ * The algorithm (hnswgraph*.c) and the storages (hnswmem.c, hnswpage.c)
  * see a stored vector only as a pointer to HnswIndexInfo.vecsize bytes,
  * which they copy, compare bytewise and hand to the graph's kernel; what
  * those bytes mean is this file's alone.  So one more opclass is one more

@@ -2,7 +2,7 @@
  *
  * hnswgraph.c
  *	  The HNSW algorithm's core, once, for any storage that implements
- *	  HnswGraphOps (hnswmem.c in memory, hnswpagegraph.c on buffer pages):
+ *	  HnswGraphOps (hnswmem.c in memory, hnswpage.c on buffer pages):
  *	  searching a layer (Algorithm 2), the neighbor heuristic (Algorithm
  *	  4), inserting (Algorithm 1) and the merge of a new member into a full
  *	  list.  The scan's stream is in hnswgraphstream.c, the repairs in

@@ -11,7 +11,7 @@
  * approximate nearest neighbor search using Hierarchical Navigable Small
  * World graphs").  The algorithm lives once, in hnswgraph.c, and works on
  * any storage that implements HnswGraphOps: hnswmem.c (the graph built in
- * memory by CREATE INDEX) and hnswpagegraph.c (the graph in buffer pages,
+ * memory by CREATE INDEX) and hnswpage.c (the graph in buffer pages,
  * used by inserts, scans and vacuum; see hnswpage.h).  Function comments there
  * cite the paper's algorithm numbers.
  *

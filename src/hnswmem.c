@@ -3,7 +3,7 @@
  * hnswmem.c
  *	  The HNSW graph in memory, as CREATE INDEX builds it: HnswGraphOps over
  *	  an area of memory, and the hand-over of the finished graph to the
- *	  page room's bulk writer (hnswpagebuild.c), which places no tuple here.
+ *	  page room's bulk writer (hnswpage.c), which places no tuple here.
  *
  * The graph lives in one area of memory, addressed by offsets, so that the
  * same code serves a serial build (the area is backend memory) and a

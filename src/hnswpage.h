@@ -2,7 +2,7 @@
  *
  * hnswpage.h
  *	  The page room's private header: the disk format, the locking
- *	  protocol and WAL, and what the room's files (hnswpage*.c) share with
+ *	  protocol and WAL, and what the room's files (hnswpage.c) share with
  *	  each other and with the verifier.  Only they and the verifier
  *	  (hnswverify.c) include it; everyone else uses the page room's entry
  *	  points in hnsw.h.
@@ -310,11 +310,11 @@ extern void HnswAdvanceFreeHint(Relation index, int level, BlockNumber from,
 								BlockNumber to);
 extern void HnswSetDuplicatePage(Relation index, BlockNumber blkno);
 
-/* hnswpagegraph.c: HnswGraphOps over pages */
+/* hnswpage.c: HnswGraphOps over pages */
 extern void HnswSetLayer(HnswNeighborTuple ntup, int m, int layer,
 						 const HnswRef *refs, int n);
 
-/* hnswpagegraph.c: the insert's operations */
+/* hnswpage.c: the insert's operations */
 extern bool HnswPageBeginInsert(HnswGraph *g, int level, HnswRef *entry,
 								int *entryLevel);
 extern bool HnswPageAddHeapTid(HnswGraph *g, const HnswCandidate *e,

@@ -25,7 +25,7 @@
  * compaction left DELETED; then links every live element that a walk from
  * the entry point does not reach, on any layer (HnswConnectIndex); then, if
  * nobody uses the index, gives back the pages that free slots leave at its
- * end (HnswPageCompact, in hnswpagecompact.c).
+ * end (HnswPageCompact, in hnswpage.c).
  *
  * Searches pass through deleted and free elements but never return them;
  * hnswscan.c rechecks distances so that a slot reused under a running scan

@@ -8,7 +8,7 @@
  * the checks on the pages; the checks on the map (the graph, the chains,
  * reachability, the heap TIDs) are in hnswverifymap.c.  Between them:
  * their own checking of pages and tuples (stricter than
- * the checks on the search path in hnswpage*.c, and reporting a damaged
+ * the checks on the search path in hnswpage.c, and reporting a damaged
  * index as an error that names the block and offset), the in-memory map of
  * the graph, and the optional heap cross-check.  It reads pages through
  * the page room (hnswpage.h: HnswCopyPage, the formats, HnswPageMaxLevel)

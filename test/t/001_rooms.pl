@@ -1,5 +1,5 @@
 # The house's walls (README, Design): page, buffer and WAL calls only in
-# the page room (src/hnswpage*.c); no page or buffer header in the
+# the page room (src/hnswpage.c); no page or buffer header in the
 # algorithm (src/hnswgraph*); the type files know nothing of the index.
 # A static check over the sources: it needs no server.
 use strict;
@@ -31,9 +31,9 @@ my @page_calls = qw(PageAddItem GenericXLogStart GenericXLogRegisterBuffer
   UnlockReleaseBuffer);
 my $calls = join('|', @page_calls);
 my @outside = grep {
-	!/^hnswpage/ && slurp($_) =~ /\b(?:$calls)\s*\(/
+	$_ ne 'hnswpage.c' && slurp($_) =~ /\b(?:$calls)\s*\(/
 } @files;
-is("@outside", '', 'page, buffer and WAL calls only in src/hnswpage*.c');
+is("@outside", '', 'page, buffer and WAL calls only in src/hnswpage.c');
 
 my @algo_headers = grep {
 	/^hnswgraph/ && slurp($_) =~ m{#include\s+"(?:storage/buf|storage/bufpage|access/generic_xlog|hnswpage\.h)}
@@ -41,23 +41,23 @@ my @algo_headers = grep {
 is("@algo_headers", '', 'the algorithm includes no page, buffer or WAL header');
 
 my @page_header = grep {
-	!/^hnswpage/ && !/^hnswverify/
+	$_ ne 'hnswpage.c' && !/^hnswverify/
 	  && slurp($_) =~ m{#include\s+"hnswpage\.h"}
 } @files;
 is("@page_header", '', 'hnswpage.h is included only by the page room and the verifier');
-my @compact_header = grep {
-	!/^hnswpagecompact/ && slurp($_) =~ m{#include\s+"hnswpagecompact\.h"}
-} @files;
-is("@compact_header", '', 'hnswpagecompact.h is included only by compaction');
 
-# One concern a file, and none over about 1,000 lines
+# One concern a file, and none over about 1,000 lines but the page room,
+# which ../shared/ARCHITECTURE.md keeps one file (every page, buffer and
+# WAL call in one place), in sections
 my @long = grep {
+	$_ ne 'hnswpage.c' && do {
 	open(my $fh, '<', "$src/$_") or die "open $src/$_: $!";
 	my $n = () = <$fh>;
 	close $fh;
 	$n > 1000;
+	}
 } @files;
-is("@long", '', 'no source file is over 1,000 lines');
+is("@long", '', 'no source file but hnswpage.c is over 1,000 lines');
 
 my @types_index = grep {
 	/^(?:vector|halfvec|sparsevec|bitvec|vecutil|halfdistance|distance|float16|floatparse)\b/

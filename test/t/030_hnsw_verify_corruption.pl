@@ -389,7 +389,7 @@ is(scalar(@failures), 0,
 		'slot 0 of every neighbor tuple := (4294967295,1)');
 	is($out->{verify}, 'error',
 		'hnsw_verify reports a neighbor slot naming block 4294967295');
-	# read_buffer() (hnswpagegraph.c) checks a link's block against the
+	# read_buffer() (hnswpage.c) checks a link's block against the
 	# index's size first: blkno + 1 used to overflow, and P_NEW extend it
 	is($out->{scans}, 'error',
 		'a scan meeting block 4294967295 fails with an ERROR');

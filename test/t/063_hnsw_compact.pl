@@ -1,6 +1,6 @@
 # VACUUM gives pages back (issue 12, the size goal): its cleanup moves the
 # live elements and duplicate tuples of the last pages into free room on the
-# first ones and truncates the index (src/hnswpagecompact*.c, compaction).
+# first ones and truncates the index (src/hnswpage.c, compaction).
 #   1. after deleting three quarters of the rows, the index is at most 1.3
 #      times a fresh build of the rest, every row is still found, and a
 #      standby replays the truncation and answers the same;

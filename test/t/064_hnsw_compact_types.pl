@@ -1,4 +1,4 @@
-# VACUUM's compaction (src/hnswpagecompact*.c) for the type families other than
+# VACUUM's compaction (src/hnswpage.c) for the type families other than
 # vector, whose section 1 of 063_hnsw_compact.pl is done here again for
 # halfvec, bit and sparsevec (hnsw_families).  Their elements differ in
 # size from vector's, and the compaction's planning of free room depends on
