@@ -76,6 +76,15 @@ static relopt_kind hnsw_relopt_kind;
 /* hnsw.test_wait_point: see HnswWaitPoint */
 static char *hnsw_test_wait_point = NULL;
 
+/* hnsw.test_seed: see HnswSeedLevels */
+static int	hnsw_test_seed = 0;
+
+static void
+assign_test_seed(int newval, void *extra)
+{
+	HnswSeedLevels((uint64) newval);
+}
+
 /*
  * Called once when the library is loaded: pick the distance kernels for
  * this CPU, register the reloptions and settings.
@@ -123,6 +132,12 @@ _PG_init(void)
 							   "The session waits there for the advisory lock HNSW_WAIT_LOCK_KEY, so that a test holding that lock can act while it waits.",
 							   &hnsw_test_wait_point, "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomIntVariable("hnsw.test_seed",
+							"For tests only: seeds the random levels of the elements this session adds, if not 0.",
+							"Setting it starts the same sequence of levels again, so that a test builds the same graph each run.",
+							&hnsw_test_seed, 0, 0, INT_MAX,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL,
+							assign_test_seed, NULL);
 	MarkGUCPrefixReserved("hnsw");
 }
 

@@ -215,11 +215,25 @@ HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops, DistanceKernel dist,
 	heap_init(&g->found, 256, true);
 }
 
+/* The levels' random source: the backend's, or one seeded for a test */
+static pg_prng_state level_prng;
+static bool level_seeded = false;
+
+/* hnsw.test_seed: 0 draws levels from the backend's source again */
+void
+HnswSeedLevels(uint64 seed)
+{
+	level_seeded = seed != 0;
+	if (level_seeded)
+		pg_prng_seed(&level_prng, seed);
+}
+
 /* A new element's top layer: floor(-ln(U) * mL), capped (paper, 4.1) */
 int
 HnswRandomLevel(HnswGraph *g)
 {
-	double		u = pg_prng_double(&pg_global_prng_state);
+	double		u = pg_prng_double(level_seeded ? &level_prng :
+								   &pg_global_prng_state);
 	int			level;
 
 	/* pg_prng_double is in [0, 1): avoid log(0) */

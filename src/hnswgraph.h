@@ -326,6 +326,7 @@ extern void HnswGraphInit(HnswGraph *g, const HnswGraphOps *ops,
 						  DistanceKernel dist, int dim, Size vecsize, int m,
 						  int efConstruction, int maxLevel);
 extern int	HnswRandomLevel(HnswGraph *g);
+extern void HnswSeedLevels(uint64 seed);
 extern int	HnswSearchFrom(HnswGraph *g, const float *q, HnswRef entry,
 						   int entryLevel, int layer, int ef,
 						   HnswCandidate **out);

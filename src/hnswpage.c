@@ -2399,7 +2399,8 @@ HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
  *		where step 4 moves live duplicate tuples);
  *	 2. an element moves from slot T, on a late page, into a free slot F on
  *		an earlier one (of its level, or one whose neighbor tuple is
- *		resized in place to it), in one record over the pages of both:
+ *		resized in place to it, or the first of a page of free slots
+ *		rebuilt for it), in one record over the pages of both:
  *		F gets its vector, heap TIDs, chain and lists; T keeps the vector
  *		but no heap TIDs, is flagged DELETED (never returned, still
  *		traversed), and each of its lists leads to F first.  Whoever
@@ -2424,6 +2425,13 @@ HnswPageFreeElements(Relation index, const HnswRef *refs, int64 n,
  *		conflicting standby queries as a heap truncation does.
  * Stopped after step 2, the DELETED slots T are what an unfinished vacuum
  * leaves: the next vacuum repairs the lists that name them and frees them.
+ *
+ * An element of the upper levels may find no place before the goal (the
+ * size of a fresh build): no free slot of its level, none whose neighbor
+ * tuple can grow where it is, no page of free slots only, as after deletes
+ * spread over every page.  Then the pass moves the others all the same,
+ * and truncates at that element; a second pass finds the pages it emptied
+ * and rebuilds one for it (compact_pass).
  *
  *-------------------------------------------------------------------------
  */
@@ -2472,10 +2480,12 @@ typedef struct Compactor
 	int		   *nitems;			/* per block: tuples */
 	OffsetNumber *maxoff;		/* per block: its last line pointer */
 	bool	   *rebuilt;		/* per block: rebuilt for one moved element */
+	OffsetNumber *keep;			/* per block rebuilt: tuples kept before it */
 	bool	   *dupconv;		/* per block: rebuilt as a duplicate page */
-	BlockNumber rebuildPage;	/* where rebuild_page_for looks next */
+	BlockNumber rebuildPage;	/* where find_rebuild looks next */
 	CElem	   *elems;			/* ascending by ref */
 	int64		nelems;
+	int64	   *bynref;			/* indexes into elems, ascending by nref */
 	CDup	   *dups;			/* ascending by ref */
 	int64		ndups;
 	CMove	   *moves;			/* element moves, then sorted by from */
@@ -2483,6 +2493,7 @@ typedef struct Compactor
 	HnswRef    *drops;			/* free slots whose chains step 1 drops */
 	int64		ndrops;
 	bool		stopped;		/* someone waits for the lock */
+	int			pass;			/* 1, or 2: see compact_pass */
 	int64		nrouters;		/* left by a compaction that stopped */
 } Compactor;
 
@@ -2558,6 +2569,7 @@ take_inventory(Compactor *c)
 	c->nitems = palloc0(sizeof(int) * c->nblocks);
 	c->maxoff = palloc0(sizeof(OffsetNumber) * c->nblocks);
 	c->rebuilt = palloc0(sizeof(bool) * c->nblocks);
+	c->keep = palloc0(sizeof(OffsetNumber) * c->nblocks);
 	c->dupconv = palloc0(sizeof(bool) * c->nblocks);
 	c->rebuildPage = HNSW_METAPAGE_BLKNO + 1;
 	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < c->nblocks; blkno++)
@@ -2690,59 +2702,155 @@ block_elems(Compactor *c, BlockNumber blkno, int64 *first, int64 *last)
 	*last = hi;
 }
 
-/*
- * The first block from *page on, before limit, that holds only free slots
- * (their element and neighbor tuples, nothing else), to be rebuilt for
- * one element: its slots are marked gone and the one at offset 1 is
- * returned, to become the element; NULL if there is none.  With routers,
- * a page may also hold moved elements' old slots, which step 3 renames
- * before a page is rebuilt as a duplicate page (step 4).
- */
-static CElem *
-rebuild_page_for(Compactor *c, BlockNumber limit, BlockNumber *page,
-				 bool routers)
+static Compactor *nref_sort_c;
+
+static int
+nref_cmp(const void *a, const void *b)
 {
-	for (; *page < limit; (*page)++)
-	{
-		int64		first;
-		int64		last;
-		int			owned = 0;
-		bool		ok = !c->isdup[*page];
-
-		block_elems(c, *page, &first, &last);
-		for (int64 i = first; i < last && ok; i++)
-		{
-			CElem	   *e = &c->elems[i];
-
-			ok = e->free && (routers || !e->router) && !e->filled && !e->gone &&
-				HnswRefBlock(e->nref) == *page;
-			owned += 2;
-		}
-		if (!ok || owned == 0 || owned != c->nitems[*page] ||
-			HnswRefOffset(c->elems[first].ref) != FirstOffsetNumber)
-			continue;
-		for (int64 i = first; i < last; i++)
-			c->elems[i].gone = true;
-		c->rebuilt[*page] = true;
-		(*page)++;
-		return &c->elems[first];
-	}
-	return NULL;
+	return HnswRefCmp(&nref_sort_c->elems[*(const int64 *) a].nref,
+					  &nref_sort_c->elems[*(const int64 *) b].nref);
 }
 
-/* Whether an element of a level fits one page with its neighbor tuple */
-static bool
-pair_fits(Compactor *c, int level)
+/* c->bynref: which element owns each neighbor tuple, by its place */
+static void
+sort_by_nref(Compactor *c)
+{
+	c->bynref = palloc(sizeof(int64) * Max(c->nelems, 1));
+	for (int64 i = 0; i < c->nelems; i++)
+		c->bynref[i] = i;
+	nref_sort_c = c;
+	qsort(c->bynref, c->nelems, sizeof(int64), nref_cmp);
+	nref_sort_c = NULL;
+}
+
+/* An element and its neighbor tuple of a level, with line pointers */
+static Size
+pair_size(Compactor *c, int level)
 {
 	return HNSW_ELEMENT_TUPLE_SIZE(c->vecsize) +
 		MAXALIGN(HNSW_NEIGHBOR_TUPLE_SIZE(level, c->m)) +
-		2 * sizeof(ItemIdData) <= HNSW_PAGE_CAPACITY;
+		2 * sizeof(ItemIdData);
+}
+
+/*
+ * Whether block blkno may be rebuilt: it holds no live element (nor, unless
+ * routers, an old slot step 3 has yet to rename) and no duplicate tuple,
+ * only free slots with their neighbor tuples and, with keep, first the
+ * neighbor tuples of elements elsewhere, which stay where they are
+ * (*nkeep of them, *keptsize bytes; none without keep).  A free slot's
+ * neighbor tuple on another page is left behind, named by nothing.  For an
+ * element of a level (or -1: a duplicate page), the pair must fit after
+ * the kept tuples.  1 if so, -1 if only the room is short, else 0.
+ */
+static int
+rebuildable(Compactor *c, BlockNumber blkno, bool routers, bool keep,
+			int level, OffsetNumber *nkeep, Size *keptsize)
+{
+	int64		first;
+	int64		last;
+	int64		lo = 0;
+	int64		hi = c->nelems;
+	OffsetNumber firstoff;
+	int			ntups = 0;
+	int			nkept = 0;
+	Size		kept = 0;
+
+	if (c->isdup[blkno] || c->rebuilt[blkno] || c->dupconv[blkno])
+		return 0;
+	block_elems(c, blkno, &first, &last);
+	if (first == last)
+		return 0;
+	for (int64 i = first; i < last; i++)
+	{
+		CElem	   *e = &c->elems[i];
+
+		if (!e->free || (e->router && !routers) || e->filled || e->gone)
+			return 0;
+	}
+	firstoff = HnswRefOffset(c->elems[first].ref);
+
+	/* the neighbor tuples on the page, and whose they are */
+	while (lo < hi)
+	{
+		int64		mid = (lo + hi) / 2;
+
+		if (HnswRefBlock(c->elems[c->bynref[mid]].nref) < blkno)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < c->nelems; lo++)
+	{
+		CElem	   *o = &c->elems[c->bynref[lo]];
+		bool		dies = HnswRefBlock(o->ref) == blkno || o->gone;
+
+		if (HnswRefBlock(o->nref) != blkno)
+			break;
+		ntups++;
+		if (HnswRefOffset(o->nref) < firstoff)
+		{
+			nkept++;
+			kept += MAXALIGN(HNSW_NEIGHBOR_TUPLE_SIZE(o->level, c->m)) +
+				sizeof(ItemIdData);
+		}
+		else if (!dies)
+			return 0;
+	}
+	/* nothing else on the page, and only kept tuples before the slots */
+	if ((last - first) + ntups != c->nitems[blkno] ||
+		nkept != firstoff - FirstOffsetNumber || (nkept > 0 && !keep))
+		return 0;
+	if (level >= 0 && kept + pair_size(c, level) > HNSW_PAGE_CAPACITY)
+		return -1;
+	*nkeep = nkept;
+	*keptsize = kept;
+	return 1;
+}
+
+/* The model of rebuilding blkno: its slots are gone */
+static void
+take_rebuild(Compactor *c, BlockNumber blkno, OffsetNumber nkeep)
+{
+	int64		first;
+	int64		last;
+
+	block_elems(c, blkno, &first, &last);
+	for (int64 i = first; i < last; i++)
+		c->elems[i].gone = true;
+	c->rebuilt[blkno] = true;
+	c->keep[blkno] = nkeep;
+}
+
+/*
+ * The first block before limit, from c->rebuildPage on, that may be
+ * rebuilt for one element of a level; InvalidBlockNumber if none.  The
+ * blocks skipped for good (a live element or a router, which stay so
+ * while the plan is made) are not looked at again.
+ */
+static BlockNumber
+find_rebuild(Compactor *c, BlockNumber limit, int level, OffsetNumber *nkeep,
+			 Size *kept)
+{
+	bool		advance = true;
+
+	for (BlockNumber b = c->rebuildPage; b < limit; b++)
+	{
+		int			r = rebuildable(c, b, false, true, level, nkeep, kept);
+
+		if (r > 0)
+			return b;
+		if (r < 0)
+			advance = false;
+		else if (advance)
+			c->rebuildPage = b + 1;
+	}
+	return InvalidBlockNumber;
 }
 
 /*
  * Where the index would end if packed as a fresh build: the live elements
  * at level 0's density, and the duplicate pages.  Moves to slots past it
- * are not worth a page rebuilt for them (rebuild_page_for).
+ * are not worth a page rebuilt for them (find_rebuild).
  */
 static BlockNumber
 packed_end(Compactor *c)
@@ -2851,20 +2959,36 @@ plan_moves(Compactor *c)
 				 * Past goal, or none: better any free slot before both whose
 				 * neighbor tuple is x's size or can grow to it where it is (the
 				 * highest levels have few slots, and one taken past goal holds
-				 * the end there); else a page of free slots rebuilt for x, if
-				 * x's two tuples fit one page (a sparsevec element at m 4
-				 * shares its page with a neighbor tuple of level 0 only).
+				 * the end there), or a page of free slots rebuilt for x, which
+				 * ever comes first.  Such a page may begin with others'
+				 * neighbor tuples, which stay; x's two tuples must fit after
+				 * them (a sparsevec element at m 4 shares its page with a
+				 * neighbor tuple of level 0 only).
 				 */
-				CElem	   *g = grow_slot(c, x, i,
-										  s ? Min(xblk, goal) : xblk, &any);
+				BlockNumber limit = s ? Min(xblk, goal) : xblk;
+				OffsetNumber nkeep = 0;
+				Size		kept = 0;
+				BlockNumber rblk = find_rebuild(c, s ? HnswRefBlock(s->ref) : xblk,
+												x->level, &nkeep, &kept);
+				CElem	   *g;
 
+				if (rblk != InvalidBlockNumber)
+					limit = Min(limit, rblk + 1);
+				g = grow_slot(c, x, i, limit, &any);
 				if (g != NULL)
 					s = g;
-				else if (pair_fits(c, x->level) &&
-						 rebuild_page_for(c, s ? HnswRefBlock(s->ref) : xblk,
-										  &c->rebuildPage, false) != NULL)
+				else if (rblk != InvalidBlockNumber)
 				{
-					s = &c->elems[0];	/* set below */
+					int64		first;
+					int64		last;
+
+					/* x goes where the page's first free slot was */
+					take_rebuild(c, rblk, nkeep);
+					block_elems(c, rblk, &first, &last);
+					s = &c->elems[first];
+					s->gone = false;
+					s->nref = HnswRefFromTid(rblk, HnswRefOffset(s->ref) + 1);
+					c->room[rblk] = HNSW_PAGE_CAPACITY - kept - pair_size(c, x->level);
 					rebuild = true;
 				}
 				else if (s != NULL)
@@ -2872,17 +2996,6 @@ plan_moves(Compactor *c)
 			}
 			if (s == NULL)
 				continue;
-			if (rebuild)
-			{
-				int64		first;
-				int64		last;
-
-				/* the page rebuild_page_for took: x goes to its offset 1 */
-				block_elems(c, c->rebuildPage - 1, &first, &last);
-				s = &c->elems[first];
-				s->gone = false;
-				s->nref = HnswRefFromTid(c->rebuildPage - 1, FirstOffsetNumber + 1);
-			}
 
 			/* x's content goes to slot s; x's slot becomes free */
 			c->moves[c->nmoves].from = x->ref;
@@ -2935,15 +3048,22 @@ prune_moves(Compactor *c, BlockNumber end)
 	c->nmoves = n;
 }
 
-/* One past the last block a live element or its neighbor tuple needs */
+/*
+ * One past the last block a live element or its neighbor tuple needs; with
+ * a goal, leaving out the elements of the upper levels that found no
+ * place before it, where they are or where they move (see compact_pass).
+ */
 static BlockNumber
-elements_end(Compactor *c)
+elements_end(Compactor *c, BlockNumber goal)
 {
 	BlockNumber end = HNSW_METAPAGE_BLKNO + 1;
 
 	for (int64 i = 0; i < c->nelems; i++)
 	{
 		if (c->elems[i].free)
+			continue;
+		if (goal != InvalidBlockNumber && c->elems[i].level > 0 &&
+			HnswRefBlock(c->elems[i].ref) >= goal)
 			continue;
 		end = Max(end, HnswRefBlock(c->elems[i].ref) + 1);
 		end = Max(end, HnswRefBlock(c->elems[i].nref) + 1);
@@ -3005,10 +3125,20 @@ plan_dup_moves(Compactor *c, BlockNumber end, CMove **dmoves, int64 *ndmoves)
 			c->room[convblk] -= need;
 			continue;
 		}
-		if (roomblk >= end &&
-			rebuild_page_for(c, HnswRefBlock(d->ref), &convpage, true) != NULL)
+		if (roomblk >= end)
 		{
-			convblk = convpage - 1;
+			OffsetNumber nkeep;
+			Size		kept;
+
+			/* routers are renamed and freed (step 3) before step 4 */
+			while (convpage < HnswRefBlock(d->ref) &&
+				   rebuildable(c, convpage, true, false, -1, &nkeep, &kept) <= 0)
+				convpage++;
+		}
+		if (roomblk >= end && convpage < HnswRefBlock(d->ref))
+		{
+			convblk = convpage++;
+			take_rebuild(c, convblk, 0);
 			c->rebuilt[convblk] = false;
 			c->dupconv[convblk] = true;
 			c->isdup[convblk] = true;
@@ -3129,15 +3259,22 @@ HnswCompactPlan(Compactor *c, CPlan *p)
 	}
 	c->moves = palloc(sizeof(CMove) * Max(c->nelems, 1));
 	plan_drops(c);
+	sort_by_nref(c);
 	plan_moves(c);
-	end = elements_end(c);
-	prune_moves(c, end);
+	/*
+	 * The moves from before the end gain nothing, but an element of the
+	 * upper levels left past goal holds the end for the next pass only:
+	 * that pass rebuilds a page emptied by this one for it.
+	 */
+	prune_moves(c, elements_end(c, packed_end(c)));
+	end = elements_end(c, InvalidBlockNumber);
 	dend = plan_dup_moves(c, end, &p->dmoves, &p->ndmoves);
 	p->end = slots_end(c, dend, &p->smoves, &p->nsmoves);
 	for (int64 i = 0; i < p->nsmoves; i++)
 		nsdrops += p->smoves[i].to == HNSW_INVALID_REF;
-	elog(DEBUG1, "hnsw compaction of \"%s\": %u pages, %u needed (%u for the elements, %u for the duplicates, %u for the free slots, %u at the packing of a fresh build), %lld element and %lld duplicate tuple moves, %lld free slots given a neighbor tuple and %lld dropped",
-		 RelationGetRelationName(c->index), c->nblocks, p->end, end, dend,
+	elog(DEBUG1, "hnsw compaction of \"%s\"%s: %u pages, %u needed (%u for the elements, %u for the duplicates, %u for the free slots, %u at the packing of a fresh build), %lld element and %lld duplicate tuple moves, %lld free slots given a neighbor tuple and %lld dropped",
+		 RelationGetRelationName(c->index),
+		 c->pass > 1 ? " (second pass)" : "", c->nblocks, p->end, end, dend,
 		 p->end, packed_end(c), (long long) c->nmoves,
 		 (long long) p->ndmoves, (long long) (p->nsmoves - nsdrops),
 		 (long long) nsdrops);
@@ -3374,6 +3511,9 @@ move_element_rebuild(Compactor *c, HnswRef from, HnswRef to)
 	Page		page;
 	CElem	   *xe;
 	CElem		key;
+	OffsetNumber nkeep = HnswRefOffset(to) - 1;
+	Item	   *kept = palloc(sizeof(Item) * Max(nkeep, 1));
+	Size	   *keptsize = palloc(sizeof(Size) * Max(nkeep, 1));
 
 	key.ref = from;
 	xe = bsearch(&key, c->elems, c->nelems, sizeof(CElem), HnswRefCmp);
@@ -3391,18 +3531,36 @@ move_element_rebuild(Compactor *c, HnswRef from, HnswRef to)
 	nsize = HNSW_NEIGHBOR_TUPLE_SIZE(x->level, c->m);
 	ecopy = palloc(esize);
 	memcpy(ecopy, x, esize);
-	ItemPointerSet(&ecopy->neighbortid, pblk, FirstOffsetNumber + 1);
+	ItemPointerSet(&ecopy->neighbortid, pblk, HnswRefOffset(to) + 1);
 	ncopy = palloc0(nsize);
 	memcpy(ncopy, xn, offsetof(HnswNeighborTupleData, slots) +
 		   sizeof(ItemPointerData) * xn->nslots);
 
-	/* every tuple on the page belonged to a free slot */
+	/*
+	 * The page's first nkeep tuples are others' neighbor tuples, which stay
+	 * at their offsets; every other tuple belonged to a free slot.
+	 */
 	page = pageset_page(&ps, pblk);
+	for (OffsetNumber off = FirstOffsetNumber; off <= nkeep; off++)
+	{
+		Item		item = HnswGetItem(page, off, 1);
+
+		if (item == NULL || *(uint8 *) item != HNSW_NEIGHBOR_TUPLE)
+			elog(ERROR, "hnsw: block %u offset %u to keep is no neighbor tuple",
+				 pblk, off);
+		keptsize[off - 1] = ItemIdGetLength(PageGetItemId(page, off));
+		kept[off - 1] = palloc(keptsize[off - 1]);
+		memcpy(kept[off - 1], item, keptsize[off - 1]);
+	}
 	HnswInitPage(page);
-	if (PageAddItem(page, (Item) ecopy, esize, FirstOffsetNumber, false,
-					false) != FirstOffsetNumber ||
-		PageAddItem(page, (Item) ncopy, nsize, FirstOffsetNumber + 1, false,
-					false) != FirstOffsetNumber + 1)
+	for (OffsetNumber off = FirstOffsetNumber; off <= nkeep; off++)
+		if (PageAddItem(page, kept[off - 1], keptsize[off - 1], off, false,
+						false) != off)
+			elog(ERROR, "hnsw: could not rebuild block %u", pblk);
+	if (PageAddItem(page, (Item) ecopy, esize, HnswRefOffset(to), false,
+					false) != HnswRefOffset(to) ||
+		PageAddItem(page, (Item) ncopy, nsize, HnswRefOffset(to) + 1, false,
+					false) != HnswRefOffset(to) + 1)
 		elog(ERROR, "hnsw: could not rebuild block %u", pblk);
 
 	make_router(c, x, xn, to);
@@ -3439,7 +3597,7 @@ rewrite_tuple(Compactor *c, HnswNeighborTuple ntup, BlockNumber end,
 			if (to == r && (HnswRefBlock(r) >= end ||
 							c->dupconv[HnswRefBlock(r)] ||
 							(c->rebuilt[HnswRefBlock(r)] &&
-							 HnswRefOffset(r) != FirstOffsetNumber)))
+							 HnswRefOffset(r) != c->keep[HnswRefBlock(r)] + 1)))
 			{
 				changed = true;
 				continue;
@@ -3864,51 +4022,33 @@ truncate_at(Compactor *c, BlockNumber end)
 }
 
 /*
- * Shrink the index if that gives back enough pages and nobody uses the
- * index: the caller (vacuum) holds no buffer.  Returns the pages given
- * back.
+ * One pass of the compaction, under the lock: plan, and carry the plan out
+ * if it gives back enough pages.  Returns the pages given back; *again
+ * says whether another pass may give back more: a high-level element that
+ * found no place before the live ones end (no free slot of its level, no
+ * page of free slots only) holds the end where it is, and once this pass
+ * has emptied the pages between, a page of them can be rebuilt for it.
  */
-BlockNumber
-HnswPageCompact(Relation index, BufferAccessStrategy strategy)
+static BlockNumber
+compact_pass(Relation index, BufferAccessStrategy strategy, int pass,
+			 bool *again)
 {
 	Compactor	c;
 	BlockNumber end;
 	BlockNumber given = 0;
+	BlockNumber goal;
 	CPlan		plan;
 	MemoryContext cxt;
 	MemoryContext old;
 
-	if (RelationGetNumberOfBlocks(index) <= HNSW_COMPACT_MIN_PAGES)
-		return 0;
-
-	/*
-	 * An AccessExclusiveLock is WAL-logged for standbys under that lock's
-	 * transaction ID, and a VACUUM that vacuums its indexes in parallel
-	 * (PARALLEL, or its default with two or more large indexes) runs in
-	 * parallel mode, where no transaction ID can be assigned: taking the
-	 * lock would fail the whole VACUUM.  Such a VACUUM leaves compaction
-	 * to the next that is not parallel (autovacuum never is).
-	 */
-	if (IsInParallelMode() && XLogStandbyInfoActive() &&
-		!TransactionIdIsValid(GetTopTransactionIdIfAny()))
-	{
-		elog(DEBUG1, "hnsw compaction of \"%s\": not in a parallel vacuum",
-			 RelationGetRelationName(index));
-		return 0;
-	}
-	if (!ConditionalLockRelation(index, AccessExclusiveLock))
-	{
-		elog(DEBUG1, "hnsw compaction of \"%s\": the index is in use",
-			 RelationGetRelationName(index));
-		return 0;
-	}
-
+	*again = false;
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "hnsw compaction",
 								ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	memset(&c, 0, sizeof(c));
 	c.index = index;
 	c.strategy = strategy;
+	c.pass = pass;
 	HnswReadMeta(index, &c.meta);
 	c.vecsize = HnswGetIndexInfo(index)->vecsize;
 	c.m = c.meta.m;
@@ -3951,10 +4091,55 @@ HnswPageCompact(Relation index, BufferAccessStrategy strategy)
 	clear_unused_dups(&c, end);
 	truncate_at(&c, end);
 	given = c.nblocks - end;
+	goal = packed_end(&c);
+	*again = end > goal &&
+		end - goal >= Max(HNSW_COMPACT_MIN_PAGES, end * HNSW_COMPACT_MIN_FRACTION);
 
 done:
-	UnlockRelation(index, AccessExclusiveLock);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	return given;
+}
+
+/*
+ * Shrink the index if that gives back enough pages and nobody uses the
+ * index: the caller (vacuum) holds no buffer.  Returns the pages given
+ * back.
+ */
+BlockNumber
+HnswPageCompact(Relation index, BufferAccessStrategy strategy)
+{
+	BlockNumber given;
+	bool		again;
+
+	if (RelationGetNumberOfBlocks(index) <= HNSW_COMPACT_MIN_PAGES)
+		return 0;
+
+	/*
+	 * An AccessExclusiveLock is WAL-logged for standbys under that lock's
+	 * transaction ID, and a VACUUM that vacuums its indexes in parallel
+	 * (PARALLEL, or its default with two or more large indexes) runs in
+	 * parallel mode, where no transaction ID can be assigned: taking the
+	 * lock would fail the whole VACUUM.  Such a VACUUM leaves compaction
+	 * to the next that is not parallel (autovacuum never is).
+	 */
+	if (IsInParallelMode() && XLogStandbyInfoActive() &&
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+	{
+		elog(DEBUG1, "hnsw compaction of \"%s\": not in a parallel vacuum",
+			 RelationGetRelationName(index));
+		return 0;
+	}
+	if (!ConditionalLockRelation(index, AccessExclusiveLock))
+	{
+		elog(DEBUG1, "hnsw compaction of \"%s\": the index is in use",
+			 RelationGetRelationName(index));
+		return 0;
+	}
+	given = compact_pass(index, strategy, 1, &again);
+	/* one more pass at most; its plan decides whether it is worth it */
+	if (again && !LockHasWaitersRelation(index, AccessExclusiveLock))
+		given += compact_pass(index, strategy, 2, &again);
+	UnlockRelation(index, AccessExclusiveLock);
 	return given;
 }

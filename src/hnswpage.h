@@ -59,7 +59,9 @@
  * taken without waiting, it moves the live elements of the last pages into
  * free slots of earlier ones (resizing a free slot's neighbor tuple, or
  * rebuilding a page of free slots only, for the highest levels, which
- * seldom find a slot of their own level), moves live duplicate tuples
+ * seldom find a slot of their own level: other elements' neighbor tuples
+ * at the page's start stay at their offsets, and those of its free slots
+ * on other pages are left named by nothing), moves live duplicate tuples
  * likewise, gives a free slot whose neighbor tuple lies past the new end an
  * empty one before it (or, with no room there, drops the slot if it is its
  * page's last line pointer: no unused line pointer is ever left), renames the moved elements in every list and

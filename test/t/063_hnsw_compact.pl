@@ -15,8 +15,9 @@
 #      VACUUM frees the old slots and where they went, and compacts;
 #   7. a parallel VACUUM succeeds and leaves the compaction to the next
 #      that is not parallel, which compacts;
-#   8. after deletes spread over every page, at most 1.5 times a fresh
-#      build, and 1.15 on average over four tables.
+#   8. after deletes spread over every page, at most 1.3 times a fresh
+#      build, and 1.1 on average over four tables; a top element left on a
+#      late page gets a page of its own in a second pass.
 use strict;
 use warnings;
 
@@ -73,8 +74,9 @@ CREATE INDEX ${table}_fresh_idx ON ${table}_fresh USING hnsw (v vector_l2_ops);
 	return size_of("${table}_idx") / size_of("${table}_fresh_idx");
 }
 
-# VACUUM with the compaction's DEBUG1 summary: (element moves, duplicate
-# moves, pages the free slots raise the end by)
+# VACUUM with the compaction's DEBUG1 summary of its first pass: (element
+# moves, duplicate moves, pages the free slots raise the end by, whether a
+# second pass ran)
 sub vacuum_debug
 {
 	my ($table) = @_;
@@ -82,8 +84,9 @@ sub vacuum_debug
 		"SET client_min_messages = debug1; VACUUM $table");
 	is($rc, 0, "VACUUM $table succeeds") or diag($err);
 	note(join("\n", grep { /hnsw compaction/ } split /\n/, $err));
+	my $second = $err =~ /hnsw compaction of "[^"]+" \(second pass\)/ ? 1 : 0;
 	return $err =~ /(\d+) for the duplicates, (\d+) for the free slots.* (\d+) element and (\d+) duplicate tuple moves/
-	  ? ($3, $4, $2 - $1) : (0, 0, 0);
+	  ? ($3, $4, $2 - $1, $second) : (0, 0, 0, $second);
 }
 
 #------------------------------------------------------------------------
@@ -295,28 +298,46 @@ cmp_ok($ratio, '<=', $MAX_RATIO,
 # the end, the end used to be raised past it; that reached the next page's
 # last slot, and so on: 1.00 to 1.12 times a fresh build after a delete of
 # 70% of uniform rows, and once, in CI, over 1.5.  Such a slot is now
-# dropped, line pointer and all (0 or 1 a table): 1.00 to 1.08 in 94
-# tables here, with the free slots raising the end by 1 page at most.  So: each table at most
-# $MAX_RATIO, the free slots raise it by 2 pages at most, and the four's
-# mean is at most 1.1.
+# dropped, line pointer and all (0 or 1 a table): the free slots raise the
+# end by 2 pages at most.
+#
+# And a top element (level 3 or 4 of 8,000 at m 16) built onto a late page
+# found no free slot of its level before the goal, and no free slot whose
+# neighbor tuple could grow where it is: it stayed, and held the end
+# there: 1.5 to 2.0 times a fresh build in about one table in five (CI
+# failed on it twice).  The first pass now moves the rest anyway, and a
+# second rebuilds one of the pages it emptied for that element.
+#
+# The levels are drawn from hnsw.test_seed, so each table is the same in
+# every run; seed 2 of the last table puts a level-4 element on block 225.
+# Each table at most $MAX_RATIO times a fresh build, the mean at most 1.1.
 #------------------------------------------------------------------------
 my @ratios;
-for my $k (1 .. 4)
+my @cases = (
+	[ 't8_1', 0.1, 0.05, 101 ], [ 't8_2', 0.2, 0.10, 102 ],
+	[ 't8_3', 0.3, 0.15, 103 ], [ 't8_4', 0.4, 0.20, 104 ],
+	[ 't8_top', 0.02, 0.01, 2 ]);
+for my $case (@cases)
 {
-	hnsw_load($node, "t8_$k", n => 8000, seed => 0.1 * $k);
+	my ($t, $dataseed, $delseed, $levelseed) = @$case;
+	hnsw_load($node, $t, n => 8000, seed => $dataseed);
 	$node->safe_psql(
 		'postgres', qq{
-CREATE INDEX t8_${k}_idx ON t8_$k USING hnsw (v vector_l2_ops);
-SELECT setseed(0.05 * $k);
-DELETE FROM t8_$k WHERE random() < 0.7;
+SET hnsw.test_seed = $levelseed;
+CREATE INDEX ${t}_idx ON $t USING hnsw (v vector_l2_ops);
+SELECT setseed($delseed);
+DELETE FROM $t WHERE random() < 0.7;
 });
-	my (undef, undef, $raised) = vacuum_debug("t8_$k");
+	my (undef, undef, $raised, $second) = vacuum_debug($t);
 	cmp_ok($raised, '<=', 2,
-		"8: table $k: free slots whose neighbor tuple lies past the end raise it by $raised pages");
-	push @ratios, ratio_to_fresh("t8_$k");
-	cmp_ok($ratios[-1], '<=', $MAX_RATIO,
-		sprintf('8: after a delete of 70%% spread over every page, table %d: the index is %.2f times a fresh build',
-			$k, $ratios[-1]));
+		"8: $t: free slots whose neighbor tuple lies past the end raise it by $raised pages");
+	is($second, 1, "8: $t: the level-4 element on a late page takes a second pass")
+	  if $t eq 't8_top';
+	my $ratio = ratio_to_fresh($t);
+	cmp_ok($ratio, '<=', $MAX_RATIO,
+		sprintf('8: after a delete of 70%% spread over every page, %s: the index is %.2f times a fresh build',
+			$t, $ratio));
+	push @ratios, $ratio unless $t eq 't8_top';
 }
 my $mean = 0;
 $mean += $_ / @ratios for @ratios;
@@ -324,6 +345,8 @@ cmp_ok($mean, '<=', 1.1,
 	sprintf('8: over the four tables, the index is %.2f times a fresh build on average (%s)',
 		$mean, join(', ', map { sprintf('%.2f', $_) } @ratios)));
 hnsw_invariant($node, 't8_4', 't8_4_idx', after_vacuum => 1, name => '8: after the compaction');
+hnsw_invariant($node, 't8_top', 't8_top_idx', after_vacuum => 1,
+	name => '8: after the second pass');
 
 $node->stop;
 done_testing();
