@@ -200,6 +200,8 @@ write_graph(HnswBuildState *bs)
 	int			grown;
 	int64		orphans;
 	int64		linked;
+	int64		connected;
+	int64		missed;
 
 	mem = HnswMemSize(bs->mg, &grown);
 	ereport(DEBUG1,
@@ -208,8 +210,16 @@ write_graph(HnswBuildState *bs)
 							 HnswMemCount(bs->mg), mem, grown)));
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 	linked = HnswLinkOrphans(HnswMemGraphBase(bs->mg), &orphans);
-	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked",
-		 linked, orphans);
+
+	/*
+	 * An element with incoming links may still hang in a group that only
+	 * links among itself (on clustered data, or with a small m): link what
+	 * a walk from the entry point does not reach, as the end of a build on
+	 * pages and every VACUUM do.
+	 */
+	connected = HnswConnect(HnswMemGraphBase(bs->mg), false, &missed);
+	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked, then " INT64_FORMAT " unreached",
+		 linked, orphans, connected);
 	HnswMemWritePages(bs->mg, bs->index);
 }
 
