@@ -218,7 +218,7 @@ write_graph(HnswBuildState *bs)
 	 * pages and every VACUUM do.
 	 */
 	connected = HnswConnect(HnswMemGraphBase(bs->mg), false, &missed);
-	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked, then " INT64_FORMAT " unreached",
+	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked, then " INT64_FORMAT " more by HnswConnect",
 		 linked, orphans, connected);
 	HnswMemWritePages(bs->mg, bs->index);
 }

@@ -3,7 +3,7 @@
  * hnswvacuum.c
  *	  ambulkdelete and amvacuumcleanup for hnsw.
  *
- * ambulkdelete runs four passes (see also the design note in hnswpage.h):
+ * ambulkdelete runs these passes (see also the design note in hnswpage.h):
  *
  *	 1. remove heap TIDs: every element drops the heap TIDs the callback
  *		reports dead; an element left with none is flagged DELETED.  The
@@ -17,6 +17,9 @@
  *		if it lost most of them, from a search (hnswgraph.c); the new
  *		neighbors link back to it.  Inserts run meanwhile and never link
  *		to a deleted element.
+ *	 3b. connect: link every live element that a walk over the live ones
+ *		does not reach (HnswConnect): once pass 4 frees the deleted ones,
+ *		inserts reuse their slots at once, and the ways through them go.
  *	 4. free: with inserts excluded, deleted elements are flagged FREE and
  *		their slots offered to inserts through the metapage's hints.
  *
@@ -62,6 +65,7 @@ typedef struct HnswVacuumState
 	HnswRef		best;			/* live element of the highest level */
 	int			bestLevel;
 	int64		repaired;		/* element layers given new neighbors */
+	int64		linked;			/* unreached elements linked before the free */
 	MemoryContext tmpCtx;
 } HnswVacuumState;
 
@@ -327,8 +331,8 @@ pass_free(HnswVacuumState *vs)
 }
 
 /*
- * The four passes; *repaired (if not NULL) gets how many element layers
- * they gave new neighbors
+ * The bulk delete's passes; *repaired (if not NULL) gets how many element
+ * layers they gave new neighbors
  */
 static IndexBulkDeleteResult *
 bulk_delete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
@@ -365,14 +369,25 @@ bulk_delete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	HnswWaitPoint("vacuum_after_remove");
 	nblocks = pass_barrier(&vs);
 	pass_repair(&vs, nblocks);
+
+	/*
+	 * Inserts reuse a freed slot at once, and its new lists no longer lead
+	 * where the deleted element's did: an element that only deleted ones
+	 * reached would be lost to every search until this vacuum's cleanup,
+	 * which comes after the heap is vacuumed (or never, if the vacuum
+	 * stops before it).  So link what the live elements do not reach now,
+	 * before the slots are freed.
+	 */
+	if (vs.ndeleted > 0)
+		vs.linked = HnswConnectIndex(index, info->strategy, false);
 	HnswWaitPoint("vacuum_before_free");
 	nfreed = pass_free(&vs);
 
 	ereport(info->message_level,
-			(errmsg("index \"%s\": removed %.0f heap TIDs; %lld elements newly deleted, %lld repaired, %lld freed for reuse",
+			(errmsg("index \"%s\": removed %.0f heap TIDs; %lld elements newly deleted, %lld repaired, %lld linked, %lld freed for reuse",
 					RelationGetRelationName(index), stats->tuples_removed,
 					(long long) vs.newlyDeleted, (long long) vs.repaired,
-					(long long) nfreed)));
+					(long long) vs.linked, (long long) nfreed)));
 
 	MemoryContextDelete(vs.tmpCtx);
 	pfree(vs.deleted);
@@ -435,6 +450,8 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 
 	if (info->analyze_only)
 		return stats;
+	/* (after the heap is vacuumed: 062 inserts here) */
+	HnswWaitPoint("vacuum_before_cleanup");
 
 	/*
 	 * Without a bulk delete (no dead rows), its passes still run, deleting

@@ -15,7 +15,10 @@
 #   4. a duplicate chain that loops (a damaged index): an insert walked it
 #      for ever, holding a content lock, and could not be cancelled;
 #   5. (no race) a cleanup-only VACUUM left duplicate chains out of
-#      reltuples.
+#      reltuples;
+#   6. (vector only) rows inserted while VACUUM runs reuse the slots it
+#      freed, and an element that only the deleted ones led to was lost to
+#      every search until the cleanup, after the heap is vacuumed.
 #
 # Each section for one opclass of each type family (hnsw_families: vector,
 # halfvec, bit, sparsevec): an insert finds the element of an equal vector
@@ -344,6 +347,51 @@ VACUUM dups_$family;
 		'600',
 		"$family: 5: a cleanup-only VACUUM counts duplicate chains in reltuples");
 }
+
+#------------------------------------------------------------------------
+# 6. An element that only deleted elements led to, while VACUUM runs.
+# Pass 4 frees the deleted elements, and inserts reuse their slots at once:
+# the links through them go, and what only they reached was lost to every
+# search until the cleanup linked it, which comes after the heap is
+# vacuumed (or never, if the VACUUM stops before).  With m 4, 3,000
+# uniform rows of 8 dimensions, every second row deleted, and 1,500 rows
+# inserted while VACUUM waits before its cleanup, row 99 was missed by a
+# search for its own vector even at ef_search 1000, at the same levels
+# every run (hnsw.test_seed); found after the cleanup.  VACUUM now links
+# what the live elements do not reach before it frees (hnswvacuum.c).
+#------------------------------------------------------------------------
+my $rows8 = sub {
+	my ($from, $n) = @_;
+	return qq{SELECT $from + i AS id,
+  ARRAY(SELECT random() * 2 - 1 FROM generate_series(1, $DIM) WHERE i > 0)::vector($DIM) AS v
+FROM generate_series(1, $n) i};
+};
+$node->safe_psql(
+	'postgres', qq{
+SELECT setseed(0.3);
+CREATE TABLE reach AS } . $rows8->(0, 3000) . qq{;
+SET hnsw.test_seed = 7;
+CREATE INDEX reach_idx ON reach USING hnsw (v vector_l2_ops)
+  WITH (m = 4, ef_construction = 16);
+DELETE FROM reach WHERE id % 2 = 0;
+});
+my $missed_sql = q{SET enable_seqscan = off; SET enable_bitmapscan = off;
+SET hnsw.ef_search = 1000;
+SELECT count(*) || ':' || coalesce(string_agg(a.id::text, ' '), '') FROM reach a
+WHERE a.id <> ALL (ARRAY(SELECT b.id FROM reach b ORDER BY b.v <-> a.v LIMIT 1))};
+{
+	my $h = hold();
+	my $v = start_vacuum('vacuum_before_cleanup', 'reach');
+	wait_until_waiting('6: VACUUM, before its cleanup,');
+	$node->safe_psql('postgres',
+		'SELECT setseed(0.15); INSERT INTO reach ' . $rows8->(3000, 1500));
+	is($node->safe_psql('postgres', $missed_sql), '0:',
+		'6: while VACUUM waits before its cleanup, with its freed slots reused, every row is found by its own vector at ef_search 1000 (count: ids)');
+	release($h);
+	end_vacuum($v, '6');
+}
+is($node->safe_psql('postgres', $missed_sql), '0:',
+	'6: and after the VACUUM (count: ids)');
 
 $node->stop;
 done_testing();
