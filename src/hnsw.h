@@ -286,7 +286,7 @@ extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
 extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
 												IndexBulkDeleteResult *stats);
 extern int64 HnswConnectIndex(Relation index, BufferAccessStrategy strategy,
-							   bool afterDeletes);
+							   bool afterDeletes, bool reachOnly);
 extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
 extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
 					   ScanKey orderbys, int norderbys);

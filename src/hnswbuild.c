@@ -217,7 +217,7 @@ write_graph(HnswBuildState *bs)
 	 * a walk from the entry point does not reach, as the end of a build on
 	 * pages and every VACUUM do.
 	 */
-	connected = HnswConnect(HnswMemGraphBase(bs->mg), false, &missed);
+	connected = HnswConnect(HnswMemGraphBase(bs->mg), false, true, &missed);
 	elog(DEBUG1, "hnsw build: " INT64_FORMAT " of " INT64_FORMAT " elements without incoming links linked, then " INT64_FORMAT " more by HnswConnect",
 		 linked, orphans, connected);
 	HnswMemWritePages(bs->mg, bs->index);
@@ -472,7 +472,7 @@ build_parallel(HnswBuildState *bs, Relation heap, Relation index,
 		bs->indtuples = bs->nskip;
 		*reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 											build_callback, bs, NULL);
-		HnswConnectIndex(index, NULL, false);
+		HnswConnectIndex(index, NULL, false, false);
 	}
 	else
 	{
@@ -547,7 +547,7 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 			HnswMemFree(bs.mg);
 		}
 		else
-			HnswConnectIndex(index, NULL, false);
+			HnswConnectIndex(index, NULL, false, false);
 	}
 
 	MemoryContextDelete(bs.tmpCtx);

@@ -388,7 +388,8 @@ extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
 extern void HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e,
 							  const HnswRef *cur, int ncur,
 							  const HnswCandidate *q, HnswRef *out, int nout);
-extern int64 HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed);
+extern int64 HnswConnect(HnswGraph *g, bool afterDeletes, bool reachOnly,
+						 int64 *missed);
 extern int64 HnswLinkOrphans(HnswGraph *g, int64 *orphans);
 
 /*

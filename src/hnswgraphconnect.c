@@ -756,13 +756,16 @@ connect_back(HnswGraph *g, const HnswElementSet *set, int64 entryAt,
  * neighbor list once per layer it is on, and layer 0's lists about three
  * times more to make it strongly connected (connect_back); holds per live
  * element its ref, place and level, a flag and a queue slot (26 bytes), and
- * for connect_back 37 more.  Elements
+ * for connect_back 37 more.  With reachOnly, the walks alone, and no
+ * connect_back: every element reachable from the entry point, at the
+ * cost of reading each list once a layer (the end of an in-memory build,
+ * and vacuum before it frees).  Elements
  * added while it runs may be relinked without need, which costs a link, no
  * more.  Returns how many it linked; *missed counts the element layers it
  * could not link (inserts kept changing their lists).
  */
 int64
-HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
+HnswConnect(HnswGraph *g, bool afterDeletes, bool reachOnly, int64 *missed)
 {
 	HnswElementSet set;
 	MemoryContext tmp;
@@ -794,7 +797,7 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	 * the wrong region, where layer 0's search stays.  These layers hold
 	 * one element in m or fewer, so this costs a search per m elements.
 	 */
-	for (int64 i = 0; i < set.n; i++)
+	for (int64 i = 0; !reachOnly && i < set.n; i++)
 	{
 		for (int layer = Min(set.levels[i], set.entryLevel); layer >= 1; layer--)
 		{
@@ -809,7 +812,7 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	 * Deletes take such links (the neighbor went, or its repaired list
 	 * left x out), and x may then be reached only from afar.
 	 */
-	for (int64 i = 0; i < set.n; i++)
+	for (int64 i = 0; !reachOnly && i < set.n; i++)
 	{
 		HnswCandidate x = set_candidate(&set, i);
 
@@ -832,7 +835,7 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 	 * it.  A search per element: only after deletes, since inserts alone
 	 * leave no stale list behind.
 	 */
-	for (int64 i = 0; afterDeletes && i < set.n; i++)
+	for (int64 i = 0; afterDeletes && !reachOnly && i < set.n; i++)
 	{
 		if (findable_in(g, &set, i, 0, HNSW_FINDABLE_EF, tmp, &evicted))
 			linked++;
@@ -890,7 +893,7 @@ HnswConnect(HnswGraph *g, bool afterDeletes, int64 *missed)
 			bool		done = connect_layer(g, &set, layer, entryAt, reached,
 											 queue, tmp, &linked, missed);
 
-			if (layer == 0)
+			if (layer == 0 && !reachOnly)
 				done = connect_back(g, &set, entryAt, tmp, &linked, missed) &&
 					done;
 			if (done)

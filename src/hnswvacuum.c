@@ -379,7 +379,7 @@ bulk_delete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	 * before the slots are freed.
 	 */
 	if (vs.ndeleted > 0)
-		vs.linked = HnswConnectIndex(index, info->strategy, false);
+		vs.linked = HnswConnectIndex(index, info->strategy, false, true);
 	HnswWaitPoint("vacuum_before_free");
 	nfreed = pass_free(&vs);
 
@@ -409,19 +409,20 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
  * Pass 5, connect: link every live element that no walk from the entry
  * point reaches on some layer from one that is reached (HnswConnect), and
  * after deletes every element that a search for its own vector misses.
- * Also the end of a build that went on on pages.  Returns how many it
- * linked.
+ * Also the end of a build that went on on pages; with reachOnly, the walks
+ * alone (before pass 4).  Returns how many it linked.
  */
 int64
 HnswConnectIndex(Relation index, BufferAccessStrategy strategy,
-				 bool afterDeletes)
+				 bool afterDeletes, bool reachOnly)
 {
 	HnswPageGraph *pg = HnswPageGraphCreate(index, false);
 	int64		linked;
 	int64		missed;
 
 	HnswPageGraphSetStrategy(pg, strategy);
-	linked = HnswConnect(HnswPageGraphBase(pg), afterDeletes, &missed);
+	linked = HnswConnect(HnswPageGraphBase(pg), afterDeletes, reachOnly,
+						  &missed);
 	if (missed > 0)
 		elog(DEBUG1, "hnsw: " INT64_FORMAT " unreachable element layers of \"%s\" could not be linked (inserts changed their lists)",
 			 missed, RelationGetRelationName(index));
@@ -471,7 +472,8 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	 * run beside this, take it exclusively.  The search for every element
 	 * runs only when the passes changed lists.
 	 */
-	linked = HnswConnectIndex(info->index, info->strategy, repaired > 0);
+	linked = HnswConnectIndex(info->index, info->strategy, repaired > 0,
+							  false);
 	ereport(info->message_level,
 			(errmsg("index \"%s\": linked %lld unreachable elements",
 					RelationGetRelationName(info->index), (long long) linked)));
