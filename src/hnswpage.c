@@ -2702,13 +2702,13 @@ block_elems(Compactor *c, BlockNumber blkno, int64 *first, int64 *last)
 	*last = hi;
 }
 
-static Compactor *nref_sort_c;
-
 static int
-nref_cmp(const void *a, const void *b)
+nref_cmp(const void *a, const void *b, void *arg)
 {
-	return HnswRefCmp(&nref_sort_c->elems[*(const int64 *) a].nref,
-					  &nref_sort_c->elems[*(const int64 *) b].nref);
+	Compactor  *c = arg;
+
+	return HnswRefCmp(&c->elems[*(const int64 *) a].nref,
+					  &c->elems[*(const int64 *) b].nref);
 }
 
 /* c->bynref: which element owns each neighbor tuple, by its place */
@@ -2718,9 +2718,7 @@ sort_by_nref(Compactor *c)
 	c->bynref = palloc(sizeof(int64) * Max(c->nelems, 1));
 	for (int64 i = 0; i < c->nelems; i++)
 		c->bynref[i] = i;
-	nref_sort_c = c;
-	qsort(c->bynref, c->nelems, sizeof(int64), nref_cmp);
-	nref_sort_c = NULL;
+	qsort_arg(c->bynref, c->nelems, sizeof(int64), nref_cmp, c);
 }
 
 /* An element and its neighbor tuple of a level, with line pointers */
