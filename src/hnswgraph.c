@@ -534,7 +534,7 @@ HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighborhood *nb)
 
 			/* the distance seen from the neighbor's side is the same */
 			qe.dist = nb->lists[lc][i].dist;
-			if (g->ops->add_link(g, &nb->lists[lc][i], lc, &qe, false))
+			if (g->ops->add_link(g, &nb->lists[lc][i], lc, &qe, HNSW_LINK_NEW))
 				linked = true;
 		}
 		if (!linked && lc == 0 && nb->count[0] > 0)
@@ -542,7 +542,8 @@ HnswLinkBack(HnswGraph *g, const HnswCandidate *q, const HnswNeighborhood *nb)
 			HnswCandidate qe = *q;
 
 			qe.dist = nb->lists[0][0].dist;
-			g->ops->add_link(g, &nb->lists[0][0], 0, &qe, true);
+			g->ops->add_link(g, &nb->lists[0][0], 0, &qe,
+							 HNSW_LINK_NEW | HNSW_LINK_FORCE);
 		}
 	}
 }

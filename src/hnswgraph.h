@@ -35,11 +35,15 @@
  * linked to.
  *
  * Every element must stay findable, and the algorithm, not the storage,
- * sees to it (hnswgraphrepair.c, hnswgraphconnect.c).  An insert that prunes a full layer-0
- * list never takes the last incoming link of the member it drops (asked of
- * that member's own neighbors): it drops another that is linked from
- * elsewhere; and if every new neighbor of an element prunes it on layer 0,
- * the nearest keeps it.  Vacuum gives every live element that links to a
+ * sees to it (hnswgraphrepair.c, hnswgraphconnect.c).  When an insert
+ * prunes a full layer-0 list to let the new element in, the new element
+ * links to the member dropped (it chose m neighbors for a list of 2m, so
+ * it has room): whatever a walk reached through that link, a group whose
+ * members only link each other included, it reaches through the new
+ * element.  Only if its list is full does the drop fall back to sparing
+ * the member's last incoming link (asked of the member's own neighbors).
+ * If every new neighbor of an element prunes it on layer 0, the nearest
+ * keeps it.  Vacuum gives every live element that links to a
  * deleted one new neighbors, chosen from the live elements the deleted
  * ones linked to and, for a list that lost most of its members or was
  * empty, from a search (HnswRepairNeighbors).  Vacuum's cleanup then
@@ -61,7 +65,7 @@
  * heuristic whether a full list takes a new member, holding the list still
  * in its own way (the in-memory build under the element's lock, the pages
  * optimistically: hnswpage.h, rule 3), which is why the heuristic's merge
- * (HnswMergeLink, HnswMergeLinkKnown, HnswKeepLastLinks) is the one part
+ * (HnswMergeLink, HnswMergeLinkKnown, HnswKeepReach) is the one part
  * of the algorithm a storage calls; everything else calls the storage.
  *
  *-------------------------------------------------------------------------
@@ -178,6 +182,12 @@ typedef struct HnswElementSet
 } HnswElementSet;
 
 /* What the algorithm asks of a storage */
+/* add_link's flags */
+#define HNSW_LINK_FORCE		0x01	/* q gets in even if the heuristic
+									 * prunes it */
+#define HNSW_LINK_NEW		0x02	/* q is a new element: it takes over
+									 * what it displaces */
+
 typedef struct HnswGraphOps
 {
 	/*
@@ -207,11 +217,13 @@ typedef struct HnswGraphOps
 
 	/*
 	 * Make q (at distance q->dist from e) a neighbor of e on a layer, if
-	 * the heuristic keeps it, or in any case with force.  Returns whether q
-	 * is now in e's list.
+	 * the heuristic keeps it, or in any case with HNSW_LINK_FORCE.  With
+	 * HNSW_LINK_NEW, q is a new element, whose list has room for a member
+	 * it displaces from e's (HnswKeepReach).  Returns whether q is now in
+	 * e's list.
 	 */
 	bool		(*add_link) (HnswGraph *g, const HnswCandidate *e, int layer,
-							 const HnswCandidate *q, bool force);
+							 const HnswCandidate *q, int flags);
 
 	/*
 	 * Where the element ref keeps its lists and whether it is deleted, into
@@ -385,9 +397,10 @@ extern int	HnswRepairNeighbors(HnswGraph *g, const HnswCandidate *e,
 								const HnswRef *lost, int nlost,
 								HnswRef entry, int entryLevel,
 								HnswCandidate **out);
-extern void HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e,
-							  const HnswRef *cur, int ncur,
-							  const HnswCandidate *q, HnswRef *out, int nout);
+extern void HnswKeepReach(HnswGraph *g, const HnswCandidate *e,
+						  const HnswRef *cur, int ncur,
+						  const HnswCandidate *q, bool inherit, HnswRef *out,
+						  int nout);
 extern int64 HnswConnect(HnswGraph *g, bool afterDeletes, bool reachOnly,
 						 int64 *missed);
 extern int64 HnswLinkOrphans(HnswGraph *g, int64 *orphans);
@@ -399,6 +412,8 @@ extern int64 HnswLinkOrphans(HnswGraph *g, int64 *orphans);
 extern void HnswVisitedClear(HnswVisited *v);
 extern bool HnswHasOtherParent(HnswGraph *g, HnswRef v, int layer,
 							   HnswRef except);
+extern int	HnswInherit(HnswGraph *g, const HnswCandidate *q, HnswRef v,
+						int layer);
 extern bool HnswVisitedAdd(HnswVisited *v, uint64 key);
 extern int	HnswCandidateCmp(const void *a, const void *b);
 extern int	HnswSelectNeighbors(HnswGraph *g, HnswCandidate *c, int nc,

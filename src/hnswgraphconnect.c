@@ -121,9 +121,12 @@ bag_add(RefBag *bag, HnswRef ref)
  * the member farthest from r that another element links to as well, so
  * that nobody loses a last incoming link and nothing cascades (making r
  * prune by the heuristic instead could drop its victim's last link, and two
- * orphans could then displace each other for ever).  A list that changed
- * since it was read (inserts run meanwhile) is left alone.  With indeg (the
- * in-degrees of set's elements), the link keeps the counts up to date.
+ * orphans could then displace each other for ever).  The member x displaces
+ * may still have been reached only through r (the element linking it too
+ * may hang on r): x links to it if it has room (HnswInherit).  A list that
+ * changed since it was read (inserts run meanwhile) is left alone.  With
+ * indeg (the in-degrees of set's elements), the link keeps the counts up
+ * to date.
  */
 static bool
 link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
@@ -137,6 +140,7 @@ link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
 	HnswRef		out[2 * HNSW_MAX_M];
 	int			nm;
 	int			slot = -1;
+	int64		at;
 
 	g->ops->locate(g, r, &e);
 	if (e.deleted)
@@ -171,12 +175,16 @@ link_from(HnswGraph *g, HnswRef r, const HnswCandidate *x, int layer,
 	if (!g->ops->replace_neighbors(g, &e, layer, members, nm, out,
 								   Max(nm, slot + 1)))
 		return false;
-	if (evicted && layer == 0 && slot < nm)
-		bag_add(evicted, members[slot]);
+	if (slot < nm)
+	{
+		if (HnswInherit(g, x, members[slot], layer) > 0 && indeg &&
+			(at = set_index(set, members[slot])) >= 0)
+			indeg[at]++;
+		if (evicted && layer == 0)
+			bag_add(evicted, members[slot]);
+	}
 	if (indeg)
 	{
-		int64		at;
-
 		if (slot < nm && (at = set_index(set, members[slot])) >= 0)
 			indeg[at]--;
 		if ((at = set_index(set, x->ref)) >= 0)
@@ -358,7 +366,7 @@ relink(HnswGraph *g, const HnswElementSet *set, int64 xi, int layer,
 				HnswCandidate q = x;
 
 				q.dist = out[i].dist;
-				if (g->ops->add_link(g, &out[i], layer, &q, false) &&
+				if (g->ops->add_link(g, &out[i], layer, &q, 0) &&
 					at >= 0 && reached[at])
 					return true;
 			}

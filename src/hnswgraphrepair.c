@@ -3,7 +3,7 @@
  * hnswgraphrepair.c
  *	  The algorithm's repairs of a single list, which keep every element
  *	  reachable: new neighbors for a list that lost members (vacuum), and
- *	  the last incoming link an insert must not take.  Links for the
+ *	  what a list that an insert prunes must not cut off (HnswKeepReach).  Links for the
  *	  elements that no walk reaches, or no list names, are in
  *	  hnswgraphconnect.c.
  *
@@ -167,17 +167,51 @@ HnswHasOtherParent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
 }
 
 /*
+ * q took v's place in a list on a layer: have q link to v, so that a walk
+ * that reached the list reaches v still, through q, and with v whatever
+ * only v leads to.  Only into a free slot of q's list, so that nothing
+ * cascades: a new element selects m neighbors for a layer-0 list of 2m,
+ * so it has room for what it displaces.  Returns 1 if it linked q to v, 0
+ * if q linked to v already (or v is deleted, and needs no link), -1 if q's
+ * list is full.
+ */
+int
+HnswInherit(HnswGraph *g, const HnswCandidate *q, HnswRef v, int layer)
+{
+	HnswRef		cur[2 * HNSW_MAX_M + 1];
+	HnswCandidate vc;
+	int			n;
+
+	g->ops->locate(g, v, &vc);
+	if (vc.deleted)
+		return 0;
+	n = g->ops->neighbors(g, q, layer, cur);
+	if (HnswRefsContain(cur, n, v))
+		return 0;
+	if (n >= HnswLayerCapacity(g->m, layer))
+		return -1;
+	cur[n] = v;
+	return g->ops->replace_neighbors(g, q, layer, cur, n, cur, n + 1) ? 1 : -1;
+}
+
+/*
  * A full layer-0 list of e (cur, ncur refs), pruned to out (nout refs) by
- * HnswMergeLink to let q in, drops one member.  If that was the member's
- * last incoming link, no search could find it again (until VACUUM relinks
- * it): keep it, and drop instead the farthest kept member that another
- * element links to.  For a storage's add_link on pages, between pruning
- * and writing the list back (hnswpage.h, rule 3).  The in-memory build
- * links its orphans once, at the end, instead (HnswLinkOrphans).
+ * HnswMergeLink to let q in, drops a member d.  That link may have been
+ * the only way into d, or into a group around d whose members all link
+ * each other: if q is a new element (inherit), q, which takes d's place,
+ * links to d (HnswInherit), and a walk that came through e goes on
+ * through q.  Otherwise, or if q's list is full, d goes if one of its own
+ * neighbors links to it, else it stays in place of the farthest kept
+ * member that one does (vacuum's repairs, which call this too, are
+ * followed by walks that link what they cut off).  For a storage's add_link on
+ * pages, between pruning and writing the list back (hnswpage.h, rule 3).
+ * The in-memory build links what it left unreachable once, at the end
+ * (HnswConnect), instead.
  */
 void
-HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
-				  int ncur, const HnswCandidate *q, HnswRef *out, int nout)
+HnswKeepReach(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
+			  int ncur, const HnswCandidate *q, bool inherit, HnswRef *out,
+			  int nout)
 {
 	int			last = nout - 1;	/* out[last + 1 ..] are not to be dropped */
 
@@ -186,6 +220,7 @@ HnswKeepLastLinks(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
 	for (int i = 0; i < ncur; i++)
 	{
 		if (HnswRefsContain(out, nout, cur[i]) ||
+			(inherit && HnswInherit(g, q, cur[i], 0) >= 0) ||
 			HnswHasOtherParent(g, cur[i], 0, e->ref))
 			continue;
 		/* cur[i] (live) loses its last link: it takes another's place */

@@ -304,8 +304,9 @@ check_verdicts(HnswGraph *g, const HnswCandidate *e, int layer,
  */
 static bool
 mem_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
-			 const HnswCandidate *q, bool force)
+			 const HnswCandidate *q, int flags)
 {
+	bool		force = (flags & HNSW_LINK_FORCE) != 0;
 	HnswMemGraph *mg = (HnswMemGraph *) g;
 	HnswMemElement *el = mem_element(mg, e->ref);
 	int			start = HnswLayerStart(g->m, layer);

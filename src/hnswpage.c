@@ -1020,8 +1020,9 @@ page_locate(HnswGraph *g, HnswRef ref, HnswCandidate *c)
  */
 static bool
 page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
-			  const HnswCandidate *q, bool force)
+			  const HnswCandidate *q, int flags)
 {
+	bool		force = (flags & HNSW_LINK_FORCE) != 0;
 	Relation	index = graph_index(g);
 	BlockNumber blkno = HnswRefBlock(e->neighborsAt);
 	OffsetNumber offno = HnswRefOffset(e->neighborsAt);
@@ -1084,7 +1085,8 @@ page_add_link(HnswGraph *g, const HnswCandidate *e, int layer,
 		ncur = nnow;
 		nout = HnswMergeLink(g, e, layer, cur, ncur, q, force, out);
 		if (layer == 0)
-			HnswKeepLastLinks(g, e, cur, ncur, q, out, nout);
+			HnswKeepReach(g, e, cur, ncur, q, (flags & HNSW_LINK_NEW) != 0,
+						  out, nout);
 	}
 }
 

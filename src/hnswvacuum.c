@@ -243,7 +243,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 		HnswCandidate q = *e;
 
 		q.dist = out[i].dist;
-		if (g->ops->add_link(g, &out[i], layer, &q, false))
+		if (g->ops->add_link(g, &out[i], layer, &q, 0))
 			linked = true;
 	}
 	if (!linked && layer == 0 && n > 0)
@@ -251,7 +251,7 @@ repair_layer(HnswVacuumState *vs, HnswPageGraph *pg, HnswCandidate *e,
 		HnswCandidate q = *e;
 
 		q.dist = out[0].dist;
-		g->ops->add_link(g, &out[0], layer, &q, true);
+		g->ops->add_link(g, &out[0], layer, &q, HNSW_LINK_FORCE);
 	}
 }
 
