@@ -181,13 +181,13 @@ typedef struct HnswElementSet
 	int			entryLevel;
 } HnswElementSet;
 
-/* What the algorithm asks of a storage */
 /* add_link's flags */
 #define HNSW_LINK_FORCE		0x01	/* q gets in even if the heuristic
 									 * prunes it */
 #define HNSW_LINK_NEW		0x02	/* q is a new element: it takes over
 									 * what it displaces */
 
+/* What the algorithm asks of a storage */
 typedef struct HnswGraphOps
 {
 	/*

@@ -3,9 +3,9 @@
  * hnswgraphrepair.c
  *	  The algorithm's repairs of a single list, which keep every element
  *	  reachable: new neighbors for a list that lost members (vacuum), and
- *	  what a list that an insert prunes must not cut off (HnswKeepReach).  Links for the
- *	  elements that no walk reaches, or no list names, are in
- *	  hnswgraphconnect.c.
+ *	  what a list that an insert prunes must not cut off (HnswKeepReach).
+ *	  Links for the elements that no walk reaches, or no list names, are
+ *	  in hnswgraphconnect.c.
  *
  * Like the rest of the algorithm (hnswgraph.h), it knows the graph only
  * through HnswGraphOps: the storages enumerate their elements and write
@@ -203,10 +203,10 @@ HnswInherit(HnswGraph *g, const HnswCandidate *q, HnswRef v, int layer)
  * through q.  Otherwise, or if q's list is full, d goes if one of its own
  * neighbors links to it, else it stays in place of the farthest kept
  * member that one does (vacuum's repairs, which call this too, are
- * followed by walks that link what they cut off).  For a storage's add_link on
- * pages, between pruning and writing the list back (hnswpage.h, rule 3).
- * The in-memory build links what it left unreachable once, at the end
- * (HnswConnect), instead.
+ * followed by walks that link what they cut off).  For a storage's
+ * add_link on pages, between pruning and writing the list back
+ * (hnswpage.h, rule 3).  The in-memory build links what it left
+ * unreachable once, at the end (HnswConnect), instead.
  */
 void
 HnswKeepReach(HnswGraph *g, const HnswCandidate *e, const HnswRef *cur,
