@@ -103,7 +103,9 @@
  *		while it holds it.  Vacuum's cleanup does not take it.
  *	 3. Linking a new element into a full neighbor list is optimistic: the
  *		list is read under a share lock, the pruned list is computed with no
- *		lock held (it reads other elements), and it is written under an
+ *		lock held (it reads other elements, and the new element's own list
+ *		takes the member it drops, written alone under its page's exclusive
+ *		lock, before the pruned list), and it is written under an
  *		exclusive lock only if the list did not change meanwhile; otherwise
  *		the update is retried a few times and then dropped (the new element
  *		keeps its own links, so it stays reachable through its neighbors'
