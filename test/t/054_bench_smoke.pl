@@ -3,8 +3,8 @@
 # report for every ef_search the recall an index working as designed gets,
 # with the query vector bound in binary (the default) and as a text literal;
 # and cosine3072's halfvec expression index and binary quantization with
-# re-ranking. Speed is not asserted; this guards the benchmark's code, which
-# no other test runs.
+# re-ranking; and test/bench/filters.py on one set. Speed is not asserted;
+# this guards the benchmarks' code, which no other test runs.
 use strict;
 use warnings;
 
@@ -122,6 +122,36 @@ if ($report)
 	cmp_ok($bq->{candidates}{100}{runs}{100}{recall}, '>=', 0.9, 'bq: recall\@10 with 100 candidates');
 	cmp_ok($bq->{candidates}{100}{runs}{100}{recall}, '>=',
 		$bq->{candidates}{20}{runs}{100}{recall} - 0.02, 'bq: recall does not fall with more candidates');
+}
+
+# test/bench/filters.py at its --quick size on one set: it must finish and
+# print a row per filter; the planner must take the sequential scan for the
+# filter keeping 1 row in 100 and the index for none (hnswcostestimate),
+# and the index plan must find what the sequential scan does.
+{
+	my ($stdout, $stderr) = ('', '');
+	my $ok = IPC::Run::run(
+		[
+			'/usr/bin/python3', 'test/bench/filters.py',
+			'--quick', '--dataset', 'gaussian',
+			'--queries', '10', '--passes', '1'
+		],
+		'<', \undef, '>', \$stdout, '2>', \$stderr);
+	ok($ok, 'filters.py exits 0') or diag("stdout:\n$stdout\nstderr:\n$stderr");
+	my %row;
+	while ($stdout =~ /^(c = 44|c < 1|c < 3|c < 10|c < 30|\(none\))\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(index|seq)\s+(index|seq)\s+(\S+)\s+([0-9.]+)$/mg)
+	{
+		$row{$1} = { chosen => $7, recall => $10 };
+	}
+	is(scalar(keys %row), 6, 'filters.py: a row for each of its 6 filters')
+	  or diag($stdout);
+	is($row{'c = 44'}{chosen}, 'seq', 'filters.py: c = 44 (1%) planned as a sequential scan');
+	is($row{'(none)'}{chosen}, 'index', 'filters.py: no filter planned as the index scan');
+	foreach my $f (sort keys %row)
+	{
+		cmp_ok($row{$f}{recall}, '>=', 0.8,
+			"filters.py: $f, the index plan finds what the sequential scan does (recall\@10)");
+	}
 }
 
 $node->stop;
