@@ -138,6 +138,21 @@ for my $round (1, 2)
 	note(sprintf('%s: after REINDEX, recall@10 at ef_search 40 = %.4f', $name, $recall));
 }
 
+# The tables k = 1 .. 40 that $sql->($k) makes, each with an index, and
+# whose last statement gives hnsw_verify's unreachable count: those where
+# it is not 0, as " k (count)" each.
+sub unreachable_in
+{
+	my ($sql) = @_;
+	my $found = '';
+	for my $k (1 .. 40)
+	{
+		my $u = (split /\n/, $node->safe_psql('postgres', $sql->($k)))[-1];
+		$found .= " $k ($u)" if $u != 0;
+	}
+	return $found;
+}
+
 #------------------------------------------------------------------------
 # 3. A fresh build leaves no group of elements that only link among
 # themselves.  The end of an in-memory build linked the elements that no
@@ -149,11 +164,10 @@ for my $round (1, 2)
 # graph from the entry point and links what it does not reach, as a build
 # that went on on pages and every VACUUM do.
 #------------------------------------------------------------------------
-my $groups = '';
-for my $k (1 .. 40)
-{
-	my $u = $node->safe_psql(
-		'postgres', qq{
+my $groups = unreachable_in(
+	sub {
+		my ($k) = @_;
+		return qq{
 SELECT setseed(0.02 * $k);
 CREATE TABLE bu$k AS
   SELECT i AS id, ARRAY[random() * 2 - 1, random() * 2 - 1,
@@ -163,10 +177,8 @@ SET hnsw.test_seed = 7;
 CREATE INDEX bu${k}_idx ON bu$k USING hnsw (v vector_l2_ops)
   WITH (m = 2, ef_construction = 8);
 SELECT unreachable FROM hnsw_verify('bu${k}_idx');
-});
-	$u = (split /\n/, $u)[-1];
-	$groups .= " $k ($u)" if $u != 0;
-}
+};
+	});
 is($groups, '', 'builds at m 2: no element unreachable after any of 40 (tables listed if any)');
 for my $k (9, 34)
 {
@@ -188,11 +200,10 @@ for my $k (9, 34)
 # displaces (HnswInherit: it chose m neighbors for a list of 2m, so it has
 # room), and a walk that reached the list goes on through it.
 #------------------------------------------------------------------------
-my $cut = '';
-for my $k (1 .. 40)
-{
-	my $u = $node->safe_psql(
-		'postgres', qq{
+my $cut = unreachable_in(
+	sub {
+		my ($k) = @_;
+		return qq{
 SELECT setseed(0.02 * $k);
 CREATE TABLE iu$k AS
   SELECT i AS id,
@@ -208,10 +219,8 @@ INSERT INTO iu$k
                WHERE j > 0)::vector(8)
   FROM generate_series(1, 20) j;
 SELECT unreachable FROM hnsw_verify('iu${k}_idx');
-});
-	$u = (split /\n/, $u)[-1];
-	$cut .= " $k ($u)" if $u != 0;
-}
+};
+	});
 is($cut, '', 'inserts at m 2: no element unreachable after any of 40 tables (tables listed if any)');
 for my $k (7, 33)
 {
