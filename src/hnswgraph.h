@@ -57,7 +57,8 @@
  * goes, links the elements no list names once, at the end
  * (HnswLinkOrphans).  Both link an element from a member's list into a
  * free slot, or in place of the farthest member that another element
- * links to as well, so that nothing cascades.
+ * links to as well, so that nothing cascades; the element linked then
+ * links to the member it displaced, if it has room (HnswInherit).
  *
  * What a storage promises: distances, neighbor lists and vectors are read
  * consistently element by element (not as a snapshot of the whole graph);
