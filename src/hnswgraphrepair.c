@@ -173,7 +173,7 @@ HnswHasOtherParent(HnswGraph *g, HnswRef v, int layer, HnswRef except)
  * cascades: a new element selects m neighbors for a layer-0 list of 2m,
  * so it has room for what it displaces.  Returns 1 if it linked q to v, 0
  * if q linked to v already (or v is deleted, and needs no link), -1 if q's
- * list is full.
+ * list is full or changed meanwhile (concurrent inserts linking to q).
  */
 int
 HnswInherit(HnswGraph *g, const HnswCandidate *q, HnswRef v, int layer)

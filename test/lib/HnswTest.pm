@@ -456,8 +456,7 @@ on any layer.
 
 Options: k (10), ef_search (100), tolerance (0: the fraction of the rows a
 search at ef_search may miss, each of which a search at wide_ef (1000)
-must then find, churned or not; with wide_todo, a reason, that check is
-reported as a TODO and cannot fail the run), after_vacuum (0; asserts unreachable
+must then find, churned or not), after_vacuum (0; asserts unreachable
 and unreachable_upper are 0), reachable (the value of after_vacuum;
 asserts unreachable is 0), heapallindexed (1), id (the row id column,
 'id'), column and op (the indexed column and the distance operator: by
@@ -580,10 +579,7 @@ SELECT count(*) FROM (SELECT a.$id FROM $table a
 			$wsql =~ s/GROUP BY a\.\Q$col\E/AND a.$col IN (SELECT m.$col FROM $table m WHERE m.$id IN ($in))\n  GROUP BY a.$col/;
 			($ret, my $wout, $err) = $node->psql($db, _settings(ef_search => $wide) . $wsql);
 			my (undef, $nwide, $wids) = $ret == 0 ? split(/\|/, $wout, -1) : (undef, undef, '');
-			# Churned graphs too, once vacuumed; wide_todo (a reason)
-			# reports without failing, for the one state where it does
-			# not hold yet (061, before its final VACUUM)
-			local $HnswTest::TODO = $o{wide_todo};
+			# Churned graphs too, vacuumed or not
 			is($nwide, 0,
 				"$name: the rows missed are found at ef_search $wide")
 			  or diag("rows missing at ef_search $wide: " . ($nwide // "error: $err") . ": $wids");
